@@ -1,0 +1,252 @@
+package wire
+
+import "encoding/binary"
+
+// Message is one Raft peer message. Which fields travel depends on Type (the
+// layouts table below and doc.go); the rest are zero after decoding.
+//
+// Entries, Meta and Data alias the frame they were decoded from: a receiver
+// that keeps them past the connection callback must copy them.
+type Message struct {
+	Type MsgType
+	From uint64
+	To   uint64
+	Term uint64
+
+	// Index: Append prev log index; AppendResp match index (or, rejected,
+	// the prev index that did not match); Vote/PreVote last log index;
+	// Snapshot and SnapshotResp snapshot index; HeartbeatResp and
+	// ReadIndexResp the index the leader reports.
+	Index uint64
+	// LogTerm: Append prev log term; AppendResp conflict term; Vote/PreVote
+	// last log term; Snapshot snapshot term.
+	LogTerm uint64
+	// Commit: the leader's commit index (Append, Heartbeat).
+	Commit uint64
+	// Hint: AppendResp conflict index, the first index the follower wants
+	// next (fast backtracking, Raft §5.3).
+	Hint uint64
+	// Context: an opaque read-index context echoed by the receiver
+	// (Heartbeat, HeartbeatResp, ReadIndex, ReadIndexResp).
+	Context uint64
+	// Offset: Snapshot byte offset of Data; SnapshotResp bytes stored.
+	Offset uint64
+	// Size: Snapshot total size in bytes.
+	Size uint64
+
+	Reject   bool // responses: the request was refused
+	Transfer bool // Vote/PreVote: campaign started by TimeoutNow (ignores leases)
+	Done     bool // Snapshot: this is the last chunk
+
+	// EntryCount and Entries: Append's records, verified on decode.
+	EntryCount int
+	Entries    []byte
+	// Meta: Snapshot's membership at the snapshot index (encoded by core).
+	Meta []byte
+	// Data: Snapshot chunk bytes.
+	Data []byte
+}
+
+const (
+	flagReject   = 1 << 0
+	flagTransfer = 1 << 1
+	flagDone     = 1 << 2
+	knownFlags   = flagReject | flagTransfer | flagDone
+
+	// raftHeaderSize: from u64, to u64, term u64, flags u8.
+	raftHeaderSize = 25
+)
+
+type field uint8
+
+const (
+	fIndex field = iota
+	fLogTerm
+	fCommit
+	fHint
+	fContext
+	fOffset
+	fSize
+)
+
+// layouts lists, per message type, the u64 fields that follow the common
+// header, in wire order. Append and Snapshot have a variable tail after them.
+var layouts = [maxRaftMsgType + 1][]field{
+	MsgAppend:        {fIndex, fLogTerm, fCommit},
+	MsgAppendResp:    {fIndex, fHint, fLogTerm},
+	MsgVote:          {fIndex, fLogTerm},
+	MsgVoteResp:      {},
+	MsgPreVote:       {fIndex, fLogTerm},
+	MsgPreVoteResp:   {},
+	MsgSnapshot:      {fIndex, fLogTerm, fOffset, fSize},
+	MsgSnapshotResp:  {fIndex, fOffset},
+	MsgTimeoutNow:    {},
+	MsgHeartbeat:     {fCommit, fContext},
+	MsgHeartbeatResp: {fIndex, fContext},
+	MsgReadIndex:     {fContext},
+	MsgReadIndexResp: {fIndex, fContext},
+}
+
+func (m *Message) field(f field) *uint64 {
+	switch f {
+	case fIndex:
+		return &m.Index
+	case fLogTerm:
+		return &m.LogTerm
+	case fCommit:
+		return &m.Commit
+	case fHint:
+		return &m.Hint
+	case fContext:
+		return &m.Context
+	case fOffset:
+		return &m.Offset
+	default:
+		return &m.Size
+	}
+}
+
+// AppendMessage appends m as one complete frame.
+func AppendMessage(dst []byte, m *Message) []byte {
+	dst, start := appendMessageHead(dst, m)
+	switch m.Type {
+	case MsgAppend:
+		dst = append(dst, m.Entries...)
+	case MsgSnapshot:
+		dst = append(dst, m.Data...)
+	}
+	return endFrame(dst, start)
+}
+
+// AppendMessageHead appends everything of m's frame except its bulk tail
+// (Append's Entries, Snapshot's Data), with a length prefix that counts the
+// tail. Writing the result followed by the tail (writev) sends the frame
+// without copying the entries, e.g. straight from the WAL mapping.
+func AppendMessageHead(dst []byte, m *Message) []byte {
+	dst, start := appendMessageHead(dst, m)
+	tail := 0
+	switch m.Type {
+	case MsgAppend:
+		tail = len(m.Entries)
+	case MsgSnapshot:
+		tail = len(m.Data)
+	}
+	binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start-4+tail))
+	return dst
+}
+
+func appendMessageHead(dst []byte, m *Message) ([]byte, int) {
+	if !m.Type.IsRaft() {
+		panic("kraft: BUG: AppendMessage with non-raft type " + m.Type.String())
+	}
+	dst, start := beginFrame(dst, m.Type)
+	dst = binary.LittleEndian.AppendUint64(dst, m.From)
+	dst = binary.LittleEndian.AppendUint64(dst, m.To)
+	dst = binary.LittleEndian.AppendUint64(dst, m.Term)
+	var flags byte
+	if m.Reject {
+		flags |= flagReject
+	}
+	if m.Transfer {
+		flags |= flagTransfer
+	}
+	if m.Done {
+		flags |= flagDone
+	}
+	dst = append(dst, flags)
+	for _, f := range layouts[m.Type] {
+		dst = binary.LittleEndian.AppendUint64(dst, *m.field(f))
+	}
+	switch m.Type {
+	case MsgAppend:
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(m.EntryCount))
+	case MsgSnapshot:
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(m.Meta)))
+		dst = append(dst, m.Meta...)
+	}
+	return dst, start
+}
+
+// DecodeMessage decodes a Raft frame into m without allocating. For Append
+// it verifies every entry record (structure, checksum, consecutive indexes
+// from Index+1) and that EntryCount matches. On error m is left partially
+// filled and must not be used.
+func DecodeMessage(f Frame, m *Message) error {
+	if !f.Type.IsRaft() {
+		return errorf(ErrUnknownType, 4, "raft message type %d", uint8(f.Type))
+	}
+	b := f.Body
+	fields := layouts[f.Type]
+	fixed := raftHeaderSize + 8*len(fields)
+	if len(b) < fixed {
+		return errorf(ErrTruncated, 0, "%v needs %d bytes, have %d", f.Type, fixed, len(b))
+	}
+	*m = Message{
+		Type: f.Type,
+		From: binary.LittleEndian.Uint64(b[0:]),
+		To:   binary.LittleEndian.Uint64(b[8:]),
+		Term: binary.LittleEndian.Uint64(b[16:]),
+	}
+	flags := b[24]
+	if flags&^knownFlags != 0 {
+		return errorf(ErrMalformed, 24, "unknown flag bits %#02x", flags)
+	}
+	m.Reject = flags&flagReject != 0
+	m.Transfer = flags&flagTransfer != 0
+	m.Done = flags&flagDone != 0
+	off := raftHeaderSize
+	for _, fl := range fields {
+		*m.field(fl) = binary.LittleEndian.Uint64(b[off:])
+		off += 8
+	}
+	switch f.Type {
+	case MsgAppend:
+		return decodeAppendTail(b, off, m)
+	case MsgSnapshot:
+		return decodeSnapshotTail(b, off, m)
+	}
+	if off != len(b) {
+		return errorf(ErrMalformed, off, "%d trailing bytes after %v", len(b)-off, f.Type)
+	}
+	return nil
+}
+
+func decodeAppendTail(b []byte, off int, m *Message) error {
+	if len(b)-off < 4 {
+		return errorf(ErrTruncated, off, "Append entry count")
+	}
+	count := binary.LittleEndian.Uint32(b[off:])
+	off += 4
+	m.Entries = b[off:]
+	n, err := VerifyEntries(m.Entries, m.Index+1)
+	if err != nil {
+		we := err.(*Error)
+		we.Offset += off
+		return we
+	}
+	if uint32(n) != count {
+		return errorf(ErrMalformed, off-4, "Append says %d entries, carries %d", count, n)
+	}
+	m.EntryCount = n
+	return nil
+}
+
+func decodeSnapshotTail(b []byte, off int, m *Message) error {
+	if len(b)-off < 4 {
+		return errorf(ErrTruncated, off, "Snapshot meta length")
+	}
+	metaLen := binary.LittleEndian.Uint32(b[off:])
+	off += 4
+	if uint64(metaLen) > uint64(len(b)-off) {
+		return errorf(ErrMalformed, off-4, "Snapshot meta length %d past end (%d left)", metaLen, len(b)-off)
+	}
+	m.Meta = b[off : off+int(metaLen)]
+	m.Data = b[off+int(metaLen):]
+	if m.Offset+uint64(len(m.Data)) > m.Size || m.Offset+uint64(len(m.Data)) < m.Offset {
+		return errorf(ErrMalformed, off, "Snapshot chunk [%d,+%d) beyond size %d", m.Offset, len(m.Data), m.Size)
+	}
+	if m.Done && m.Offset+uint64(len(m.Data)) != m.Size {
+		return errorf(ErrMalformed, off, "last Snapshot chunk ends at %d, size %d", m.Offset+uint64(len(m.Data)), m.Size)
+	}
+	return nil
+}
