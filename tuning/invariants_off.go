@@ -1,0 +1,5 @@
+//go:build !invariants
+
+package tuning
+
+func assertResults([]Result) {}
