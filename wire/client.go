@@ -65,7 +65,16 @@ type ClientRequest struct {
 	// Seq numbers the client's requests; a retry reuses it so the state
 	// machine applies the request once (sessions, Raft §6.3). It is also
 	// the correlation ID of the response on a pipelined connection.
-	Seq         uint64
+	Seq uint64
+	// FirstUnacked is the lowest Seq this client still waits for: every
+	// request below it has been answered, so the server may forget those
+	// responses. FirstUnacked <= Seq.
+	FirstUnacked uint64
+	// NewSession marks the client's first request (and its retries): only
+	// such a request may open a session. A request for an unknown session
+	// without it gets StatusSessionExpired, so a session that expired is
+	// never silently reopened under a retried write.
+	NewSession  bool
 	Op          Op
 	Consistency Consistency // reads only
 	Key         []byte
@@ -73,16 +82,27 @@ type ClientRequest struct {
 	Expect      []byte // cas
 }
 
-// clientRequestFixed: clientID u64, seq u64, op u8, consistency u8,
-// reserved u16, keyLen u32, valueLen u32, expectLen u32.
-const clientRequestFixed = 32
+// clientRequestFixed: clientID u64, seq u64, firstUnacked u64, op u8,
+// consistency u8, flags u16, keyLen u32, valueLen u32, expectLen u32.
+const clientRequestFixed = 40
+
+const (
+	reqFlagNewSession = 1 << 0
+	knownReqFlags     = reqFlagNewSession
+)
 
 // AppendClientRequest appends r as one complete frame.
 func AppendClientRequest(dst []byte, r *ClientRequest) []byte {
 	dst, start := beginFrame(dst, MsgClientRequest)
 	dst = binary.LittleEndian.AppendUint64(dst, r.ClientID)
 	dst = binary.LittleEndian.AppendUint64(dst, r.Seq)
-	dst = append(dst, byte(r.Op), byte(r.Consistency), 0, 0)
+	dst = binary.LittleEndian.AppendUint64(dst, r.FirstUnacked)
+	var flags uint16
+	if r.NewSession {
+		flags |= reqFlagNewSession
+	}
+	dst = append(dst, byte(r.Op), byte(r.Consistency))
+	dst = binary.LittleEndian.AppendUint16(dst, flags)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Key)))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Value)))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(r.Expect)))
@@ -98,29 +118,36 @@ func DecodeClientRequest(body []byte, r *ClientRequest) error {
 	if len(body) < clientRequestFixed {
 		return errorf(ErrTruncated, 0, "ClientRequest needs %d bytes, have %d", clientRequestFixed, len(body))
 	}
-	op, cons := Op(body[16]), Consistency(body[17])
+	op, cons := Op(body[24]), Consistency(body[25])
 	if op == OpInvalid || op > maxOp {
-		return errorf(ErrUnknownType, 16, "client op %d", body[16])
+		return errorf(ErrUnknownType, 24, "client op %d", body[24])
 	}
 	if cons > maxConsistency {
-		return errorf(ErrMalformed, 17, "consistency level %d", body[17])
+		return errorf(ErrMalformed, 25, "consistency level %d", body[25])
 	}
-	if body[18] != 0 || body[19] != 0 {
-		return errorf(ErrMalformed, 18, "reserved bytes are not zero")
+	flags := binary.LittleEndian.Uint16(body[26:])
+	if flags&^knownReqFlags != 0 {
+		return errorf(ErrMalformed, 26, "unknown request flags %#04x", flags)
+	}
+	seq, firstUnacked := binary.LittleEndian.Uint64(body[8:]), binary.LittleEndian.Uint64(body[16:])
+	if firstUnacked > seq {
+		return errorf(ErrMalformed, 16, "first unacked seq %d above seq %d", firstUnacked, seq)
 	}
 	var lens [3]int
-	if err := readLens(body, 20, lens[:]); err != nil {
+	if err := readLens(body, 28, lens[:]); err != nil {
 		return err
 	}
 	off := clientRequestFixed
 	*r = ClientRequest{
-		ClientID:    binary.LittleEndian.Uint64(body[0:]),
-		Seq:         binary.LittleEndian.Uint64(body[8:]),
-		Op:          op,
-		Consistency: cons,
-		Key:         body[off : off+lens[0]],
-		Value:       body[off+lens[0] : off+lens[0]+lens[1]],
-		Expect:      body[off+lens[0]+lens[1] : off+lens[0]+lens[1]+lens[2]],
+		ClientID:     binary.LittleEndian.Uint64(body[0:]),
+		Seq:          seq,
+		FirstUnacked: firstUnacked,
+		NewSession:   flags&reqFlagNewSession != 0,
+		Op:           op,
+		Consistency:  cons,
+		Key:          body[off : off+lens[0]],
+		Value:        body[off+lens[0] : off+lens[0]+lens[1]],
+		Expect:       body[off+lens[0]+lens[1] : off+lens[0]+lens[1]+lens[2]],
 	}
 	return nil
 }
@@ -164,11 +191,15 @@ const (
 	StatusTooManyRequests Status = 6
 	// StatusNoQuorum: the leader cannot reach a quorum.
 	StatusNoQuorum Status = 7
-	maxStatus      Status = 7
+	// StatusSessionExpired: the client's session is unknown (expired or
+	// never opened); outstanding writes have unknown outcomes and the client
+	// must start a new session.
+	StatusSessionExpired Status = 8
+	maxStatus            Status = 8
 )
 
 func (s Status) String() string {
-	names := [...]string{"OK", "NotLeader", "Timeout", "Error", "NotFound", "CompareFailed", "TooManyRequests", "NoQuorum"}
+	names := [...]string{"OK", "NotLeader", "Timeout", "Error", "NotFound", "CompareFailed", "TooManyRequests", "NoQuorum", "SessionExpired"}
 	if s <= maxStatus {
 		return names[s]
 	}

@@ -91,13 +91,14 @@
 // # Client messages
 //
 //	ClientRequest (32)
-//	0          8      16   17     18     20       24         28         32
-//	+----------+------+----+------+------+--------+----------+----------+-----+-------+--------+
-//	| clientID | seq  | op | cons | rsvd | keyLen | valueLen | expectLen| key | value | expect |
-//	+----------+------+----+------+------+--------+----------+----------+-----+-------+--------+
-//	  u64        u64    u8   u8     u16=0  u32      u32        u32
+//	0          8      16             24   25     26      28       32         36          40
+//	+----------+------+--------------+----+------+-------+--------+----------+-----------+-----+-------+--------+
+//	| clientID | seq  | firstUnacked | op | cons | flags | keyLen | valueLen | expectLen | key | value | expect |
+//	+----------+------+--------------+----+------+-------+--------+----------+-----------+-----+-------+--------+
+//	  u64        u64    u64            u8   u8     u16     u32      u32        u32
 //	op: 1 put, 2 get, 3 delete, 4 cas. cons (reads): 0 linearizable,
-//	1 lease, 2 stale. The three lengths must exactly fill the rest.
+//	1 lease, 2 stale. flags: bit 0 new session. firstUnacked <= seq. The
+//	three lengths must exactly fill the rest.
 //
 //	ClientResponse (33)
 //	0      8      9    10      12       20     28         36         40       44
@@ -107,11 +108,14 @@
 //	  u64    u8     u8   u16     u64      u64    u64        u32        u32
 //	status: 0 OK, 1 not leader (redirect to leaderID/leaderAddr), 2 timeout
 //	(outcome unknown), 3 error, 4 not found, 5 compare failed, 6 too many
-//	requests, 7 no quorum.
+//	requests, 7 no quorum, 8 session expired.
 //
 // Seq is the client's sequence number: the state machine applies a request
 // once per (clientID, seq) and answers a retry from its session cache; on a
-// pipelined connection it also pairs responses with requests.
+// pipelined connection it also pairs responses with requests. firstUnacked
+// lets the server drop cached responses the client has seen; the new-session
+// flag is the only way to open a session, so an expired one is reported
+// (status 8) instead of silently re-applying a retried write.
 //
 // # Error frame
 //

@@ -146,10 +146,10 @@ func TestAppendMessageHeadPlusTailEqualsWholeFrame(t *testing.T) {
 
 func TestClientRoundTrip(t *testing.T) {
 	reqs := []ClientRequest{
-		{ClientID: 7, Seq: 1, Op: OpPut, Key: []byte("user:123"), Value: []byte("alice")},
+		{ClientID: 7, Seq: 1, FirstUnacked: 1, NewSession: true, Op: OpPut, Key: []byte("user:123"), Value: []byte("alice")},
 		{ClientID: 7, Seq: 2, Op: OpGet, Consistency: ReadLease, Key: []byte("k")},
 		{ClientID: 7, Seq: 3, Op: OpDelete, Key: []byte("k")},
-		{ClientID: 7, Seq: 4, Op: OpCAS, Key: []byte("k"), Value: []byte("new"), Expect: []byte("old")},
+		{ClientID: 7, Seq: 4, FirstUnacked: 2, Op: OpCAS, Key: []byte("k"), Value: []byte("new"), Expect: []byte("old")},
 		{ClientID: 1<<64 - 1, Seq: 1<<64 - 1, Op: OpGet, Consistency: ReadStale},
 	}
 	for _, want := range reqs {
@@ -162,7 +162,7 @@ func TestClientRoundTrip(t *testing.T) {
 		if err := DecodeClientRequest(f.Body, &got); err != nil {
 			t.Fatal(err)
 		}
-		if got.ClientID != want.ClientID || got.Seq != want.Seq || got.Op != want.Op || got.Consistency != want.Consistency ||
+		if got.ClientID != want.ClientID || got.Seq != want.Seq || got.FirstUnacked != want.FirstUnacked || got.NewSession != want.NewSession || got.Op != want.Op || got.Consistency != want.Consistency ||
 			!bytes.Equal(got.Key, want.Key) || !bytes.Equal(got.Value, want.Value) || !bytes.Equal(got.Expect, want.Expect) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 		}
@@ -437,16 +437,17 @@ func TestMalformedClientMessages(t *testing.T) {
 		b    []byte
 		kind error
 	}{
-		{"short", reqBody()[:31], ErrTruncated},
-		{"op 0", func() []byte { b := reqBody(); b[16] = 0; return b }(), ErrUnknownType},
-		{"op 9", func() []byte { b := reqBody(); b[16] = 9; return b }(), ErrUnknownType},
-		{"consistency 7", func() []byte { b := reqBody(); b[17] = 7; return b }(), ErrMalformed},
-		{"reserved", func() []byte { b := reqBody(); b[19] = 1; return b }(), ErrMalformed},
-		{"key length past end", func() []byte { b := reqBody(); binary.LittleEndian.PutUint32(b[20:], 1000); return b }(), ErrMalformed},
+		{"short", reqBody()[:39], ErrTruncated},
+		{"op 0", func() []byte { b := reqBody(); b[24] = 0; return b }(), ErrUnknownType},
+		{"op 9", func() []byte { b := reqBody(); b[24] = 9; return b }(), ErrUnknownType},
+		{"consistency 7", func() []byte { b := reqBody(); b[25] = 7; return b }(), ErrMalformed},
+		{"unknown flag", func() []byte { b := reqBody(); b[27] = 1; return b }(), ErrMalformed},
+		{"first unacked above seq", func() []byte { b := reqBody(); b[16] = 3; return b }(), ErrMalformed},
+		{"key length past end", func() []byte { b := reqBody(); binary.LittleEndian.PutUint32(b[28:], 1000); return b }(), ErrMalformed},
 		{"lengths that wrap", func() []byte {
 			b := reqBody()
-			binary.LittleEndian.PutUint32(b[20:], 0xffffffff)
-			binary.LittleEndian.PutUint32(b[24:], 4)
+			binary.LittleEndian.PutUint32(b[28:], 0xffffffff)
+			binary.LittleEndian.PutUint32(b[32:], 4)
 			return b
 		}(), ErrMalformed},
 		{"trailing byte", append(reqBody(), 0), ErrMalformed},
@@ -521,7 +522,7 @@ func TestMalformedEntries(t *testing.T) {
 
 func TestStringers(t *testing.T) {
 	if MsgAppend.String() != "Append" || MsgType(200).String() != "MsgType(200)" || EntryNoop.String() != "Noop" ||
-		OpCAS.String() != "cas" || ReadLease.String() != "lease" || StatusNoQuorum.String() != "NoQuorum" ||
+		OpCAS.String() != "cas" || ReadLease.String() != "lease" || StatusNoQuorum.String() != "NoQuorum" || StatusSessionExpired.String() != "SessionExpired" ||
 		Status(99).String() != "Status(99)" || RoleClient.String() != "client" {
 		t.Fatal("stringer output changed")
 	}

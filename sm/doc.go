@@ -1,0 +1,23 @@
+// Package sm holds the state-machine contract a Kraft node replicates
+// (StateMachine, Snapshot) and KV, the reference key-value store that kraftd
+// serves.
+//
+// Ownership: a node calls Apply, Snapshot and Restore from its single apply
+// goroutine. A Snapshot's WriteTo runs on another goroutine, concurrently
+// with Apply. KV.Get is safe from any goroutine (reads after ReadIndex).
+//
+// KV commands are client requests as they arrived on the wire, prefixed by
+// the leader's clock (see AppendCommand): no re-encoding on the leader, and a
+// deterministic clock for session expiry on every replica.
+//
+// Sessions give exactly-once writes (Raft thesis §6.3): a write is applied
+// once per (client ID, seq); a retry gets the cached response. Responses
+// below the client's FirstUnacked are forgotten, and only a request flagged
+// NewSession may open a session, so a write retried after its session
+// expired is refused (StatusSessionExpired) rather than applied twice. The
+// one window left is a retry of a session's very first request after that
+// session expired: clients must not retry a request older than half the
+// session timeout.
+//
+// The snapshot stream format is documented in kv_snapshot.go.
+package sm

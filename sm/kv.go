@@ -1,0 +1,296 @@
+package sm
+
+import (
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+// KVConfig bounds the reference key-value store's memory for sessions. The
+// limits are part of the replicated behaviour: every replica must run with
+// the same values (kraftd takes them from cluster-wide configuration).
+type KVConfig struct {
+	// SessionTimeout expires a client session idle for this long, measured
+	// on the leader's clock stamps carried in the log (deterministic).
+	SessionTimeout time.Duration
+	// MaxSessions caps live sessions; beyond it the least recently used
+	// session is expired.
+	MaxSessions int
+	// MaxCachedResponsesPerSession caps the responses a session remembers
+	// for retries; a client pipelining deeper than this loses the ability to
+	// retry its oldest requests (they get an error, never a re-apply).
+	MaxCachedResponsesPerSession int
+}
+
+// DefaultKVConfig matches the reference implementation's session defaults.
+func DefaultKVConfig() KVConfig {
+	return KVConfig{SessionTimeout: 60 * time.Second, MaxSessions: 100_000, MaxCachedResponsesPerSession: 1024}
+}
+
+// Validate checks the configuration.
+func (c KVConfig) Validate() error {
+	switch {
+	case c.SessionTimeout <= 0:
+		return fmt.Errorf("kraft/sm: SessionTimeout must be positive, got %v", c.SessionTimeout)
+	case c.MaxSessions <= 0:
+		return fmt.Errorf("kraft/sm: MaxSessions must be positive, got %d", c.MaxSessions)
+	case c.MaxCachedResponsesPerSession <= 0:
+		return fmt.Errorf("kraft/sm: MaxCachedResponsesPerSession must be positive, got %d", c.MaxCachedResponsesPerSession)
+	}
+	return nil
+}
+
+// response is a cached answer to one write, replayed on a retry.
+type response struct {
+	status wire.Status
+	value  []byte
+}
+
+// session remembers what one client's writes returned.
+type session struct {
+	lastActiveNano int64
+	// forgottenBelow: every seq below it was answered and acknowledged by
+	// the client (or evicted from the cache); a request below it is stale.
+	forgottenBelow uint64
+	responses      map[uint64]response
+}
+
+// KV is the reference state machine kraftd serves: put, get, delete and
+// compare-and-swap on byte keys, with client sessions for exactly-once
+// writes. Apply runs on one goroutine; Get may be called from any goroutine.
+//
+// Values stored are never modified in place (a put replaces the slice), so a
+// snapshot can share them with the live map: Snapshot copies only the map
+// headers and sessions, and streaming happens off the Apply goroutine.
+type KV struct {
+	cfg KVConfig
+
+	mu       sync.RWMutex // guards data against concurrent Get; Apply holds it per batch
+	data     map[string][]byte
+	applied  uint64 // index of the last applied command
+	sessions map[uint64]*session
+	// nowNano is the newest leader stamp applied: the store's clock.
+	nowNano       int64
+	nextSweepNano int64
+	req           wire.ClientRequest // decode scratch, Apply goroutine only
+}
+
+// NewKV returns an empty store.
+func NewKV(cfg KVConfig) (*KV, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &KV{cfg: cfg, data: make(map[string][]byte), sessions: make(map[uint64]*session)}, nil
+}
+
+// Get returns the value of key as of the last applied command. The returned
+// slice must not be modified.
+func (kv *KV) Get(key []byte) ([]byte, bool) {
+	kv.mu.RLock()
+	v, ok := kv.data[string(key)]
+	kv.mu.RUnlock()
+	return v, ok
+}
+
+// Applied returns the index of the last applied command.
+func (kv *KV) Applied() uint64 {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return kv.applied
+}
+
+// Len returns the number of keys.
+func (kv *KV) Len() int {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return len(kv.data)
+}
+
+// Sessions returns the number of live client sessions.
+func (kv *KV) Sessions() int {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return len(kv.sessions)
+}
+
+// Apply applies a batch of commands. results[i].Value is the wire.Status of
+// cmds[i] and results[i].Data the value it returns (get, or the current value
+// on a failed cas). An undecodable command is answered with StatusError; it
+// changes nothing, the same way on every replica.
+func (kv *KV) Apply(cmds []Command, results []Result) {
+	if len(results) != len(cmds) {
+		panic("kraft: BUG: KV.Apply with len(results) != len(cmds)")
+	}
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	for i := range cmds {
+		c := &cmds[i]
+		if c.Index <= kv.applied {
+			panic(fmt.Sprintf("kraft: BUG: KV.Apply index %d after %d", c.Index, kv.applied))
+		}
+		kv.applied = c.Index
+		status, value := kv.applyOne(c.Data)
+		results[i] = Result{Value: uint64(status), Data: value}
+	}
+}
+
+func (kv *KV) applyOne(data []byte) (wire.Status, []byte) {
+	stamp, err := decodeCommand(data, &kv.req)
+	if err != nil {
+		return wire.StatusError, []byte(err.Error())
+	}
+	if stamp > kv.nowNano {
+		kv.nowNano = stamp
+	}
+	kv.maybeExpireSessions()
+	r := &kv.req
+	if r.Op == wire.OpGet {
+		v, ok := kv.data[string(r.Key)]
+		if !ok {
+			return wire.StatusNotFound, nil
+		}
+		return wire.StatusOK, v
+	}
+	s, status, value := kv.sessionFor(r)
+	if s == nil {
+		return status, value
+	}
+	if cached, ok := s.responses[r.Seq]; ok {
+		s.lastActiveNano = kv.nowNano
+		return cached.status, cached.value
+	}
+	status, value = kv.write(r)
+	kv.remember(s, r.Seq, response{status: status, value: value})
+	return status, value
+}
+
+// sessionFor returns the session a write runs in, or nil with the status
+// that answers the request instead.
+func (kv *KV) sessionFor(r *wire.ClientRequest) (*session, wire.Status, []byte) {
+	s := kv.sessions[r.ClientID]
+	if s == nil {
+		if !r.NewSession {
+			return nil, wire.StatusSessionExpired, []byte(fmt.Sprintf("session of client %d expired or unknown; start a new session", r.ClientID))
+		}
+		if len(kv.sessions) >= kv.cfg.MaxSessions {
+			kv.evictLeastRecentSession()
+		}
+		s = &session{responses: make(map[uint64]response)}
+		kv.sessions[r.ClientID] = s
+	}
+	s.lastActiveNano = kv.nowNano
+	// Responses the client has acknowledged are forgotten.
+	if r.FirstUnacked > s.forgottenBelow {
+		for seq := range s.responses {
+			if seq < r.FirstUnacked {
+				delete(s.responses, seq)
+			}
+		}
+		s.forgottenBelow = r.FirstUnacked
+	}
+	if r.Seq < s.forgottenBelow {
+		if _, ok := s.responses[r.Seq]; !ok {
+			return nil, wire.StatusError, []byte(fmt.Sprintf("request %d of client %d was already answered and its response forgotten", r.Seq, r.ClientID))
+		}
+	}
+	return s, 0, nil
+}
+
+// remember caches a response, evicting the oldest beyond the per-session cap.
+func (kv *KV) remember(s *session, seq uint64, resp response) {
+	if len(s.responses) >= kv.cfg.MaxCachedResponsesPerSession {
+		oldest := uint64(1<<64 - 1)
+		for q := range s.responses {
+			oldest = min(oldest, q)
+		}
+		delete(s.responses, oldest)
+		s.forgottenBelow = max(s.forgottenBelow, oldest+1)
+	}
+	s.responses[seq] = resp
+}
+
+func (kv *KV) write(r *wire.ClientRequest) (wire.Status, []byte) {
+	switch r.Op {
+	case wire.OpPut:
+		kv.data[string(r.Key)] = bytes.Clone(r.Value)
+		return wire.StatusOK, nil
+	case wire.OpDelete:
+		if _, ok := kv.data[string(r.Key)]; !ok {
+			return wire.StatusNotFound, nil
+		}
+		delete(kv.data, string(r.Key))
+		return wire.StatusOK, nil
+	case wire.OpCAS:
+		cur, ok := kv.data[string(r.Key)]
+		if !ok {
+			return wire.StatusNotFound, nil
+		}
+		if !bytes.Equal(cur, r.Expect) {
+			return wire.StatusCompareFailed, cur
+		}
+		kv.data[string(r.Key)] = bytes.Clone(r.Value)
+		return wire.StatusOK, nil
+	}
+	panic("kraft: BUG: KV.write with op " + r.Op.String()) // decode admits no other op
+}
+
+// maybeExpireSessions sweeps idle sessions at most twice per timeout, so
+// Apply pays O(sessions) rarely. Only log stamps drive it.
+func (kv *KV) maybeExpireSessions() {
+	if kv.nowNano < kv.nextSweepNano {
+		return
+	}
+	timeout := kv.cfg.SessionTimeout.Nanoseconds()
+	kv.nextSweepNano = kv.nowNano + timeout/2
+	for id, s := range kv.sessions {
+		if kv.nowNano-s.lastActiveNano > timeout {
+			delete(kv.sessions, id)
+		}
+	}
+}
+
+// evictLeastRecentSession removes the session idle longest, ties broken by
+// client ID so that every replica evicts the same one.
+func (kv *KV) evictLeastRecentSession() {
+	var victim uint64
+	var victimActive int64
+	first := true
+	for id, s := range kv.sessions {
+		if first || s.lastActiveNano < victimActive || (s.lastActiveNano == victimActive && id < victim) {
+			victim, victimActive, first = id, s.lastActiveNano, false
+		}
+	}
+	delete(kv.sessions, victim)
+}
+
+// Snapshot captures the store as of the last applied command. It copies the
+// map (not the values, which are immutable) and the sessions, which costs
+// O(keys) on the Apply goroutine; the encoding runs later, in WriteTo.
+func (kv *KV) Snapshot() (Snapshot, error) {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	sessions := make(map[uint64]snapSession, len(kv.sessions))
+	for id, s := range kv.sessions {
+		sessions[id] = snapSession{lastActiveNano: s.lastActiveNano, forgottenBelow: s.forgottenBelow, responses: maps.Clone(s.responses)}
+	}
+	return &kvSnapshot{
+		applied:       kv.applied,
+		nowNano:       kv.nowNano,
+		nextSweepNano: kv.nextSweepNano,
+		data:          maps.Clone(kv.data),
+		sessions:      sessions,
+	}, nil
+}
+
+// sortedKeys returns m's keys in order, so snapshots of equal states are
+// byte-identical on every replica.
+func sortedKeys[K ~string | ~uint64, V any](m map[K]V) []K {
+	keys := slices.Collect(maps.Keys(m))
+	slices.Sort(keys)
+	return keys
+}
