@@ -26,7 +26,14 @@ func (h Host) Apply(opts Options, dryRun bool) ([]Change, error) {
 	}
 	if dryRun {
 		var out []Change
+		var nofilePlanned *fix
 		for _, r := range rep.Warnings() {
+			if r.fix != nil && r.fix.nofile != nil {
+				if r.fix == nofilePlanned {
+					continue // soft and hard share one change
+				}
+				nofilePlanned = r.fix
+			}
 			out = append(out, planned(r))
 		}
 		return out, nil

@@ -78,11 +78,18 @@ func (h Host) checkDisks(roles []role) []Result {
 	var order []string
 	users := map[string][]string{}
 	var out []Result
+	unresolved := map[string]int{} // resolved dir → index in out
 	for _, ro := range roles {
 		if ro.name == "snapshots" {
 			continue
 		}
 		if ro.err != nil {
+			if i, ok := unresolved[ro.resolved]; ok {
+				// The WAL in the data dir: one row for both.
+				out[i].Target = strings.Replace(out[i].Target, " ", ","+ro.name+" ", 1)
+				continue
+			}
+			unresolved[ro.resolved] = len(out)
 			out = append(out, Result{
 				Check: "disk", Target: ro.name + " " + ro.dir, Current: "-", Recommended: "-",
 				Status: StatusCannotRead, Reason: trimPrefix(ro.err),
