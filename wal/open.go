@@ -1,0 +1,299 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// segment is one segment file and what is known about its records.
+type segment struct {
+	first   uint64 // index of its first record (from its name)
+	path    string
+	f       File
+	m       []byte   // read-only mapping of the whole file
+	offsets []uint32 // start of each record; record k has index first+k
+	end     int64    // end of the last record: where the next one goes
+	dirty   bool     // written since the writer last captured it for sync
+}
+
+func (s *segment) count() uint64 { return uint64(len(s.offsets)) }
+
+// last is the index of the last record (first-1 when empty).
+func (s *segment) last() uint64 { return s.first + s.count() - 1 }
+
+// recordEnd is the end offset of record k.
+func (s *segment) recordEnd(k int) int64 {
+	if k+1 < len(s.offsets) {
+		return int64(s.offsets[k+1])
+	}
+	return s.end
+}
+
+func (s *segment) termAt(k int) uint64 {
+	o := s.offsets[k]
+	return leUint64(s.m[o+16:])
+}
+
+func leUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
+
+func (s *segment) close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f, s.m = nil, nil
+	return err
+}
+
+// Problem is one finding of Verify.
+type Problem struct {
+	File   string
+	Offset int64
+	Detail string
+	// Torn: a torn write at the tail of the newest segment, which Open
+	// cuts off; not corruption.
+	Torn bool
+}
+
+// dirScan is what reading a data directory found.
+type dirScan struct {
+	segs        []*segment
+	problems    []Problem // corruption only
+	torn        *Problem
+	tornEnd     int64 // end of the junk the torn tail left
+	stateExists bool
+	stateSeq    uint64
+	hs          HardState
+	start       logStart
+	stateErr    error // reading the state file failed (not corruption)
+	tmpFiles    []string
+}
+
+func (d *dirScan) addProblem(file string, off int64, detail string) {
+	d.problems = append(d.problems, Problem{File: file, Offset: off, Detail: detail})
+}
+
+func (d *dirScan) closeAll() {
+	for _, s := range d.segs {
+		_ = s.close()
+	}
+}
+
+// scanDir opens, maps and verifies every segment in dir. It modifies
+// nothing. With rw the segment files are opened for writing.
+func scanDir(fsys FS, dir string, rw bool) (*dirScan, error) {
+	names, err := fsys.List(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, errorf("list %s: %w", dir, err)
+	}
+	d := &dirScan{}
+	statePath := path.Join(dir, stateFileName)
+	var serr error
+	d.stateSeq, d.hs, d.start, d.stateExists, serr = readStateFile(fsys, statePath)
+	var ce *CorruptionError
+	if errors.As(serr, &ce) {
+		d.addProblem(ce.File, ce.Offset, ce.Detail)
+	} else if serr != nil {
+		return nil, serr
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "prep-") && strings.HasSuffix(n, ".tmp") {
+			d.tmpFiles = append(d.tmpFiles, path.Join(dir, n))
+			continue
+		}
+		first, ok := parseSegmentName(n)
+		if !ok {
+			continue
+		}
+		if first == 0 {
+			d.addProblem(path.Join(dir, n), 0, "segment named for index 0")
+			continue
+		}
+		d.segs = append(d.segs, &segment{first: first, path: path.Join(dir, n)})
+	}
+	var prevTerm uint64
+	for i, s := range d.segs {
+		if err := d.scanOne(fsys, s, i, prevTerm, rw); err != nil {
+			d.closeAll()
+			return nil, err
+		}
+		if s.count() > 0 {
+			prevTerm = s.termAt(len(s.offsets) - 1)
+		}
+	}
+	return d, nil
+}
+
+func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) error {
+	var err error
+	if rw {
+		s.f, err = fsys.OpenRW(s.path)
+	} else {
+		s.f, err = fsys.OpenRO(s.path)
+	}
+	if err != nil {
+		return errorf("open segment: %w", err)
+	}
+	size, err := s.f.Size()
+	if err != nil {
+		return errorf("stat segment: %w", err)
+	}
+	if size < MinSegmentSizeBytes || size > MaxSegmentSizeBytes {
+		d.addProblem(s.path, size, fmt.Sprintf("segment size %d bytes outside [%d, %d]", size, MinSegmentSizeBytes, MaxSegmentSizeBytes))
+		return nil
+	}
+	if s.m, err = s.f.Map(); err != nil {
+		return errorf("map segment: %w", err)
+	}
+	newest := i == len(d.segs)-1
+	if i > 0 {
+		prev := d.segs[i-1]
+		switch {
+		case prev.m == nil:
+			// Already reported.
+		case prev.count() == 0:
+			d.addProblem(prev.path, 0, "empty segment before the newest")
+		case s.first != prev.last()+1:
+			d.addProblem(s.path, 0, fmt.Sprintf("segment starts at index %d but the previous one ends at %d", s.first, prev.last()))
+		}
+	}
+	sc := scanSegment(s.m, s.first, prevTerm, newest)
+	s.offsets, s.end = sc.offsets, sc.end
+	if sc.bad {
+		d.addProblem(s.path, sc.badOffset, sc.badDetail)
+	}
+	if sc.junkEnd > sc.end {
+		d.torn = &Problem{File: s.path, Offset: sc.end, Torn: true,
+			Detail: fmt.Sprintf("torn write: %d bytes after the last valid record", sc.junkEnd-sc.end)}
+		d.tornEnd = sc.junkEnd
+	}
+	return nil
+}
+
+// logRange is the first and last index the segments hold (0, 0 if none).
+func (d *dirScan) logRange() (first, last uint64) {
+	for _, s := range d.segs {
+		if s.count() == 0 {
+			continue
+		}
+		if first == 0 {
+			first = s.first
+		}
+		last = s.last()
+	}
+	return first, last
+}
+
+// termOf returns the term of index i if a segment holds it.
+func (d *dirScan) termOf(i uint64) (uint64, bool) {
+	for _, s := range d.segs {
+		if s.count() > 0 && i >= s.first && i <= s.last() {
+			return s.termAt(int(i - s.first)), true
+		}
+	}
+	return 0, false
+}
+
+// checkStart validates the log against the compaction point and reports
+// whether the whole log is obsolete (it ends before the point, or a
+// snapshot install that replaced it was interrupted).
+func (d *dirScan) checkStart(dir string) (discard bool) {
+	first, last := d.logRange()
+	if first == 0 {
+		return false
+	}
+	if !d.stateExists {
+		d.addProblem(path.Join(dir, stateFileName), 0, "hard state file missing while segments exist")
+		return false
+	}
+	if last < d.start.index {
+		return true
+	}
+	if first > d.start.index+1 {
+		d.addProblem(d.segs[0].path, 0, fmt.Sprintf("log starts at index %d but entries after the compaction point %d are missing", first, d.start.index))
+		return false
+	}
+	if d.start.index >= first {
+		if t, _ := d.termOf(d.start.index); t != d.start.term {
+			return true
+		}
+	}
+	return false
+}
+
+// Report is the result of Verify: what a data directory holds and every
+// problem found. kraft-ctl verify-data prints it.
+type Report struct {
+	Dir        string
+	Segments   []SegmentReport
+	FirstIndex uint64 // first live index (after the compaction point); 0: empty
+	LastIndex  uint64
+	Entries    uint64 // live entries
+	Bytes      int64  // record bytes in all segments
+	HardState  HardState
+	// CompactedThrough is the compaction point (the snapshot index).
+	CompactedThrough uint64
+	Problems         []Problem
+}
+
+// SegmentReport describes one segment file.
+type SegmentReport struct {
+	File       string
+	SizeBytes  int64 // file size (preallocated)
+	FirstIndex uint64
+	LastIndex  uint64 // 0 with Entries 0
+	Entries    uint64
+	Bytes      int64 // record bytes
+}
+
+// OK reports whether Open would accept the directory (torn tails are fine).
+func (r *Report) OK() bool {
+	for _, p := range r.Problems {
+		if !p.Torn {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify reads every segment and the hard state of the data directory dir
+// without modifying anything and reports what it found. The error is only
+// for failures to read (permissions, I/O); damage is in Report.Problems.
+// It must not run while a WAL has dir open for writing.
+func Verify(dir string) (*Report, error) { return VerifyFS(OSFS{}, dir) }
+
+// VerifyFS is Verify on any FS.
+func VerifyFS(fsys FS, dir string) (*Report, error) {
+	d, err := scanDir(fsys, dir, false)
+	if err != nil {
+		return nil, err
+	}
+	defer d.closeAll()
+	d.checkStart(dir)
+	r := &Report{Dir: dir, HardState: d.hs, CompactedThrough: d.start.index}
+	for _, s := range d.segs {
+		sr := SegmentReport{File: s.path, FirstIndex: s.first, Entries: s.count(), Bytes: s.end, SizeBytes: int64(len(s.m))}
+		if s.count() > 0 {
+			sr.LastIndex = s.last()
+		}
+		r.Segments = append(r.Segments, sr)
+		r.Bytes += s.end
+	}
+	first, last := d.logRange()
+	if last > d.start.index {
+		r.FirstIndex, r.LastIndex = max(first, d.start.index+1), last
+		r.Entries = r.LastIndex - r.FirstIndex + 1
+	}
+	r.Problems = append(r.Problems, d.problems...)
+	if d.torn != nil {
+		r.Problems = append(r.Problems, *d.torn)
+	}
+	return r, nil
+}

@@ -1,0 +1,199 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"strings"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+const (
+	segmentSuffix = ".seg"
+	// sectorBytes is the unit a torn write is assumed to tear at: a device
+	// writes a 512-byte sector entirely or not at all.
+	sectorBytes = 512
+)
+
+// segmentName is the file name of the segment whose first record has index
+// first: 20 decimal digits so that names sort like indexes.
+func segmentName(first uint64) string {
+	return fmt.Sprintf("%020d%s", first, segmentSuffix)
+}
+
+func parseSegmentName(name string) (uint64, bool) {
+	digits, ok := strings.CutSuffix(name, segmentSuffix)
+	if !ok || len(digits) != 20 {
+		return 0, false
+	}
+	first, err := strconv.ParseUint(digits, 10, 64)
+	return first, err == nil
+}
+
+// segScan is what reading one segment found.
+type segScan struct {
+	offsets   []uint32 // start of each valid record
+	lastIndex uint64   // index of the last valid record (0: none)
+	lastTerm  uint64
+	end       int64 // end of the last valid record
+	// junkEnd > end: bytes [end, junkEnd) are a torn write to cut off.
+	junkEnd int64
+	// bad: the segment is corrupt at badOffset (a crash cannot explain it).
+	bad       bool
+	badOffset int64
+	badDetail string
+}
+
+// scanSegment verifies every record of one segment mapping. expectFirst is
+// the index the first record must carry (from the file name); prevTerm the
+// term of the record before it. newest says whether this is the last
+// segment, the only place where a torn write may legitimately be found.
+func scanSegment(m []byte, expectFirst, prevTerm uint64, newest bool) segScan {
+	var s segScan
+	next, term := expectFirst, prevTerm
+	off := 0
+	for off < len(m) {
+		if len(m)-off < 4 || binary.LittleEndian.Uint32(m[off:]) == 0 {
+			break // end of data, unless non-zero bytes follow (checked below)
+		}
+		e, n, err := wire.DecodeEntry(m[off:])
+		if err != nil {
+			s.end = int64(off)
+			s.classifyBad(m, off, newest, err.Error())
+			return s
+		}
+		if e.Index != next {
+			s.end = int64(off)
+			s.setBad(off, fmt.Sprintf("record has index %d, expected %d", e.Index, next))
+			return s
+		}
+		if e.Term < term {
+			s.end = int64(off)
+			s.setBad(off, fmt.Sprintf("record %d has term %d after term %d", e.Index, e.Term, term))
+			return s
+		}
+		s.offsets = append(s.offsets, uint32(off))
+		s.lastIndex, s.lastTerm = e.Index, e.Term
+		next, term = e.Index+1, e.Term
+		off += n
+	}
+	s.end = int64(off)
+	nz := firstNonZero(m[off:])
+	if nz < 0 {
+		return s
+	}
+	if !newest {
+		s.setBad(off+nz, fmt.Sprintf("non-zero bytes after the end of data at offset %d", off))
+		return s
+	}
+	s.classifyBad(m, off, true, "non-zero bytes after the end of data")
+	return s
+}
+
+func (s *segScan) setBad(off int, detail string) {
+	s.bad, s.badOffset, s.badDetail = true, int64(off), detail
+}
+
+// classifyBad decides whether the unreadable bytes at off are a torn write
+// (cut off) or corruption (refuse). A torn write in a preallocated, zeroed
+// segment leaves whole sectors (or the rest of a sector) at zero inside the
+// record it tore; a flipped bit does not, with two exceptions that are
+// tested explicitly: a record whose checksum verifies after changing one
+// header bit or whose stored checksum is one bit off.
+func (s *segScan) classifyBad(m []byte, off int, newest bool, detail string) {
+	if !newest {
+		s.setBad(off, detail)
+		return
+	}
+	if oneBitFromValid(m[off:]) {
+		s.setBad(off, detail+" (one bit from a valid record)")
+		return
+	}
+	if !hasZeroPiece(m, off) {
+		s.setBad(off, detail)
+		return
+	}
+	last := len(m) - 1
+	for last >= off && m[last] == 0 {
+		last--
+	}
+	s.junkEnd = int64(last + 1)
+	if s.junkEnd <= int64(off) {
+		panic("kraft: BUG: torn tail with no junk")
+	}
+}
+
+// hasZeroPiece reports whether the record claimed at off overlaps a sector
+// in which its bytes are all zero: the mark of a sector the device never
+// wrote. The record's extent is its length field when that is plausible,
+// else its header.
+func hasZeroPiece(m []byte, off int) bool {
+	end := off + wire.EntryHeaderSize
+	if len(m)-off >= 4 {
+		if size := int(binary.LittleEndian.Uint32(m[off:])); size >= wire.EntryOverhead && size <= len(m)-off {
+			end = off + size
+		}
+	}
+	end = min(end, len(m))
+	for p := off; p < end; {
+		q := min((p/sectorBytes+1)*sectorBytes, end)
+		if firstNonZero(m[p:q]) < 0 {
+			return true
+		}
+		p = q
+	}
+	return false
+}
+
+// oneBitFromValid reports whether b starts with a record that one flipped
+// bit in its header or checksum would make valid. A torn write cannot
+// produce that (it would need a 64-bit hash collision); a flipped bit does.
+func oneBitFromValid(b []byte) bool {
+	if len(b) < wire.EntryOverhead {
+		return false
+	}
+	var hdr [wire.EntryHeaderSize]byte
+	copy(hdr[:], b)
+	if h, err := wire.ParseEntryHeader(b); err == nil {
+		sumAt := h.Size - wire.EntryTrailerSize
+		if bits.OnesCount64(xxhash.Sum64(b[:sumAt])^binary.LittleEndian.Uint64(b[sumAt:])) == 1 {
+			return true
+		}
+	}
+	for bit := 0; bit < 8*wire.EntryHeaderSize; bit++ {
+		hdr[bit/8] ^= 1 << (bit % 8)
+		size := int(binary.LittleEndian.Uint32(hdr[:]))
+		if size >= wire.EntryOverhead && size <= len(b) {
+			var d xxhash.Digest
+			d.Reset()
+			_, _ = d.Write(hdr[:])
+			_, _ = d.Write(b[wire.EntryHeaderSize : size-wire.EntryTrailerSize])
+			if d.Sum64() == binary.LittleEndian.Uint64(b[size-wire.EntryTrailerSize:]) {
+				return true
+			}
+		}
+		hdr[bit/8] ^= 1 << (bit % 8)
+	}
+	return false
+}
+
+// firstNonZero returns the offset of the first non-zero byte of b, or -1.
+func firstNonZero(b []byte) int {
+	for base := 0; base < len(b); base += zeroChunkBytes {
+		chunk := b[base:min(base+zeroChunkBytes, len(b))]
+		if bytes.Equal(chunk, zeroChunk[:len(chunk)]) {
+			continue
+		}
+		for i, c := range chunk {
+			if c != 0 {
+				return base + i
+			}
+		}
+	}
+	return -1
+}

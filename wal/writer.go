@@ -1,0 +1,211 @@
+package wal
+
+import (
+	"fmt"
+	"path"
+	"time"
+)
+
+// syncLoop is the writer goroutine: it makes appended bytes durable. Each
+// round captures, under mu, the segments written since the last round and
+// the last index they hold, syncs them without the lock (appends continue
+// meanwhile and go into the next round: group commit), then publishes
+// "synced up to that index".
+func (w *WAL) syncLoop() {
+	defer w.wg.Done()
+	var tick <-chan time.Time
+	if w.opts.Fsync == FsyncBatch {
+		t := time.NewTicker(w.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	buf := make([]*segment, 0, 4)
+	for {
+		select {
+		case <-w.stop:
+			w.syncRound(buf[:0])
+			return
+		case <-w.writerKick:
+		case <-tick:
+		}
+		buf = w.syncRound(buf[:0])
+	}
+}
+
+// syncRound runs one capture-sync-publish round; buf is reused storage.
+func (w *WAL) syncRound(buf []*segment) []*segment {
+	w.mu.Lock()
+	w.closeRetiredLocked()
+	if w.fatal != nil {
+		w.forceSync = false
+		w.durableCnd.Broadcast()
+		w.mu.Unlock()
+		return buf
+	}
+	if len(w.unsynced) == 0 && !w.dirDirty {
+		// Every write was captured by a round that completed.
+		w.forceSync = false
+		w.advanceSynced(w.lastIndex)
+		w.mu.Unlock()
+		return buf
+	}
+	target := w.lastIndex
+	for _, s := range w.unsynced {
+		s.dirty = false
+		buf = append(buf, s)
+	}
+	clear(w.unsynced)
+	w.unsynced = w.unsynced[:0]
+	dirDirty := w.dirDirty
+	w.dirDirty = false
+	w.forceSync = false
+	w.truncFloor = ^uint64(0)
+	w.mu.Unlock()
+
+	var err error
+	if dirDirty {
+		if serr := w.fsys.SyncDir(w.dir); serr != nil {
+			err = &FatalError{Op: "directory fsync", Err: serr}
+		}
+	}
+	for _, s := range buf {
+		if err != nil {
+			break
+		}
+		if serr := s.f.Sync(); serr != nil {
+			err = &FatalError{Op: "fdatasync", Err: serr}
+		}
+	}
+	clear(buf)
+
+	w.mu.Lock()
+	if err != nil {
+		w.setFatal(err)
+	} else {
+		w.advanceSynced(min(target, w.truncFloor))
+	}
+	w.mu.Unlock()
+	return buf
+}
+
+// advanceSynced records that everything up to i is synced. Holds mu.
+func (w *WAL) advanceSynced(i uint64) {
+	if i > w.synced {
+		w.synced = i
+	}
+	if w.opts.Fsync == FsyncAlways {
+		w.publishDurable(w.synced)
+	}
+	w.durableCnd.Broadcast()
+}
+
+// closeRetiredLocked closes segments retired before the latest
+// TruncateSuffix/CompactPrefix call. Only the writer goroutine (between
+// rounds, so no sync is using them) and Close call it. Holds mu.
+func (w *WAL) closeRetiredLocked() {
+	keep := w.retired[:0]
+	for _, r := range w.retired {
+		if r.epoch < w.epoch {
+			_ = r.seg.close()
+			continue
+		}
+		keep = append(keep, r)
+	}
+	clear(w.retired[len(keep):])
+	w.retired = keep
+}
+
+// preparedSegment is a preallocated, synced, mapped file waiting to become
+// a segment.
+type preparedSegment struct {
+	path string
+	f    File
+	m    []byte
+}
+
+// prepareLoop is the preparer goroutine: it keeps one preallocated segment
+// ready so that Append rarely waits for a new file. A failure (a full disk)
+// is kept for the next Append that needs a segment, which returns it;
+// preparation is retried when asked again.
+func (w *WAL) prepareLoop() {
+	defer w.wg.Done()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.prepKick:
+		}
+		w.prepMu.Lock()
+		need := w.prepared == nil && w.prepErr == nil
+		seq := w.prepSeq
+		w.prepSeq++
+		w.prepMu.Unlock()
+		if !need {
+			continue
+		}
+		p, err := w.prepareSegment(seq)
+		w.prepMu.Lock()
+		w.prepared, w.prepErr = p, err
+		w.prepCnd.Broadcast()
+		w.prepMu.Unlock()
+	}
+}
+
+func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
+	name := path.Join(w.dir, fmt.Sprintf("prep-%d.tmp", seq))
+	f, err := w.fsys.Create(name)
+	if err != nil {
+		return nil, errorf("preparing segment: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = w.fsys.Remove(name)
+			err = errorf("preparing segment %s: %w", name, err)
+		}
+	}()
+	if err := f.Preallocate(w.opts.SegmentSizeBytes, !w.opts.FallocateOnly); err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
+	}
+	m, err := f.Map()
+	if err != nil {
+		return nil, err
+	}
+	return &preparedSegment{path: name, f: f, m: m}, nil
+}
+
+// reservePrepared makes w.reserved hold at least need prepared segments,
+// waiting for the preparer. Holds mu (the preparer never takes it).
+func (w *WAL) reservePrepared(need int) error {
+	for len(w.reserved) < need {
+		w.prepMu.Lock()
+		for w.prepared == nil && w.prepErr == nil {
+			kick(w.prepKick)
+			w.prepCnd.Wait()
+		}
+		p, err := w.prepared, w.prepErr
+		w.prepared, w.prepErr = nil, nil
+		w.prepMu.Unlock()
+		kick(w.prepKick) // prepare the next one (or retry)
+		if err != nil {
+			return err
+		}
+		w.reserved = append(w.reserved, p)
+	}
+	return nil
+}
+
+// takeReserved pops the oldest reserved segment. Holds mu.
+func (w *WAL) takeReserved() *preparedSegment {
+	if len(w.reserved) == 0 {
+		panic("kraft: BUG: segment roll without a reserved segment")
+	}
+	p := w.reserved[0]
+	copy(w.reserved, w.reserved[1:])
+	w.reserved[len(w.reserved)-1] = nil
+	w.reserved = w.reserved[:len(w.reserved)-1]
+	return p
+}
