@@ -414,7 +414,7 @@ func checkLayout(roles []role) (Result, bool) {
 			}
 		}
 	case wal.mnt.majMin != "" && wal.mnt.majMin == snap.mnt.majMin:
-		shared = []string{wal.mnt.majMin}
+		shared = []string{wal.mnt.majMin + " (" + wal.mnt.fsType + ")"}
 	default:
 		res.Current, res.Status, res.Reason = "-", StatusCannotRead, "devices unknown: "+trimPrefix(firstErr(wal.err, snap.err))
 		return res, true

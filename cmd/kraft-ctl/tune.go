@@ -194,18 +194,30 @@ func writeApplyTable(w io.Writer, f tuneFlags, changes []tuning.Change) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHECK\tTARGET\tFROM\tTO\tOUTCOME\tREASON")
+	fmt.Fprintln(tw, "CHECK\tTARGET\tFROM\tTO\tOUTCOME\tDETAIL")
 	for _, c := range changes {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, c.Target, c.From, c.To, c.Outcome, c.Reason)
+		// DETAIL: where the value goes, and why it could not when it failed.
+		detail := c.Path
+		if c.Reason != "" {
+			detail = c.Reason
+			if c.Outcome == tuning.OutcomeFailed && c.Path != "" {
+				detail = c.Path + ": " + c.Reason
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Check, c.Target, c.From, c.To, c.Outcome, detail)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if f.pid == 0 {
-		_, err := fmt.Fprintln(w, "\nNote: RLIMIT_NOFILE changes apply to kraft-ctl itself; use --pid $(pidof kraftd), or LimitNOFILE=65536 in the unit.\nSysfs and sysctl values last until reboot: persist them as docs/tuning.md shows.")
-		return err
+	fmt.Fprintln(w)
+	for _, c := range changes {
+		if c.Check == "nofile" && f.pid == 0 {
+			fmt.Fprintln(w, "Note: RLIMIT_NOFILE changes apply to kraft-ctl itself; use --pid $(pidof kraftd), or LimitNOFILE=65536 in the unit.")
+			break
+		}
 	}
-	return nil
+	_, err := fmt.Fprintln(w, "Sysfs and sysctl values last until reboot: persist them as docs/tuning.md shows.")
+	return err
 }
 
 func writeJSON(w io.Writer, v any) error {
