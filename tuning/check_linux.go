@@ -126,6 +126,8 @@ func checkScheduler(d blockDevice, target string) Result {
 	switch {
 	case d.schedErr != nil:
 		res.Current, res.Status, res.Reason = "-", StatusCannotRead, "cannot read "+relQueue(d, "scheduler")+": "+shortErr(d.schedErr)
+	case d.scheduler == "":
+		res.Current, res.Status, res.Reason = "-", StatusCannotRead, "no active scheduler in "+relQueue(d, "scheduler")
 	case d.kind == kindUnknown:
 		res.Status, res.Reason = StatusCannotRead, "cannot tell NVMe, SSD or HDD apart: "+relQueue(d, "rotational")+" unreadable"
 	case slices.Contains(acceptable, d.scheduler):
@@ -192,6 +194,9 @@ func checkWriteCache(d blockDevice, target string) Result {
 		res.Reason = "no volatile cache (or power-loss protected): fdatasync needs no flush"
 	default:
 		res.Reason = "unrecognised write cache type"
+		if res.Current == "" {
+			res.Current = "(empty)"
+		}
 	}
 	return res
 }

@@ -3,6 +3,9 @@
 package tuning
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -106,6 +109,11 @@ func TestCheckScheduler(t *testing.T) {
 	want(kindHDD, "none", all, StatusWarn, "mq-deadline")
 	want(kindNVMe, "noop", []string{"noop", "deadline"}, StatusOK, "") // legacy single-queue names
 	want(kindUnknown, "none", all, StatusCannotRead, "")
+	want(kindNVMe, "", nil, StatusCannotRead, "") // empty or malformed file
+
+	if r := checkWriteCache(blockDevice{name: "x"}, "x"); r.Current == "" || r.Status != StatusOK {
+		t.Errorf("empty write_cache: %+v", r)
+	}
 
 	r := checkScheduler(blockDevice{name: "x", kind: kindSSD, scheduler: "mq-deadline"}, "x")
 	if r.Reason == "" || r.Recommended != "none (mq-deadline acceptable)" {
@@ -126,4 +134,31 @@ func TestFormatBytes(t *testing.T) {
 	want(16<<20, "16 MiB")
 	want(3<<29, "1.5 GiB")
 	want(1<<62, "4096 PiB")
+}
+
+// TestDiskStackCycle: a slaves/ loop in a broken tree is an error after
+// maxStackDepth layers, not a hang.
+func TestDiskStackCycle(t *testing.T) {
+	root := t.TempDir()
+	for _, l := range [][2]string{
+		{"sys/devices/virtual/block/dm-0/slaves/dm-1", "../../dm-1"},
+		{"sys/devices/virtual/block/dm-1/slaves/dm-0", "../../dm-0"},
+		{"sys/dev/block/253:0", "../../devices/virtual/block/dm-0"},
+	} {
+		p := filepath.Join(root, l[0])
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(l[1], p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := Host{SysRoot: filepath.Join(root, "sys")}
+	if disks, err := h.diskStack(mount{majMin: "253:0"}); err == nil || !strings.Contains(err.Error(), "deeper than") {
+		t.Errorf("cycle: %v %v", disks, err)
+	}
+	if _, err := h.diskStack(mount{majMin: "1:1", mountPoint: "/x", fsType: "ext4", source: "/dev/none"}); err == nil ||
+		!strings.Contains(err.Error(), "no block device behind /x") {
+		t.Errorf("missing device: %v", err)
+	}
 }
