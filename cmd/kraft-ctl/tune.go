@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/kraftdb/kraft/tuning"
@@ -52,6 +53,7 @@ type tuneFlags struct {
 	pid      int
 	dryRun   bool
 	out      *outputFormat
+	set      []string // flags given on the command line
 }
 
 func (f *tuneFlags) register(fs *flag.FlagSet, apply bool) {
@@ -76,10 +78,16 @@ func (f *tuneFlags) validate() error {
 	if f.pid < 0 {
 		return fmt.Errorf("--pid %d: must be a process ID", f.pid)
 	}
-	for _, root := range []struct{ flag, dir string }{{"--sys-root", f.sysRoot}, {"--proc-root", f.procRoot}} {
+	// Only roots given explicitly are checked here: a missing default /sys
+	// is reported by the checks themselves (CANNOT-READ, or "not
+	// supported on this OS").
+	for _, root := range []struct{ flag, dir string }{{"sys-root", f.sysRoot}, {"proc-root", f.procRoot}} {
+		if !slices.Contains(f.set, root.flag) {
+			continue
+		}
 		st, err := os.Stat(root.dir)
 		if err != nil || !st.IsDir() {
-			return fmt.Errorf("%s %s: not a directory", root.flag, root.dir)
+			return fmt.Errorf("--%s %s: not a directory", root.flag, root.dir)
 		}
 	}
 	return nil
@@ -98,6 +106,7 @@ func runTuneCmd(name string, apply bool, args []string, stdout, stderr io.Writer
 	if code, done := parseFlags(fs, args, stdout, stderr, printTuneUsage); done {
 		return code
 	}
+	fs.Visit(func(fl *flag.Flag) { f.set = append(f.set, fl.Name) })
 	if err := f.validate(); err != nil {
 		return usageError(stderr, err.Error(), "kraft-ctl tune --help")
 	}
