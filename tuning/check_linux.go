@@ -129,7 +129,7 @@ func checkScheduler(d blockDevice, target string) Result {
 	case d.scheduler == "":
 		res.Current, res.Status, res.Reason = "-", StatusCannotRead, "no active scheduler in "+relQueue(d, "scheduler")
 	case d.kind == kindUnknown:
-		res.Status, res.Reason = StatusCannotRead, "cannot tell NVMe, SSD or HDD apart: "+relQueue(d, "rotational")+" unreadable"
+		res.Status, res.Reason = StatusCannotRead, "cannot tell NVMe, SSD or HDD apart: "+relQueue(d, "rotational")+" unreadable or not 0/1"
 	case slices.Contains(acceptable, d.scheduler):
 		res.Status, res.Reason = StatusOK, d.kind.String()+": "+why
 		if d.kind == kindSSD && d.scheduler != "none" && d.scheduler != "noop" {
@@ -193,7 +193,7 @@ func checkWriteCache(d blockDevice, target string) Result {
 	case d.writeCache == "write through":
 		res.Reason = "no volatile cache (or power-loss protected): fdatasync needs no flush"
 	default:
-		res.Reason = "unrecognised write cache type"
+		res.Status, res.Reason = StatusCannotRead, "unrecognised write cache type in "+relQueue(d, "write_cache")
 		if res.Current == "" {
 			res.Current = "(empty)"
 		}

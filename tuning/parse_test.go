@@ -111,7 +111,7 @@ func TestCheckScheduler(t *testing.T) {
 	want(kindUnknown, "none", all, StatusCannotRead, "")
 	want(kindNVMe, "", nil, StatusCannotRead, "") // empty or malformed file
 
-	if r := checkWriteCache(blockDevice{name: "x"}, "x"); r.Current == "" || r.Status != StatusOK {
+	if r := checkWriteCache(blockDevice{name: "x"}, "x"); r.Current != "(empty)" || r.Status != StatusCannotRead {
 		t.Errorf("empty write_cache: %+v", r)
 	}
 
