@@ -95,7 +95,7 @@ func (m *MemFS) Truncate(name string, sizeBytes int64) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ino, ok := m.live[name]
-	if !ok || sizeBytes > int64(len(ino.data)) || ino.mapped {
+	if !ok || sizeBytes > int64(len(ino.data)) {
 		return false
 	}
 	ino.data = ino.data[:sizeBytes:sizeBytes]

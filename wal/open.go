@@ -145,14 +145,19 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 	if err != nil {
 		return errorf("stat segment: %w", err)
 	}
-	if size < MinSegmentSizeBytes || size > MaxSegmentSizeBytes {
-		d.addProblem(s.path, size, fmt.Sprintf("segment size %d bytes outside [%d, %d]", size, MinSegmentSizeBytes, MaxSegmentSizeBytes))
+	newest := i == len(d.segs)-1
+	if newest && size == 0 {
+		return nil // cut to nothing: no records, removed by Open
+	}
+	if size == 0 || size > MaxSegmentSizeBytes {
+		// A segment cut short is fine (its records are verified); an
+		// empty one before the newest has lost its records.
+		d.addProblem(s.path, 0, fmt.Sprintf("segment size %d bytes outside [1, %d]", size, MaxSegmentSizeBytes))
 		return nil
 	}
 	if s.m, err = s.f.Map(); err != nil {
 		return errorf("map segment: %w", err)
 	}
-	newest := i == len(d.segs)-1
 	if i > 0 {
 		prev := d.segs[i-1]
 		switch {

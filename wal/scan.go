@@ -114,7 +114,7 @@ func (s *segScan) classifyBad(m []byte, off int, newest bool, detail string) {
 		s.setBad(off, detail+" (one bit from a valid record)")
 		return
 	}
-	if !hasZeroPiece(m, off) {
+	if !runsOffEnd(m, off) && !hasZeroPiece(m, off) {
 		s.setBad(off, detail)
 		return
 	}
@@ -126,6 +126,16 @@ func (s *segScan) classifyBad(m []byte, off int, newest bool, detail string) {
 	if s.junkEnd <= int64(off) {
 		panic("kraft: BUG: torn tail with no junk")
 	}
+}
+
+// runsOffEnd reports whether the record claimed at off would extend past
+// the end of the file: only a file cut short (never a bit flip of a
+// well-formed record, see oneBitFromValid) produces that.
+func runsOffEnd(m []byte, off int) bool {
+	if len(m)-off < wire.EntryHeaderSize {
+		return true
+	}
+	return int64(binary.LittleEndian.Uint32(m[off:])) > int64(len(m)-off)
 }
 
 // hasZeroPiece reports whether the record claimed at off overlaps a sector

@@ -167,7 +167,7 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 	keep := d.segs[:0]
 	for i, s := range d.segs {
 		newest := i == len(d.segs)-1
-		obsolete := discard || (s.count() > 0 && s.last() <= w.start.index && !newest)
+		obsolete := discard || s.m == nil || (s.count() > 0 && s.last() <= w.start.index && !newest)
 		if newest && !discard && s.count() == 0 && len(keep) > 0 && s.first != keep[len(keep)-1].last()+1 {
 			obsolete = true
 		}

@@ -182,6 +182,9 @@ func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
 func (w *WAL) reservePrepared(need int) error {
 	for len(w.reserved) < need {
 		w.prepMu.Lock()
+		// An error left by an earlier attempt is stale (space may have
+		// been freed since): discard it and wait for a fresh attempt.
+		w.prepErr = nil
 		for w.prepared == nil && w.prepErr == nil {
 			kick(w.prepKick)
 			w.prepCnd.Wait()
@@ -189,10 +192,10 @@ func (w *WAL) reservePrepared(need int) error {
 		p, err := w.prepared, w.prepErr
 		w.prepared, w.prepErr = nil, nil
 		w.prepMu.Unlock()
-		kick(w.prepKick) // prepare the next one (or retry)
 		if err != nil {
 			return err
 		}
+		kick(w.prepKick) // prepare the next one
 		w.reserved = append(w.reserved, p)
 	}
 	return nil

@@ -1,0 +1,171 @@
+package wal
+
+import (
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// errFS wraps an FS and fails chosen operations.
+type errFS struct {
+	FS
+	mu           sync.Mutex
+	failSync     bool // File.Sync of segment files
+	failPrealloc bool // File.Preallocate (a full disk)
+	failDirSync  bool
+}
+
+func (e *errFS) get(f *bool) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return *f
+}
+
+func (e *errFS) set(f *bool, v bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	*f = v
+}
+
+func (e *errFS) Create(name string) (File, error) {
+	f, err := e.FS.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return &errFile{File: f, fs: e, name: name}, nil
+}
+
+func (e *errFS) OpenRW(name string) (File, error) {
+	f, err := e.FS.OpenRW(name)
+	if err != nil {
+		return nil, err
+	}
+	return &errFile{File: f, fs: e, name: name}, nil
+}
+
+func (e *errFS) SyncDir(dir string) error {
+	if e.get(&e.failDirSync) {
+		return syscall.EIO
+	}
+	return e.FS.SyncDir(dir)
+}
+
+type errFile struct {
+	File
+	fs   *errFS
+	name string
+}
+
+func (f *errFile) Sync() error {
+	if !strings.HasSuffix(f.name, stateFileName) && f.fs.get(&f.fs.failSync) {
+		return syscall.EIO
+	}
+	return f.File.Sync()
+}
+
+func (f *errFile) Preallocate(n int64, zero bool) error {
+	if strings.Contains(f.name, "prep-") && f.fs.get(&f.fs.failPrealloc) {
+		return syscall.ENOSPC
+	}
+	return f.File.Preallocate(n, zero)
+}
+
+func TestFsyncErrorIsFatal(t *testing.T) {
+	efs := &errFS{FS: NewMemFS()}
+	w := mustOpen(t, "/d", memOpts(efs, 4096))
+	rng := rand.New(rand.NewPCG(1, 1))
+	mustAppend(t, w, makeEntries(rng, 1, 1, 5, 50))
+	if err := w.WaitDurable(5); err != nil {
+		t.Fatal(err)
+	}
+	efs.set(&efs.failSync, true)
+	mustAppend(t, w, makeEntries(rng, 6, 1, 5, 50))
+	err := w.WaitDurable(10)
+	if !IsFatal(err) || !errors.Is(err, syscall.EIO) {
+		t.Fatalf("WaitDurable after failed fsync: %v", err)
+	}
+	if w.DurableIndex() != 5 {
+		t.Fatalf("durable index moved to %d past a failed sync", w.DurableIndex())
+	}
+	// Never retried: even with the disk healthy again, writes are refused.
+	efs.set(&efs.failSync, false)
+	if err := w.Append(encodeEntries(makeEntries(rng, 11, 1, 1, 5))); !IsFatal(err) {
+		t.Fatalf("Append after fatal: %v", err)
+	}
+	if err := w.TruncateSuffix(3); !IsFatal(err) {
+		t.Fatalf("TruncateSuffix after fatal: %v", err)
+	}
+	if err := w.SaveHardState(HardState{Term: 1}); !IsFatal(err) {
+		t.Fatalf("SaveHardState after fatal: %v", err)
+	}
+	if !IsFatal(w.Err()) {
+		t.Fatalf("Err: %v", w.Err())
+	}
+	if err := w.Close(); !IsFatal(err) {
+		t.Fatalf("Close after fatal: %v", err)
+	}
+	if !strings.HasPrefix(err.Error(), "kraft/wal: ") {
+		t.Fatalf("error text %q", err)
+	}
+}
+
+func TestDirSyncErrorIsFatal(t *testing.T) {
+	efs := &errFS{FS: NewMemFS()}
+	w := mustOpen(t, "/d", memOpts(efs, 4096))
+	defer w.Close()
+	efs.set(&efs.failDirSync, true)
+	rng := rand.New(rand.NewPCG(1, 2))
+	mustAppend(t, w, makeEntries(rng, 1, 1, 3, 50)) // first segment: a rename
+	if err := w.WaitDurable(3); !IsFatal(err) {
+		t.Fatalf("WaitDurable: %v", err)
+	}
+}
+
+func TestFullDiskIsCleanError(t *testing.T) {
+	efs := &errFS{FS: NewMemFS()}
+	efs.set(&efs.failPrealloc, true)
+	w := mustOpen(t, "/d", memOpts(efs, 4096))
+	defer w.Close()
+	rng := rand.New(rand.NewPCG(1, 3))
+	es := makeEntries(rng, 1, 1, 3, 50)
+	err := w.Append(encodeEntries(es))
+	if err == nil || !errors.Is(err, syscall.ENOSPC) || IsFatal(err) || !strings.HasPrefix(err.Error(), "kraft/wal: ") {
+		t.Fatalf("Append on a full disk: %v", err)
+	}
+	if w.LastIndex() != 0 {
+		t.Fatalf("failed append changed LastIndex to %d", w.LastIndex())
+	}
+	// Space comes back: the same append now succeeds.
+	efs.set(&efs.failPrealloc, false)
+	mustAppend(t, w, es)
+	if err := w.WaitDurable(3); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the segment, then run out of space at the next roll.
+	efs.set(&efs.failPrealloc, true)
+	var all []testEntry
+	next := uint64(4)
+	for i := 0; i < 200; i++ {
+		es := makeEntries(rng, next, 1, 4, 100)
+		if err := w.Append(encodeEntries(es)); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Append: %v", err)
+			}
+			break
+		}
+		all = append(all, es...)
+		next += 4
+	}
+	if next > 4+200*4-4 {
+		t.Fatal("never ran out of space")
+	}
+	if w.LastIndex() != next-1 {
+		t.Fatalf("LastIndex %d, want %d: a failed append wrote part of its batch", w.LastIndex(), next-1)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatalf("WAL unusable after a full disk: %v", err)
+	}
+}
