@@ -1,0 +1,125 @@
+// Package wal is Kraft's write-ahead log: segment files of entry records,
+// group commit, the hard state, snapshot files, recovery and verification.
+//
+// # Directory
+//
+//	<data dir>/
+//	  00000000000000000001.seg   segment: records from index 1
+//	  00000000000000004097.seg   segment: records from index 4097 (the newest)
+//	  prep-<n>.tmp               next segment, preallocated (removed by Open)
+//	  state                      hard state + compaction point (two slots)
+//	<snapshot dir>/              Options.SnapshotDir (default <data dir>/snapshots)
+//	  snapshot-<index>-<term>.dat
+//
+// A segment is named by the index of its first record (20 decimal digits,
+// so names sort like indexes). Every segment is preallocated to
+// SegmentSizeBytes (default 64 MiB) before it is used: fallocate reserves
+// the blocks (a full disk fails there, cleanly, never as SIGBUS later) and
+// then zeros are written and synced (zero-filled files sync faster than
+// fallocate-only ones: perf/results/wal.md). A preparer goroutine keeps the
+// next segment ready, so a roll is a rename.
+//
+// # Segment format
+//
+// A segment is wire entry records back to back (the bytes the leader sends
+// in AppendEntries and the follower verified), then zeros to the end of the
+// file. No segment header, no padding: a range of entries is one slice.
+//
+//	offset 0                                                       file size
+//	+--------+--------+-----+--------+---------------------------------+
+//	| record | record | ... | record | 0x00 0x00 ...  (preallocated)   |
+//	+--------+--------+-----+--------+---------------------------------+
+//	                                 ^ end of data: a length of 0
+//
+//	record (wire/entry.go, little endian):
+//	+----------+---------+----------+----------+-----------+-----------+---------+----------+
+//	| len u32  | type u8 | flags u8 | rsvd u16 | index u64 | term u64  | payload | xxh64    |
+//	| whole    | 1..4    | 0        | 0        |           |           | len-32  | of all   |
+//	| record   |         |          |          |           |           | bytes   | before   |
+//	+----------+---------+----------+----------+-----------+-----------+---------+----------+
+//	 0          4         5          6          8           16          24        len-8
+//
+// Type 0 and length 0 are never valid, so zeros read as "end of data".
+// Within the log, indexes are consecutive (across segments too: a segment's
+// name is its first record's index) and terms never decrease.
+//
+// # Hard state file
+//
+// Two 512-byte slots at offsets 0 and 512. A save writes the slot not
+// holding the newest value and fdatasyncs; Open takes the valid slot with
+// the higher sequence. A slot is one sector, written whole or not at all,
+// so a crash leaves it old or new; a damaged non-zero slot is corruption.
+//
+//	slot: magic "KRHS" u32 | version u8 | 0 u8 x3 | seq u64 | term u64 |
+//	      vote u64 | commit u64 | start index u64 | start term u64 |
+//	      xxh64 of the 56 bytes before | zeros to 512
+//
+// (start index, start term) is the compaction point: the log holds entries
+// from start index + 1; the entry at start index is inside a snapshot.
+//
+// # Snapshot files
+//
+//	magic "KRSNAP01" | index u64 | term u64 | data | data length u64 | xxh64
+//
+// written to <name>.tmp, fdatasync'd, renamed, directory fsync'd.
+//
+// # Recovery
+//
+// Open maps and verifies every record of every segment. Damage is told
+// apart from a crash like this: a crash can only leave the unsynced tail of
+// the newest segment partly written, and since that space was zeroed and
+// synced before use (and TruncateSuffix zeroes and syncs what it removes),
+// a torn record shows a sector of zeros inside it, or runs off the end of a
+// file that was cut short. Such a tail is cut off (zeroed) and logged. A
+// bad record anywhere else, or one in the newest segment without that mark,
+// or one that a single flipped header or checksum bit would make valid, is
+// a *CorruptionError naming file and offset, and Open modifies nothing.
+// Known limit: a payload containing a whole 512-byte sector of zeros in the
+// last records of the newest segment could make a flipped bit in such a
+// record look torn.
+//
+// # Goroutines and ownership
+//
+//   - The caller (the Raft driver's loop) calls Append, which validates the
+//     records and pwrites them into the current segment before returning:
+//     the caller's buffer is free again at once, and Entries can read the
+//     records. Append, TruncateSuffix and CompactPrefix hold WAL.mu
+//     exclusively; Term, Entries, FirstIndex, LastIndex share it.
+//   - The writer goroutine (syncLoop) owns syncing. Each round it captures,
+//     under mu, the segments written since the last round and the last
+//     index, then fdatasyncs them (and the directory after a roll) without
+//     the lock: appends that arrive meanwhile go into the next round. This
+//     is the group commit: one sync per round however many batches.
+//     After the sync it publishes the durable index (DurableIndex, the
+//     Durable channel, WaitDurable). A failed sync is fatal: never retried.
+//   - The preparer goroutine (prepareLoop) creates, preallocates, syncs and
+//     maps the next segment, one ahead (a bounded slot of one). Append
+//     waits for it only when it rolls faster than files can be prepared.
+//   - Segment mappings are read-only (MAP_SHARED, PROT_READ); writes go
+//     through pwrite to the same page cache, so the mapping sees them.
+//     Views from Entries alias the mapping: never write to them. A view of
+//     removed entries stays mapped until the second TruncateSuffix or
+//     CompactPrefix after the call that removed them (the writer closes
+//     retired segments between rounds) or Close.
+//   - Bounded queues: the writer's and preparer's wake-ups are
+//     capacity-1 channels; the Durable channel has capacity 1 and
+//     coalesces; there is never more than one prepared segment waiting.
+//
+// # Fsync modes
+//
+//   - always (default): an entry is reported durable only after the
+//     fdatasync that covers it. A power loss loses nothing reported durable.
+//   - batch: entries are reported durable when written to the OS; the
+//     writer syncs every SyncInterval. A power loss or kernel crash loses
+//     up to the last SyncInterval of reported entries (plus a sync in
+//     progress). A process crash alone loses nothing (the page cache keeps
+//     the bytes).
+//   - none: like batch without the periodic sync (Sync and Close still
+//     sync). A power loss loses anything the kernel had not written back.
+//
+// Errors are prefixed "kraft/wal: ". Classify with errors.Is (ErrClosed,
+// ErrCompacted, ErrUnavailable, ErrRecordTooLarge, ErrNoSnapshot) and
+// errors.As (*CorruptionError, *FatalError; IsFatal). Costly self-checks
+// (checksums verified before every write and after every range read) run
+// under the "invariants" build tag.
+package wal
