@@ -1,0 +1,134 @@
+package netio
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+// Config configures a Transport. Zero durations and sizes take the defaults
+// of DefaultConfig when passed through WithDefaults.
+type Config struct {
+	NodeID    uint64
+	ClusterID uint64
+	// PeerAddr and ClientAddr are the listen addresses (host:port) of the
+	// peer port (7001) and the client port (7002). ClientAddr may be empty
+	// for a transport that serves peers only.
+	PeerAddr   string
+	ClientAddr string
+	// Peers maps node IDs to their peer-port addresses. It may change at
+	// run time through Transport.SetPeer and RemovePeer.
+	Peers map[uint64]string
+
+	// ServerLoops and DialerLoops set the gnet event-loop counts for
+	// accepted and dialled connections. They are explicit because
+	// runtime.NumCPU is wrong in containers and a 2-core host wants few.
+	ServerLoops int
+	DialerLoops int
+
+	MaxFrameBytes int
+	// MaxInflightBytesPerConn bounds the bytes queued for one connection
+	// (a peer or a client): encoded and not yet handed to the kernel.
+	// Beyond it Send returns ErrBusy; Raft retransmits.
+	MaxInflightBytesPerConn int
+
+	DialTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	ReconnectMin     time.Duration // first backoff after a failed dial
+	ReconnectMax     time.Duration // backoff cap
+
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults for everything but identity and
+// addresses.
+func DefaultConfig() Config {
+	return Config{
+		ServerLoops:             1,
+		DialerLoops:             1,
+		MaxFrameBytes:           wire.DefaultMaxFrameSize,
+		MaxInflightBytesPerConn: 64 << 20,
+		DialTimeout:             time.Second,
+		HandshakeTimeout:        2 * time.Second,
+		ReconnectMin:            50 * time.Millisecond,
+		ReconnectMax:            2 * time.Second,
+	}
+}
+
+// WithDefaults fills zero fields from DefaultConfig.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.ServerLoops == 0 {
+		c.ServerLoops = d.ServerLoops
+	}
+	if c.DialerLoops == 0 {
+		c.DialerLoops = d.DialerLoops
+	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = d.MaxFrameBytes
+	}
+	if c.MaxInflightBytesPerConn == 0 {
+		c.MaxInflightBytesPerConn = d.MaxInflightBytesPerConn
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = d.HandshakeTimeout
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = d.ReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = d.ReconnectMax
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate checks fields and their relations; errors name the field.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == 0:
+		return fmt.Errorf("kraft/netio: NodeID must be non-zero")
+	case c.PeerAddr == "":
+		return fmt.Errorf("kraft/netio: PeerAddr is required")
+	case c.ServerLoops < 1 || c.ServerLoops > 256:
+		return fmt.Errorf("kraft/netio: ServerLoops must be in [1,256], got %d", c.ServerLoops)
+	case c.DialerLoops < 1 || c.DialerLoops > 256:
+		return fmt.Errorf("kraft/netio: DialerLoops must be in [1,256], got %d", c.DialerLoops)
+	case c.MaxFrameBytes < 1<<10:
+		return fmt.Errorf("kraft/netio: MaxFrameBytes must be at least 1KiB, got %d", c.MaxFrameBytes)
+	case c.MaxInflightBytesPerConn < c.MaxFrameBytes:
+		return fmt.Errorf("kraft/netio: MaxInflightBytesPerConn (%d) must hold one frame of MaxFrameBytes (%d)", c.MaxInflightBytesPerConn, c.MaxFrameBytes)
+	case c.DialTimeout <= 0 || c.HandshakeTimeout <= 0:
+		return fmt.Errorf("kraft/netio: DialTimeout and HandshakeTimeout must be positive")
+	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
+		return fmt.Errorf("kraft/netio: need 0 < ReconnectMin (%v) <= ReconnectMax (%v)", c.ReconnectMin, c.ReconnectMax)
+	}
+	for _, a := range []struct{ name, addr string }{{"PeerAddr", c.PeerAddr}, {"ClientAddr", c.ClientAddr}} {
+		if a.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("kraft/netio: %s %q: %v", a.name, a.addr, err)
+		}
+	}
+	if c.ClientAddr != "" && c.ClientAddr == c.PeerAddr {
+		return fmt.Errorf("kraft/netio: PeerAddr and ClientAddr are both %q", c.PeerAddr)
+	}
+	for id, addr := range c.Peers {
+		if id == 0 {
+			return fmt.Errorf("kraft/netio: Peers has node ID 0")
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("kraft/netio: Peers[%d] %q: %v", id, addr, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package netio
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/kraftdb/kraft/wire"
+	"github.com/panjf2000/gnet/v2"
+)
+
+var (
+	// ErrBusy: the connection's queue is at MaxInflightBytesPerConn; the
+	// message was not queued.
+	ErrBusy = errors.New("kraft/netio: connection queue full")
+	// ErrNotConnected: no connection to that peer right now; the message
+	// was not queued (Raft retransmits once the peer is back).
+	ErrNotConnected = errors.New("kraft/netio: peer not connected")
+	// ErrClosed: the connection or transport is closed.
+	ErrClosed = errors.New("kraft/netio: closed")
+)
+
+// outbox queues frames for one gnet connection and coalesces them: the
+// first frame of an idle connection is written at once; frames that arrive
+// while a write is in flight accumulate and go out together in the next
+// one. Two buffers alternate, so steady state allocates nothing.
+//
+// Any goroutine may enqueue. The write completion runs on the connection's
+// event loop. gnet's AsyncWrite does not copy, so the buffer being written
+// is owned by gnet until the completion callback.
+type outbox struct {
+	conn     gnet.Conn
+	maxBytes int
+	stats    *Stats
+
+	mu      sync.Mutex
+	pending []byte // frames not yet handed to gnet
+	writing []byte // the buffer gnet owns; nil when no write is in flight
+	spare   []byte
+	// backlog is what gnet holds in its own outbound buffer because the
+	// kernel would not take it yet (gnet copies the rest of a write there).
+	// It is read on the event loop after each write and counts against
+	// maxBytes, so a peer that stops reading cannot grow memory.
+	backlog int
+	closed  bool
+}
+
+func newOutbox(c gnet.Conn, maxBytes int, stats *Stats) *outbox {
+	return &outbox{conn: c, maxBytes: maxBytes, stats: stats}
+}
+
+// sendMessage queues one Raft message.
+func (o *outbox) sendMessage(m *wire.Message) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return ErrClosed
+	}
+	before := len(o.pending)
+	o.pending = wire.AppendMessage(o.pending, m)
+	return o.afterAppendLocked(before)
+}
+
+// sendResponse queues one client response.
+func (o *outbox) sendResponse(r *wire.ClientResponse) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return ErrClosed
+	}
+	before := len(o.pending)
+	o.pending = wire.AppendClientResponse(o.pending, r)
+	return o.afterAppendLocked(before)
+}
+
+func (o *outbox) afterAppendLocked(before int) error {
+	if o.backlog+len(o.writing)+len(o.pending) > o.maxBytes {
+		o.pending = o.pending[:before]
+		o.stats.SendsRefused.Add(1)
+		if o.writing == nil {
+			// Refresh backlog: the kernel may have drained gnet's buffer
+			// since the last write. An empty write is that probe.
+			o.flushLocked()
+		}
+		return ErrBusy
+	}
+	o.stats.FramesOut.Add(1)
+	if o.writing == nil {
+		o.flushLocked()
+	}
+	return nil
+}
+
+// flushLocked hands pending (possibly empty: a probe) to gnet.
+// Precondition: no write in flight.
+func (o *outbox) flushLocked() {
+	if o.pending == nil {
+		o.pending = make([]byte, 0, 4096)
+	}
+	o.writing, o.pending, o.spare = o.pending, o.spare[:0], nil
+	o.stats.Writes.Add(1)
+	o.stats.BytesOut.Add(uint64(len(o.writing)))
+	if err := o.conn.AsyncWrite(o.writing, o.written); err != nil {
+		// The loop is gone (engine stopping): nothing will call back.
+		o.closed = true
+		o.writing = nil
+	}
+}
+
+// written is gnet's completion callback, on the event loop.
+func (o *outbox) written(c gnet.Conn, err error) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.spare, o.writing = o.writing[:0], nil
+	o.backlog = c.OutboundBuffered()
+	if err != nil {
+		o.closed = true
+		o.pending = o.pending[:0]
+		return nil
+	}
+	if len(o.pending) > 0 && !o.closed {
+		o.flushLocked()
+	}
+	return nil
+}
+
+// close drops what is queued; later sends get ErrClosed.
+func (o *outbox) close() {
+	o.mu.Lock()
+	o.closed = true
+	o.pending = o.pending[:0]
+	o.mu.Unlock()
+}
+
+// Stats counts transport activity. All fields are updated atomically and
+// may be read at any time.
+type Stats struct {
+	FramesIn         atomic.Uint64
+	BytesIn          atomic.Uint64
+	FramesOut        atomic.Uint64 // frames queued
+	BytesOut         atomic.Uint64
+	Writes           atomic.Uint64 // buffers handed to the kernel (one per coalesced batch)
+	SendsRefused     atomic.Uint64 // ErrBusy
+	SendsUnconnected atomic.Uint64 // ErrNotConnected
+	HandshakesFailed atomic.Uint64
+	BadFrames        atomic.Uint64
+	Dials            atomic.Uint64
+	DialFailures     atomic.Uint64
+}

@@ -1,0 +1,202 @@
+package netio
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// peer is the outbound side of one peer: a goroutine that dials with a
+// timeout and backoff, performs the handshake on the plain socket, and then
+// hands the socket to a gnet event loop for writing. Dialling never happens
+// inside a gnet callback.
+type peer struct {
+	t    *Transport
+	id   uint64
+	addr string
+
+	out      atomic.Pointer[outbox] // nil while disconnected
+	lost     chan struct{}          // the event loop saw the connection close
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+func newPeer(t *Transport, id uint64, addr string) *peer {
+	return &peer{t: t, id: id, addr: addr, lost: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (p *peer) stop() { p.stopOnce.Do(func() { close(p.done) }) }
+
+// outConn is the gnet context of a dialled connection.
+type outConn struct{ p *peer }
+
+func (p *peer) run() {
+	defer p.t.wg.Done()
+	log := p.t.log.With("peer", p.id, "addr", p.addr)
+	backoff := p.t.cfg.ReconnectMin
+	failing := false
+	for {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		p.t.stats.Dials.Add(1)
+		conn, err := p.dial()
+		if err == nil {
+			var gc gnet.Conn
+			gc, err = p.t.dialer.EnrollContext(conn, &outConn{p: p})
+			if err == nil {
+				if failing {
+					log.Info("peer reachable again")
+				}
+				failing, backoff = false, p.t.cfg.ReconnectMin
+				ob := newOutbox(gc, p.t.cfg.MaxInflightBytesPerConn, &p.t.stats)
+				p.out.Store(ob)
+				select {
+				case <-p.lost:
+				case <-p.done:
+					gc.Close()
+				}
+				p.out.Store(nil)
+				ob.close()
+				continue
+			}
+			err = fmt.Errorf("registering with the event loop: %w", err)
+		}
+		p.t.stats.DialFailures.Add(1)
+		if !failing || errors.Is(err, wire.ErrClusterMismatch) || errors.Is(err, wire.ErrNodeMismatch) {
+			log.Warn("cannot connect to peer", "error", err.Error(), "retry_in", backoff)
+		}
+		failing = true
+		select {
+		case <-p.done:
+			return
+		case <-time.After(backoff + time.Duration(rand.Int64N(int64(backoff)/4+1))):
+		}
+		backoff = min(2*backoff, p.t.cfg.ReconnectMax)
+	}
+}
+
+// dial connects and runs the handshake synchronously: send our Hello, read
+// the peer's Hello (or the Error frame it refuses us with) and check that
+// it is the node we meant to reach.
+func (p *peer) dial() (net.Conn, error) {
+	cfg := &p.t.cfg
+	conn, err := net.DialTimeout("tcp", p.addr, cfg.DialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	if err := handshakeDialer(conn, cfg.ClusterID, cfg.NodeID, p.id); err != nil {
+		conn.Close()
+		p.t.stats.HandshakesFailed.Add(1)
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+// handshakeDialer is the dialling side of the handshake, shared with tests
+// and tools that speak to a node directly.
+func handshakeDialer(conn net.Conn, clusterID, self, want uint64) error {
+	role := wire.RolePeer
+	if self == 0 {
+		role = wire.RoleClient
+	}
+	if _, err := conn.Write(wire.AppendHello(nil, wire.Hello{Role: role, ClusterID: clusterID, NodeID: self})); err != nil {
+		return err
+	}
+	var b [wire.HelloSize]byte
+	if _, err := io.ReadFull(conn, b[:4]); err != nil {
+		return fmt.Errorf("reading the handshake: %w", err)
+	}
+	if binary.LittleEndian.Uint32(b[:4]) != wire.Magic {
+		return readRefusal(conn, b[:4])
+	}
+	if _, err := io.ReadFull(conn, b[4:]); err != nil {
+		return fmt.Errorf("reading the handshake: %w", err)
+	}
+	h, err := wire.DecodeHello(b[:])
+	if err != nil {
+		return err
+	}
+	if err := h.Check(clusterID, role); err != nil {
+		return err
+	}
+	if want != 0 && h.NodeID != want {
+		return fmt.Errorf("%w: dialled node %d at %s, reached node %d", wire.ErrNodeMismatch, want, conn.RemoteAddr(), h.NodeID)
+	}
+	return nil
+}
+
+// readRefusal reads the Error frame a node sends instead of its Hello.
+func readRefusal(conn net.Conn, head []byte) error {
+	size, err := wire.FrameSize(head, 64<<10)
+	if err != nil {
+		return fmt.Errorf("%w: the remote answered neither a handshake nor an error frame", wire.ErrBadMagic)
+	}
+	frame := make([]byte, size)
+	copy(frame, head)
+	if _, err := io.ReadFull(conn, frame[4:]); err != nil {
+		return fmt.Errorf("reading the remote's refusal: %w", err)
+	}
+	f, _, _ := wire.ParseFrame(frame, 64<<10)
+	if f.Type != wire.MsgError {
+		return fmt.Errorf("%w: the remote answered a %v frame to the handshake", wire.ErrBadMagic, f.Type)
+	}
+	code, text, err := wire.DecodeErrorFrame(f.Body)
+	if err != nil {
+		return err
+	}
+	kind := wire.ErrBadMagic
+	switch code {
+	case wire.ErrCodeClusterMismatch:
+		kind = wire.ErrClusterMismatch
+	case wire.ErrCodeNodeMismatch:
+		kind = wire.ErrNodeMismatch
+	case wire.ErrCodeBadHandshake:
+		kind = wire.ErrVersion
+	}
+	return fmt.Errorf("%w: refused by the remote: %s", kind, text)
+}
+
+// dialerHandler handles events of dialled connections. Peers never send
+// Raft traffic on them (each node dials its own), only an Error frame
+// before they drop us.
+type dialerHandler struct {
+	gnet.BuiltinEventEngine
+	t *Transport
+}
+
+func (d *dialerHandler) OnTraffic(c gnet.Conn) gnet.Action {
+	oc, _ := c.Context().(*outConn)
+	b, _ := c.Next(-1)
+	if f, n, err := wire.ParseFrame(b, 64<<10); err == nil && n > 0 && f.Type == wire.MsgError {
+		_, text, _ := wire.DecodeErrorFrame(f.Body)
+		if oc != nil {
+			d.t.log.Warn("peer reported an error on our connection", "peer", oc.p.id, "error", string(text))
+		}
+		return gnet.Close
+	}
+	return gnet.Close // nothing else is expected on an outbound connection
+}
+
+func (d *dialerHandler) OnClose(c gnet.Conn, err error) gnet.Action {
+	if oc, ok := c.Context().(*outConn); ok {
+		select {
+		case oc.p.lost <- struct{}{}:
+		default:
+		}
+	}
+	return gnet.None
+}

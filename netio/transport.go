@@ -1,0 +1,208 @@
+package netio
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Transport serves a node's peer and client ports on gnet event loops and
+// keeps one outbound connection to every known peer.
+type Transport struct {
+	cfg     Config
+	handler Handler
+	log     *slog.Logger
+	stats   Stats
+
+	srv      *server
+	eng      gnet.Engine
+	serveErr chan error
+	dialer   *gnet.Client
+
+	mu     sync.RWMutex
+	peers  map[uint64]*peer
+	closed bool
+	wg     sync.WaitGroup // peer dial loops
+}
+
+// New validates cfg and returns a transport that is not yet listening.
+func New(cfg Config, h Handler) (*Transport, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("kraft/netio: nil Handler")
+	}
+	t := &Transport{cfg: cfg, handler: h, log: cfg.Logger.With("component", "netio", "node", cfg.NodeID), peers: make(map[uint64]*peer)}
+	var err error
+	t.srv = &server{t: t, booted: make(chan gnet.Engine, 1)}
+	if t.srv.peerPort, err = port(cfg.PeerAddr); err != nil {
+		return nil, err
+	}
+	if cfg.ClientAddr != "" {
+		if t.srv.clientPort, err = port(cfg.ClientAddr); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func port(addr string) (int, error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("kraft/netio: address %q: %v", addr, err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n <= 0 || n > 65535 {
+		return 0, fmt.Errorf("kraft/netio: address %q: port must be 1-65535 (an explicit port: the listener is told apart by it)", addr)
+	}
+	return n, nil
+}
+
+// Start binds the listeners and starts dialling the configured peers. It
+// returns once the listeners accept connections, or with the bind error.
+func (t *Transport) Start() error {
+	logger := gnetLogger{t.log}
+	addrs := []string{"tcp://" + t.cfg.PeerAddr}
+	if t.cfg.ClientAddr != "" {
+		addrs = append(addrs, "tcp://"+t.cfg.ClientAddr)
+	}
+	t.serveErr = make(chan error, 1)
+	go func() {
+		t.serveErr <- gnet.Rotate(t.srv, addrs,
+			gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.ServerLoops),
+			gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLogger(logger))
+	}()
+	select {
+	case t.eng = <-t.srv.booted:
+	case err := <-t.serveErr:
+		return fmt.Errorf("kraft/netio: listening on %v: %w", addrs, err)
+	}
+	var err error
+	t.dialer, err = gnet.NewClient(&dialerHandler{t: t},
+		gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.DialerLoops),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogger(logger))
+	if err == nil {
+		err = t.dialer.Start()
+	}
+	if err != nil {
+		t.eng.Stop(context.Background())
+		return fmt.Errorf("kraft/netio: starting the dialer loops: %w", err)
+	}
+	t.log.Info("listening", "peer", t.cfg.PeerAddr, "client", t.cfg.ClientAddr, "server_loops", t.cfg.ServerLoops, "dialer_loops", t.cfg.DialerLoops)
+	for id, addr := range t.cfg.Peers {
+		t.SetPeer(id, addr)
+	}
+	return nil
+}
+
+// Send queues m for m.To. It never blocks: it returns ErrNotConnected while
+// the peer is unreachable and ErrBusy when the peer's queue is full; Raft's
+// retransmission covers both. Encoding happens before Send returns, so m
+// and the slices it refers to may be reused at once.
+func (t *Transport) Send(m *wire.Message) error {
+	t.mu.RLock()
+	p := t.peers[m.To]
+	t.mu.RUnlock()
+	if p == nil {
+		t.stats.SendsUnconnected.Add(1)
+		return fmt.Errorf("%w: node %d is not a known peer", ErrNotConnected, m.To)
+	}
+	ob := p.out.Load()
+	if ob == nil {
+		t.stats.SendsUnconnected.Add(1)
+		return ErrNotConnected
+	}
+	return ob.sendMessage(m)
+}
+
+// SetPeer adds a peer or changes its address; the transport (re)connects.
+func (t *Transport) SetPeer(id uint64, addr string) {
+	if id == t.cfg.NodeID {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	if p := t.peers[id]; p != nil {
+		if p.addr == addr {
+			return
+		}
+		p.stop()
+	}
+	p := newPeer(t, id, addr)
+	t.peers[id] = p
+	t.wg.Add(1)
+	go p.run()
+}
+
+// RemovePeer closes the connection to a peer and forgets it.
+func (t *Transport) RemovePeer(id uint64) {
+	t.mu.Lock()
+	p := t.peers[id]
+	delete(t.peers, id)
+	t.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
+}
+
+// Connected reports whether an outbound connection to id is established.
+func (t *Transport) Connected(id uint64) bool {
+	t.mu.RLock()
+	p := t.peers[id]
+	t.mu.RUnlock()
+	return p != nil && p.out.Load() != nil
+}
+
+// Stats returns the transport's counters.
+func (t *Transport) Stats() *Stats { return &t.stats }
+
+// Close stops dialling, closes every connection and the listeners.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	for id, p := range t.peers {
+		p.stop()
+		delete(t.peers, id)
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var err error
+	if t.dialer != nil {
+		err = t.dialer.Stop()
+	}
+	if e := t.eng.Stop(ctx); e != nil && err == nil {
+		err = e
+	}
+	if e := <-t.serveErr; e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+// gnetLogger routes gnet's own logging into slog; its chatter is debug.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...), "from", "gnet") }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...), "from", "gnet") }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...), "from", "gnet") }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "from", "gnet") }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "from", "gnet") }

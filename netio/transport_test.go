@@ -1,0 +1,513 @@
+package netio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+// logBuffer collects a transport's log lines for assertions.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// recorder is a Handler that keeps copies of what arrives.
+type recorder struct {
+	mu       sync.Mutex
+	msgs     []wire.Message
+	requests []wire.ClientRequest
+	arrived  chan struct{}
+	respond  atomic.Bool
+}
+
+func newRecorder() *recorder { return &recorder{arrived: make(chan struct{}, 1<<16)} }
+
+func (r *recorder) HandleRaft(m *wire.Message) {
+	c := *m
+	c.Entries, c.Meta, c.Data = bytes.Clone(m.Entries), bytes.Clone(m.Meta), bytes.Clone(m.Data)
+	r.mu.Lock()
+	r.msgs = append(r.msgs, c)
+	r.mu.Unlock()
+	r.arrived <- struct{}{}
+}
+
+func (r *recorder) HandleClient(c *ClientConn, req *wire.ClientRequest, body []byte) {
+	cp := *req
+	cp.Key, cp.Value = bytes.Clone(req.Key), bytes.Clone(req.Value)
+	r.mu.Lock()
+	r.requests = append(r.requests, cp)
+	r.mu.Unlock()
+	if r.respond.Load() { // echo the key back, from another goroutine like a node would
+		go c.Respond(&wire.ClientResponse{Seq: cp.Seq, Status: wire.StatusOK, Value: cp.Key})
+	}
+	r.arrived <- struct{}{}
+}
+
+func (r *recorder) wait(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.arrived:
+		case <-timeout:
+			t.Fatalf("only %d of %d messages arrived", i, n)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type node struct {
+	t      *Transport
+	rec    *recorder
+	logs   *logBuffer
+	peer   string
+	client string
+}
+
+func startNode(t *testing.T, id, cluster uint64, tweak func(*Config)) *node {
+	t.Helper()
+	n := &node{rec: newRecorder(), logs: &logBuffer{}, peer: freeAddr(t), client: freeAddr(t)}
+	cfg := Config{NodeID: id, ClusterID: cluster, PeerAddr: n.peer, ClientAddr: n.client,
+		ReconnectMin: 10 * time.Millisecond, ReconnectMax: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	tr, err := New(cfg, n.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n.t = tr
+	t.Cleanup(func() { tr.Close() })
+	return n
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func pair(t *testing.T) (*node, *node) {
+	a, b := startNode(t, 1, 7, nil), startNode(t, 2, 7, nil)
+	a.t.SetPeer(2, b.peer)
+	b.t.SetPeer(1, a.peer)
+	waitFor(t, "both connected", func() bool { return a.t.Connected(2) && b.t.Connected(1) })
+	return a, b
+}
+
+func TestEveryRaftMessageCrosses(t *testing.T) {
+	a, b := pair(t)
+	var entries []byte
+	for i := uint64(0); i < 5; i++ {
+		entries = wire.AppendEntry(entries, wire.EntryNormal, 11+i, 3, []byte(fmt.Sprint("cmd", i)))
+	}
+	sent := []wire.Message{
+		{Type: wire.MsgAppend, Index: 10, LogTerm: 3, Commit: 9, Entries: entries, EntryCount: 5},
+		{Type: wire.MsgAppendResp, Index: 15, Hint: 12, LogTerm: 2, Reject: true},
+		{Type: wire.MsgVote, Index: 15, LogTerm: 3, Transfer: true},
+		{Type: wire.MsgVoteResp},
+		{Type: wire.MsgPreVote, Index: 15, LogTerm: 3},
+		{Type: wire.MsgPreVoteResp, Reject: true},
+		{Type: wire.MsgSnapshot, Index: 100, LogTerm: 3, Offset: 0, Size: 4, Done: true, Meta: []byte("m"), Data: []byte("data")},
+		{Type: wire.MsgSnapshotResp, Index: 100, Offset: 4},
+		{Type: wire.MsgTimeoutNow},
+		{Type: wire.MsgHeartbeat, Commit: 15, Context: 8},
+		{Type: wire.MsgHeartbeatResp, Index: 15, Context: 8},
+		{Type: wire.MsgReadIndex, Context: 9},
+		{Type: wire.MsgReadIndexResp, Index: 15, Context: 9},
+	}
+	for i := range sent {
+		sent[i].From, sent[i].To, sent[i].Term = 1, 2, 3
+		if err := a.t.Send(&sent[i]); err != nil {
+			t.Fatalf("send %v: %v", sent[i].Type, err)
+		}
+	}
+	b.rec.wait(t, len(sent))
+	for i, got := range b.rec.msgs {
+		want := sent[i]
+		if got.Type != want.Type || got.Index != want.Index || got.Commit != want.Commit || got.Context != want.Context ||
+			got.Reject != want.Reject || !bytes.Equal(got.Entries, want.Entries) || !bytes.Equal(got.Data, want.Data) {
+			t.Fatalf("message %d:\n got %+v\nwant %+v", i, got, want)
+		}
+	}
+	// And the other way, on b's own outbound connection.
+	if err := b.t.Send(&wire.Message{Type: wire.MsgHeartbeatResp, From: 2, To: 1, Term: 3, Index: 15}); err != nil {
+		t.Fatal(err)
+	}
+	a.rec.wait(t, 1)
+}
+
+// Messages sent while a write is in flight share the next write.
+func TestSendsCoalesce(t *testing.T) {
+	a, b := pair(t)
+	const n = 20000
+	for i := 0; i < n; i++ {
+		m := wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2, Term: 1, Commit: uint64(i)}
+		for {
+			err := a.t.Send(&m)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrBusy) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.rec.wait(t, n)
+	for i, m := range b.rec.msgs {
+		if m.Commit != uint64(i) {
+			t.Fatalf("message %d arrived as %d: order lost", i, m.Commit)
+		}
+	}
+	frames, writes := a.t.Stats().FramesOut.Load(), a.t.Stats().Writes.Load()
+	t.Logf("%d frames in %d writes", frames, writes)
+	if writes*2 > frames {
+		t.Fatalf("%d frames took %d writes: no coalescing", frames, writes)
+	}
+}
+
+// stalledPeer accepts one connection, answers the handshake as node id, and
+// never reads again.
+func stalledPeer(t *testing.T, cluster, id uint64) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { c.Close() })
+		var b [wire.HelloSize]byte
+		io.ReadFull(c, b[:])
+		c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: cluster, NodeID: id}))
+	}()
+	return l.Addr().String()
+}
+
+// A peer that stops reading costs at most MaxInflightBytesPerConn (plus the
+// kernel's socket buffers): then Send says ErrBusy instead of queueing.
+func TestSendIsBoundedWhenPeerStopsReading(t *testing.T) {
+	a := startNode(t, 1, 7, func(c *Config) { c.MaxFrameBytes = 1 << 20; c.MaxInflightBytesPerConn = 1 << 20 })
+	a.t.SetPeer(2, stalledPeer(t, 7, 2))
+	waitFor(t, "connected", func() bool { return a.t.Connected(2) })
+	payload := bytes.Repeat([]byte{1}, 64<<10)
+	m := wire.Message{Type: wire.MsgSnapshot, From: 1, To: 2, Term: 1, Size: 1 << 40, Data: payload}
+	var accepted, afterBusy int
+	busy := false
+	deadline := time.Now().Add(2 * time.Second)
+	for accepted < 512<<20 && time.Now().Before(deadline) {
+		err := a.t.Send(&m)
+		if errors.Is(err, ErrBusy) {
+			busy = true
+			time.Sleep(time.Millisecond) // let probes refresh the backlog
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted += len(payload)
+		if busy {
+			afterBusy += len(payload)
+		}
+		m.Offset += uint64(len(payload))
+	}
+	t.Logf("accepted %d MiB, %d KiB of it after the first ErrBusy (the kernel's socket buffers grow meanwhile)", accepted>>20, afterBusy>>10)
+	if !busy {
+		t.Fatalf("accepted %d MiB for a peer that never reads", accepted>>20)
+	}
+	// What this process holds for the peer never exceeds the limit; the rest
+	// of what was accepted sits in kernel socket buffers, bounded by the OS.
+	ob := a.t.peers[2].out.Load()
+	ob.mu.Lock()
+	queued := ob.backlog + len(ob.writing) + len(ob.pending)
+	ob.mu.Unlock()
+	if queued > 1<<20 {
+		t.Fatalf("%d KiB queued in user space, limit 1 MiB", queued>>10)
+	}
+	if accepted > 64<<20 {
+		t.Fatalf("accepted %d MiB: more than the limit plus any socket buffers", accepted>>20)
+	}
+}
+
+func TestRefusesAnotherCluster(t *testing.T) {
+	a := startNode(t, 1, 7, nil)
+	stranger := startNode(t, 3, 8, nil)
+	stranger.t.SetPeer(1, a.peer)
+	waitFor(t, "both logs to name the mismatch", func() bool {
+		return strings.Contains(a.logs.String(), "cluster 8, this node in cluster 7") &&
+			strings.Contains(stranger.logs.String(), "refused by the remote") &&
+			strings.Contains(stranger.logs.String(), "cluster ID mismatch")
+	})
+	if stranger.t.Connected(1) {
+		t.Fatal("a node of another cluster connected")
+	}
+}
+
+func TestRefusesDuplicateNodeID(t *testing.T) {
+	a := startNode(t, 1, 7, nil)
+	imposter := startNode(t, 1, 7, nil) // misconfigured: same ID as a
+	imposter.t.cfg.NodeID = 1
+	imposter.t.peers = map[uint64]*peer{}
+	// Dial a as if a were node 2: the handshake is refused on both sides.
+	imposter.t.SetPeer(2, a.peer)
+	waitFor(t, "duplicate ID in both logs", func() bool {
+		return strings.Contains(a.logs.String(), "same ID") && strings.Contains(imposter.logs.String(), "same ID")
+	})
+}
+
+// rawConn dials addr and performs a handshake as the given role.
+func rawConn(t *testing.T, addr string, cluster, self uint64) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := handshakeDialer(c, cluster, self, 0); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// expectRefusal reads until EOF and checks that an Error frame with text
+// came first.
+func expectRefusal(t *testing.T, c net.Conn, text string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	all, _ := io.ReadAll(c)
+	f, _, err := wire.ParseFrame(all, 0)
+	if err != nil || f.Type != wire.MsgError {
+		t.Fatalf("got %q, want an Error frame", all)
+	}
+	_, msg, _ := wire.DecodeErrorFrame(f.Body)
+	if !strings.Contains(string(msg), text) {
+		t.Fatalf("refusal %q does not mention %q", msg, text)
+	}
+}
+
+func TestHostileInputIsRefusedAndServiceContinues(t *testing.T) {
+	a, b := pair(t)
+	cases := []struct {
+		name  string
+		addr  string
+		bytes func(c net.Conn)
+		text  string
+	}{
+		{"HTTP on the peer port", b.peer, func(c net.Conn) { c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n1234567")) }, `"GET "`},
+		{"HTTP on the client port", b.client, func(c net.Conn) { c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n1234567")) }, "KRFT"},
+		{"client hello on the peer port", b.peer, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: 7}))
+		}, "client connected to the peer port"},
+		{"oversized frame", b.peer, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write(binary.LittleEndian.AppendUint32(nil, 1<<30))
+		}, "frame too large"},
+		{"zero-length frame", b.peer, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write([]byte{0, 0, 0, 0})
+		}, "frame length 0"},
+		{"lying inner length", b.client, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: 7}))
+			f := wire.AppendClientRequest(nil, &wire.ClientRequest{ClientID: 1, Seq: 1, Op: wire.OpPut, Key: []byte("k")})
+			binary.LittleEndian.PutUint32(f[wire.FrameHeaderSize+28:], 1<<20)
+			c.Write(f)
+		}, "malformed"},
+		{"spoofed sender", b.peer, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write(wire.AppendMessage(nil, &wire.Message{Type: wire.MsgTimeoutNow, From: 1, To: 2, Term: 99}))
+		}, "message from 1 to 2 on the connection of node 9"},
+		{"raft frame on the client port", b.client, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: 7}))
+			c.Write(wire.AppendMessage(nil, &wire.Message{Type: wire.MsgTimeoutNow, From: 1, To: 2, Term: 99}))
+		}, "TimeoutNow frame on the client port"},
+		{"unknown frame type", b.peer, func(c net.Conn) {
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write([]byte{1, 0, 0, 0, 99})
+		}, "unknown type"},
+	}
+	for _, tc := range cases {
+		c, err := net.Dial("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.bytes(c)
+		// After a valid hello the node answers with its own first.
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var head [4]byte
+		io.ReadFull(c, head[:])
+		if binary.LittleEndian.Uint32(head[:]) == wire.Magic {
+			io.ReadFull(c, make([]byte, wire.HelloSize-4))
+			expectRefusal(t, c, tc.text)
+		} else {
+			expectRefusal(t, &prefixConn{Conn: c, prefix: head[:]}, tc.text)
+		}
+		c.Close()
+	}
+	if len(b.rec.msgs) != 0 || len(b.rec.requests) != 0 {
+		t.Fatalf("hostile input reached the handler: %d messages, %d requests", len(b.rec.msgs), len(b.rec.requests))
+	}
+	// The node still serves its real peer.
+	if err := a.t.Send(&wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b.rec.wait(t, 1)
+	if got := b.t.Stats().BadFrames.Load() + b.t.Stats().HandshakesFailed.Load(); got < uint64(len(cases)) {
+		t.Fatalf("counted %d refusals for %d hostile connections", got, len(cases))
+	}
+}
+
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+func TestClientRequestsAndResponses(t *testing.T) {
+	n := startNode(t, 1, 7, nil)
+	n.rec.respond.Store(true)
+	c := rawConn(t, n.client, 7, 0)
+	var batch []byte
+	for i := 1; i <= 100; i++ { // pipelined in one write
+		batch = wire.AppendClientRequest(batch, &wire.ClientRequest{ClientID: 5, Seq: uint64(i), Op: wire.OpGet, Key: []byte(fmt.Sprint("key", i))})
+	}
+	c.Write(batch)
+	got := map[uint64]string{}
+	buf := make([]byte, 0, 1<<16)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(got) < 100 {
+		tmp := make([]byte, 4096)
+		k, err := c.Read(tmp)
+		if err != nil {
+			t.Fatalf("after %d responses: %v", len(got), err)
+		}
+		buf = append(buf, tmp[:k]...)
+		for {
+			f, size, err := wire.ParseFrame(buf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size == 0 {
+				break
+			}
+			var r wire.ClientResponse
+			if err := wire.DecodeClientResponse(f.Body, &r); err != nil {
+				t.Fatal(err)
+			}
+			got[r.Seq] = string(r.Value)
+			buf = buf[size:]
+		}
+	}
+	for i := uint64(1); i <= 100; i++ {
+		if got[i] != fmt.Sprint("key", i) {
+			t.Fatalf("response %d = %q", i, got[i])
+		}
+	}
+}
+
+func TestReconnectsAfterPeerRestart(t *testing.T) {
+	a, b := pair(t)
+	addr := b.peer
+	b.t.Close()
+	waitFor(t, "disconnect noticed", func() bool { return !a.t.Connected(2) })
+	if err := a.t.Send(&wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2}); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("send to a dead peer: %v", err)
+	}
+	rec := newRecorder()
+	tr, err := New(Config{NodeID: 2, ClusterID: 7, PeerAddr: addr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	waitFor(t, "reconnect", func() bool { return a.t.Connected(2) })
+	if err := a.t.Send(&wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2, Term: 5}); err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, 1)
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{NodeID: 1, PeerAddr: "127.0.0.1:7001", ClientAddr: "127.0.0.1:7002"}.WithDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]func(c *Config){
+		"NodeID":                  func(c *Config) { c.NodeID = 0 },
+		"PeerAddr is required":    func(c *Config) { c.PeerAddr = "" },
+		"PeerAddr \"nope\"":       func(c *Config) { c.PeerAddr = "nope" },
+		"both":                    func(c *Config) { c.ClientAddr = c.PeerAddr },
+		"ServerLoops":             func(c *Config) { c.ServerLoops = 0 },
+		"MaxInflightBytesPerConn": func(c *Config) { c.MaxInflightBytesPerConn = c.MaxFrameBytes - 1 },
+		"ReconnectMin":            func(c *Config) { c.ReconnectMax = c.ReconnectMin / 2 },
+		"Peers has node ID 0":     func(c *Config) { c.Peers = map[uint64]string{0: "a:1"} },
+	}
+	for want, mutate := range bad {
+		c := ok
+		mutate(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Validate = %v", want, err)
+		}
+	}
+	if _, err := New(Config{NodeID: 1, PeerAddr: "127.0.0.1:0"}, newRecorder()); err == nil {
+		t.Error("New accepted port 0")
+	}
+	if _, err := New(ok, nil); err == nil {
+		t.Error("New accepted a nil handler")
+	}
+}
