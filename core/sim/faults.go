@@ -65,7 +65,7 @@ func (s *Sim) crashOne() {
 	if l := s.leader(); l != nil && s.rng.IntN(2) == 0 {
 		n = l
 	}
-	s.crash(n, 50*Millisecond+Time(s.rng.IntN(800))*Millisecond)
+	s.crash(n, 10*Millisecond+Time(s.rng.Int64N(int64(s.o.DownMax))))
 }
 
 func (s *Sim) crash(n *node, downFor Time) {

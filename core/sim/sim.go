@@ -53,7 +53,15 @@ type Options struct {
 	Crashes, Partitions, SlowNodes, Membership, Transfers bool
 	SnapshotEvery                                         int // applied entries between snapshots; 0: never
 	Clients                                               int
-	Bug                                                   core.Bug
+	FaultGapMin, FaultGapMax                              Time // between faults, uniform
+	DownMax                                               Time // a crashed node restarts within this
+	// CrashAfterAckPct: percent chance that a node crashes right after its
+	// disk write completes and the acknowledgements that waited on it
+	// leave (votes, append acks), restarting within 30 ms: the adversary
+	// for persist-before-acknowledge mistakes.
+	CrashAfterAckPct int
+	MaxMsgBytes      int // per Append; 0: 600
+	Bug              core.Bug
 
 	// Trace prints every event (debugging a replay).
 	Trace bool
@@ -74,9 +82,28 @@ func Profile(seed uint64) Options {
 		Crashes: rng.IntN(3) != 0, Partitions: rng.IntN(3) != 0, SlowNodes: rng.IntN(3) == 0,
 		Membership: rng.IntN(2) == 0, Transfers: rng.IntN(2) == 0,
 		SnapshotEvery: []int{0, 5, 20, 50}[rng.IntN(4)], Clients: 2 + rng.IntN(3),
+		FaultGapMin: 100 * Millisecond, FaultGapMax: 500 * Millisecond, DownMax: 850 * Millisecond,
 	}
 	o.LeaseReads = o.CheckQuorum && rng.IntN(3) == 0
+	if seed%2 == 0 {
+		harsh(&o, seed)
+	}
 	return o
+}
+
+// harsh is the fault mix of even seeds: crash-heavy with short outages,
+// crashes right after acknowledgements, frequent faults, one entry per
+// Append, and mostly no pre-vote with narrow timeouts so that split votes
+// and competing logs are common.
+func harsh(o *Options, seed uint64) {
+	o.PreVote = seed%8 == 0
+	o.ElectionMaxTicks = o.ElectionMinTicks + 3
+	o.Crashes, o.Partitions = true, true
+	o.FaultGapMin, o.FaultGapMax = 20*Millisecond, 150*Millisecond
+	o.DownMax = 150 * Millisecond
+	o.CrashAfterAckPct = 25
+	o.LatencyMax = 40 * Millisecond
+	o.MaxMsgBytes = 1
 }
 
 // ReplayCommand is the command that replays one seed.
@@ -347,6 +374,9 @@ func (s *Sim) config(id uint64) core.Config {
 	c.DisablePreVote, c.DisableCheckQuorum = !s.o.PreVote, !s.o.CheckQuorum
 	c.LeaseReads, c.LeaseMarginTicks = s.o.LeaseReads, 2
 	c.MaxMsgBytes = 600
+	if s.o.MaxMsgBytes > 0 {
+		c.MaxMsgBytes = s.o.MaxMsgBytes
+	}
 	c.MaxInflightMsgs = 4
 	c.MaxInflightBytes = 4096
 	c.MaxSnapshotChunkBytes = 16
@@ -436,7 +466,7 @@ func (s *Sim) handle(e *event) {
 	case evFault:
 		s.fault()
 		if s.now < s.o.Duration {
-			s.push(&event{at: s.now + 100*Millisecond + Time(s.rng.IntN(400))*Millisecond, kind: evFault})
+			s.push(&event{at: s.now + s.o.FaultGapMin + Time(s.rng.Int64N(int64(s.o.FaultGapMax-s.o.FaultGapMin)+1)), kind: evFault})
 		}
 	case evHeal:
 		s.heal(e.arg)
@@ -518,6 +548,10 @@ func (s *Sim) completeWrite(n *node) {
 	}
 	for _, m := range w.after {
 		s.sendMsg(n, m)
+	}
+	if len(w.after) > 0 && s.o.CrashAfterAckPct > 0 && s.now < s.o.Duration && s.rng.IntN(100) < s.o.CrashAfterAckPct {
+		s.crash(n, Millisecond+Time(s.rng.IntN(30))*Millisecond)
+		return
 	}
 	if w.last > 0 {
 		n.r.Persisted(w.last, w.lastTerm)
