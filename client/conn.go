@@ -1,0 +1,328 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+// readBufferBytes sizes the reader's bufio buffer; responses smaller than it
+// are read without a syscall each.
+const readBufferBytes = 64 << 10
+
+// conn is one connection to one node. Calls register in pending under their
+// Seq and append their frame to wbuf; the writer goroutine flushes wbuf,
+// so requests that arrive while a write is in progress leave together in
+// the next one. The reader goroutine pairs responses with calls by Seq.
+//
+// Whoever removes a call from pending (reader on a response, fail on
+// connection loss, the call itself on cancellation) is the only one that
+// completes it.
+type conn struct {
+	addr string
+	nc   net.Conn
+	cfg  *Config
+
+	mu      sync.Mutex
+	pending map[uint64]*call // nil once failed
+	wbuf    []byte           // frames the writer has not taken yet
+	err     error            // why the connection died; nil while alive
+
+	wake chan struct{} // cap 1: wbuf has data
+	dead chan struct{} // closed by fail
+}
+
+// dialConn dials addr and performs the handshake. It starts no goroutine;
+// start does.
+func dialConn(ctx context.Context, cfg *Config, addr string) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &Error{Kind: ErrUnavailable, Err: err}
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true) // the writer coalesces itself
+	}
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	// A context cancelled mid-handshake must not leave us blocked in Read.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	err = handshake(nc, cfg)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &conn{
+		addr:    addr,
+		nc:      nc,
+		cfg:     cfg,
+		pending: make(map[uint64]*call),
+		wake:    make(chan struct{}, 1),
+		dead:    make(chan struct{}),
+	}, nil
+}
+
+// handshake sends the client's Hello and reads the node's answer: its Hello,
+// or an Error frame saying why it refuses us.
+func handshake(nc net.Conn, cfg *Config) error {
+	hello := wire.AppendHello(make([]byte, 0, wire.HelloSize), wire.Hello{Role: wire.RoleClient, ClusterID: cfg.ClusterID})
+	if _, err := nc.Write(hello); err != nil {
+		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+	}
+	var b [wire.HelloSize]byte
+	if _, err := io.ReadFull(nc, b[:4]); err != nil {
+		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+	}
+	if binary.LittleEndian.Uint32(b[:]) != wire.Magic {
+		return readRefusal(nc, b[:4], cfg)
+	}
+	if _, err := io.ReadFull(nc, b[4:]); err != nil {
+		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+	}
+	h, err := wire.DecodeHello(b[:])
+	if err != nil {
+		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+	}
+	// The node's role in its Hello is its own business; only the cluster
+	// must match.
+	if h.ClusterID != cfg.ClusterID {
+		return &Error{Kind: ErrRefused, Err: fmt.Errorf("%w: node %s is in cluster %d, this client is configured for %d",
+			wire.ErrClusterMismatch, nc.RemoteAddr(), h.ClusterID, cfg.ClusterID)}
+	}
+	return nil
+}
+
+// readRefusal reads the Error frame whose length prefix is in prefix. Any
+// other frame in place of a Hello is a protocol error.
+func readRefusal(nc net.Conn, prefix []byte, cfg *Config) error {
+	size, err := wire.FrameSize(prefix, cfg.MaxFrameBytes)
+	if err != nil {
+		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: not a Kraft node (wrong port?): %w", nc.RemoteAddr(), err)}
+	}
+	frame := make([]byte, size)
+	copy(frame, prefix)
+	if _, err := io.ReadFull(nc, frame[4:]); err != nil {
+		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+	}
+	if t := wire.MsgType(frame[4]); t != wire.MsgError {
+		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: got a %v frame instead of a Hello", nc.RemoteAddr(), t)}
+	}
+	return refusalError(nc.RemoteAddr().String(), frame[wire.FrameHeaderSize:])
+}
+
+// refusalError turns an Error frame body into an *Error carrying its text.
+func refusalError(addr string, body []byte) error {
+	code, text, err := wire.DecodeErrorFrame(body)
+	if err != nil {
+		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("node %s: %w", addr, err)}
+	}
+	e := &Error{Kind: ErrRefused, Text: fmt.Sprintf("node %s: %s", addr, text)}
+	switch code {
+	case wire.ErrCodeOverloaded:
+		e.Kind = ErrUnavailable // connection limit: another try may get in
+	case wire.ErrCodeClusterMismatch:
+		e.Err = wire.ErrClusterMismatch
+	case wire.ErrCodeNodeMismatch:
+		e.Err = wire.ErrNodeMismatch
+	}
+	return e
+}
+
+// send registers c under seq and queues its frame. It fails when the
+// connection is dead or the frame does not fit.
+func (cn *conn) send(c *call, req *wire.ClientRequest) error {
+	cn.mu.Lock()
+	if cn.err != nil {
+		err := cn.err
+		cn.mu.Unlock()
+		return err
+	}
+	cn.pending[req.Seq] = c
+	wasEmpty := len(cn.wbuf) == 0
+	cn.wbuf = wire.AppendClientRequest(cn.wbuf, req)
+	cn.mu.Unlock()
+	if wasEmpty {
+		select {
+		case cn.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// forget removes c from pending; it reports false when someone else already
+// took it (and so will complete it).
+func (cn *conn) forget(seq uint64, c *call) bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.pending[seq] != c {
+		return false
+	}
+	delete(cn.pending, seq)
+	return true
+}
+
+// alive reports whether the connection may take new requests.
+func (cn *conn) alive() bool {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	return cn.err == nil
+}
+
+// fail kills the connection once and completes every pending call with err.
+func (cn *conn) fail(err error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.err = err
+	pending := cn.pending
+	cn.pending = nil
+	cn.wbuf = nil
+	close(cn.dead)
+	cn.mu.Unlock()
+	_ = cn.nc.Close()
+	for _, c := range pending {
+		c.complete(nil, err)
+	}
+}
+
+// writeLoop flushes wbuf until the connection dies. Swapping wbuf with a
+// spare buffer keeps the lock out of the syscall and reuses both buffers.
+func (cn *conn) writeLoop() {
+	var spare []byte
+	for {
+		select {
+		case <-cn.wake:
+		case <-cn.dead:
+			return
+		}
+		cn.mu.Lock()
+		if cn.err != nil {
+			cn.mu.Unlock()
+			return
+		}
+		out := cn.wbuf
+		cn.wbuf = spare[:0]
+		cn.mu.Unlock()
+		if len(out) == 0 {
+			spare = out
+			continue
+		}
+		// A node that stops reading must not hold callers past their
+		// timeouts forever: a stalled write kills the connection.
+		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cfg.RequestTimeout))
+		if _, err := cn.nc.Write(out); err != nil {
+			cn.fail(&Error{Kind: ErrUnavailable, Err: fmt.Errorf("write to %s: %w", cn.addr, err)})
+			return
+		}
+		spare = out[:0]
+	}
+}
+
+// readLoop reads responses until the connection dies. Every length prefix
+// is checked against MaxFrameBytes before the body is buffered.
+func (cn *conn) readLoop() {
+	br := bufio.NewReaderSize(cn.nc, readBufferBytes)
+	var body []byte
+	var resp wire.ClientResponse
+	for {
+		var hdr [wire.FrameHeaderSize]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			cn.fail(readError(cn.addr, err))
+			return
+		}
+		size, err := wire.FrameSize(hdr[:], cn.cfg.MaxFrameBytes)
+		if err != nil {
+			cn.fail(&Error{Kind: ErrProtocol, Err: fmt.Errorf("from %s: %w", cn.addr, err)})
+			return
+		}
+		n := size - wire.FrameHeaderSize
+		if cap(body) < n {
+			body = make([]byte, n)
+		}
+		body = body[:n]
+		if _, err := io.ReadFull(br, body); err != nil {
+			cn.fail(readError(cn.addr, err))
+			return
+		}
+		switch t := wire.MsgType(hdr[4]); t {
+		case wire.MsgClientResponse:
+			if err := wire.DecodeClientResponse(body, &resp); err != nil {
+				cn.fail(&Error{Kind: ErrProtocol, Err: fmt.Errorf("from %s: %w", cn.addr, err)})
+				return
+			}
+			cn.deliver(&resp)
+		case wire.MsgError:
+			cn.fail(refusalError(cn.addr, body))
+			return
+		default:
+			cn.fail(&Error{Kind: ErrProtocol, Err: fmt.Errorf("from %s: unexpected %v frame on the client port", cn.addr, t)})
+			return
+		}
+	}
+}
+
+// deliver completes the call waiting for r.Seq. A response nobody waits for
+// belongs to a call that gave up (context ended): dropped.
+func (cn *conn) deliver(r *wire.ClientResponse) {
+	cn.mu.Lock()
+	c := cn.pending[r.Seq]
+	if c != nil {
+		delete(cn.pending, r.Seq)
+	}
+	cn.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.complete(copyResponse(r), nil)
+}
+
+func readError(addr string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("node %s closed the connection", addr)}
+	}
+	return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("read from %s: %w", addr, err)}
+}
+
+// response is a ClientResponse copied out of the reader's buffer.
+type response struct {
+	status     wire.Status
+	index      uint64
+	term       uint64
+	leaderID   uint64
+	leaderAddr string
+	value      []byte
+	text       string
+}
+
+// copyResponse copies what outlives the reader's buffer. Value, the only
+// section on the hot path, shares one allocation with the struct's owner.
+func copyResponse(r *wire.ClientResponse) *response {
+	out := &response{status: r.Status, index: r.Index, term: r.Term, leaderID: r.LeaderID}
+	if len(r.Value) > 0 {
+		out.value = append([]byte(nil), r.Value...)
+	}
+	if len(r.LeaderAddr) > 0 {
+		out.leaderAddr = string(r.LeaderAddr)
+	}
+	if len(r.Error) > 0 {
+		out.text = string(r.Error)
+	}
+	return out
+}
