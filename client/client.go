@@ -17,7 +17,10 @@ type Client struct {
 	cfg      Config
 	inflight chan struct{} // semaphore of MaxInflight slots
 	closed   chan struct{} // closed by Close
+	life     context.Context
+	kill     context.CancelFunc // cancels life: interrupts a dial on Close
 	wg       sync.WaitGroup
+	stats    stats
 
 	mu       sync.Mutex
 	isClosed bool
@@ -50,6 +53,7 @@ func New(cfg Config) (*Client, error) {
 		closed:   make(chan struct{}),
 		nextSeq:  1,
 	}
+	c.life, c.kill = context.WithCancel(context.Background())
 	c.sess = newSession(c.nextSeq)
 	return c, nil
 }
@@ -64,6 +68,7 @@ func (c *Client) Close() error {
 	}
 	c.isClosed = true
 	close(c.closed)
+	c.kill()
 	cn := c.cur
 	c.cur = nil
 	c.mu.Unlock()
@@ -218,6 +223,7 @@ type attempts struct {
 	maybeApplied bool
 	firstSent    time.Time
 	last         *Error // why the latest attempt failed
+	redirects    int    // redirects to a known leader followed so far
 	now          bool   // retry without waiting (redirect to a known leader, dropped conn)
 	renew        bool   // reissue under the new session
 }
@@ -379,7 +385,12 @@ func (c *Client) judge(cn *conn, r *response, s *session, a *attempts) (*respons
 		return r, nil
 	case wire.StatusNotLeader:
 		a.last = a.fromStatus(ErrNotLeader, r)
-		a.now = c.redirect(cn, r.leaderAddr)
+		// The first redirect is followed at once; a second one in the same
+		// call means leadership is moving, so it waits like any retry.
+		if c.redirect(cn, r.leaderAddr) {
+			a.now = a.redirects == 0
+			a.redirects++
+		}
 		return nil, nil
 	case wire.StatusTimeout:
 		a.maybeApplied = true
@@ -497,13 +508,15 @@ func (c *Client) connFor(ctx context.Context) (*conn, error) {
 		addr := c.target()
 		c.mu.Unlock()
 
-		cn, err := dialConn(ctx, &c.cfg, addr)
+		cn, err := c.dial(ctx, addr)
 
 		c.mu.Lock()
 		c.dialing = nil
 		switch {
-		case err == nil && c.isClosed:
-			_ = cn.nc.Close()
+		case c.isClosed:
+			if err == nil {
+				_ = cn.nc.Close()
+			}
 			cn, err = nil, errConnClosed
 		case err == nil:
 			c.cur = cn
@@ -520,6 +533,19 @@ func (c *Client) connFor(ctx context.Context) (*conn, error) {
 		c.mu.Unlock()
 		return cn, err
 	}
+}
+
+// dial connects to addr; Close interrupts it.
+func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(c.life, cancel)
+	defer stop()
+	cn, err := dialConn(ctx, &c.cfg, addr)
+	if cn != nil {
+		cn.stats = &c.stats
+	}
+	return cn, err
 }
 
 // target is the address to dial: the known leader, else the next endpoint.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,6 +193,30 @@ func TestNoLeaderKnownTriesNextEndpoint(t *testing.T) {
 	mustPut(t, c, "k", "v")
 	if v, _ := leader.value("k"); v != "v" {
 		t.Fatalf("leader has %q", v)
+	}
+}
+
+// The remembered leader dies: the client forgets it, asks the endpoints
+// again and follows the new redirect.
+func TestLeaderLossFallsBackToEndpoints(t *testing.T) {
+	oldLeader := newFakeServer(t, sm.DefaultKVConfig())
+	newLeader := newFakeServer(t, sm.DefaultKVConfig())
+	follower := newFakeServer(t, sm.DefaultKVConfig())
+	var leaderAddr atomic.Value
+	leaderAddr.Store(oldLeader.addr)
+	follower.policy = func(int, *wire.ClientRequest) action {
+		return action{kind: actNotLeader, leaderAddr: leaderAddr.Load().(string), text: "not leader"}
+	}
+	c := newTestClient(t, testConfig(follower.addr))
+	mustPut(t, c, "a", "1")
+	oldLeader.Close()
+	leaderAddr.Store(newLeader.addr)
+	mustPut(t, c, "b", "2")
+	if c.Leader() != newLeader.addr {
+		t.Fatalf("Leader() = %q, want %q", c.Leader(), newLeader.addr)
+	}
+	if v, _ := newLeader.value("b"); v != "2" {
+		t.Fatalf("new leader has b = %q", v)
 	}
 }
 
@@ -429,6 +454,11 @@ func TestPipeliningOnOneConnection(t *testing.T) {
 	runConcurrentPutGet(t, c, 256)
 	if got := fs.connections(); got != 1 {
 		t.Fatalf("%d connections, want 1", got)
+	}
+	frames, writes := c.stats.framesQueued.Load(), c.stats.writeCalls.Load()
+	t.Logf("%d frames in %d write calls", frames, writes)
+	if frames != 512 || writes >= frames {
+		t.Fatalf("%d frames in %d write calls: no coalescing", frames, writes)
 	}
 }
 
@@ -668,6 +698,34 @@ func TestRandomServerBytes(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		_, _ = c.Get(ctx, []byte("k")) // any outcome but a panic or a hang
 		cancel()
+	}
+}
+
+// A node that accepts but never answers the handshake: Close interrupts
+// the dial instead of waiting for DialTimeout.
+func TestCloseInterruptsDial(t *testing.T) {
+	fs := newFakeServer(t, sm.DefaultKVConfig())
+	fs.handshakeReply = []byte{} // say nothing
+	cfg := testConfig(fs.addr)
+	cfg.DialTimeout = 5 * time.Second
+	c := newTestClient(t, cfg)
+	done := make(chan error, 1)
+	go func() { _, err := c.Put(context.Background(), []byte("k"), []byte("v")); done <- err }()
+	for fs.connections() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	_ = c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("got %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("returned %v after Close", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("call still blocked in the dial after Close")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kraftdb/kraft/wire"
@@ -27,9 +28,10 @@ const readBufferBytes = 64 << 10
 // connection loss, the call itself on cancellation) is the only one that
 // completes it.
 type conn struct {
-	addr string
-	nc   net.Conn
-	cfg  *Config
+	addr  string
+	nc    net.Conn
+	cfg   *Config
+	stats *stats // the Client's; nil in a conn that never carried a request
 
 	mu      sync.Mutex
 	pending map[uint64]*call // nil once failed
@@ -152,6 +154,7 @@ func (cn *conn) send(c *call, req *wire.ClientRequest) error {
 		return err
 	}
 	cn.pending[req.Seq] = c
+	cn.stats.framesQueued.Add(1)
 	wasEmpty := len(cn.wbuf) == 0
 	cn.wbuf = wire.AppendClientRequest(cn.wbuf, req)
 	cn.mu.Unlock()
@@ -227,6 +230,8 @@ func (cn *conn) writeLoop() {
 		// A node that stops reading must not hold callers past their
 		// timeouts forever: a stalled write kills the connection.
 		_ = cn.nc.SetWriteDeadline(time.Now().Add(cn.cfg.RequestTimeout))
+		cn.stats.writeCalls.Add(1)
+		cn.stats.bytesWritten.Add(uint64(len(out)))
 		if _, err := cn.nc.Write(out); err != nil {
 			cn.fail(&Error{Kind: ErrUnavailable, Err: fmt.Errorf("write to %s: %w", cn.addr, err)})
 			return
@@ -298,6 +303,14 @@ func readError(addr string, err error) error {
 		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("node %s closed the connection", addr)}
 	}
 	return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("read from %s: %w", addr, err)}
+}
+
+// stats counts what the writer does, so tests and benchmarks can see
+// coalescing (frames per write call).
+type stats struct {
+	framesQueued atomic.Uint64
+	writeCalls   atomic.Uint64
+	bytesWritten atomic.Uint64
 }
 
 // response is a ClientResponse copied out of the reader's buffer.
