@@ -320,3 +320,11 @@ func (r *Raft) sendCommit(p *progress) {
 	r.send(wire.Message{Type: wire.MsgAppend, To: p.id, Index: p.match, LogTerm: t, Commit: commit})
 	p.sentCommit = commit
 }
+
+// Campaign starts an election at once, as if the election timer fired
+// (tests and operator tooling; a non-voter ignores it).
+func (r *Raft) Campaign() {
+	if r.role != RoleLeader && r.promotable() {
+		r.campaign(!r.cfg.DisablePreVote, false)
+	}
+}

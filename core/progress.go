@@ -25,6 +25,8 @@ type progress struct {
 	active      bool // heard from during the current check-quorum period
 	sentCommit  uint64
 	ackedRound  uint64 // highest heartbeat round it answered
+	// matchAtHeartbeat: match when the previous heartbeat answer arrived.
+	matchAtHeartbeat uint64
 
 	// inflight window: last index and bytes of each unacknowledged Append.
 	inflightLast  []uint64
@@ -77,5 +79,6 @@ func (p *progress) becomeProbe() {
 func (p *progress) becomeReplicate() {
 	p.state, p.paused = ProgressReplicate, false
 	p.next = p.match + 1
+	p.matchAtHeartbeat = p.match
 	p.resetInflight()
 }

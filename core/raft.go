@@ -400,8 +400,8 @@ func tickHeartbeat(r *Raft) {
 		r.electionElapsed = 0
 		if r.checkQuorum() {
 			if err := r.quorumActive(); err != nil {
-				r.becomeFollower(r.term, 0)
 				r.failReadsWith(err)
+				r.becomeFollower(r.term, 0)
 				return
 			}
 		}
@@ -648,14 +648,19 @@ func stepLeader(r *Raft, m *wire.Message) error {
 	case wire.MsgHeartbeatResp:
 		p.ackedRound = max(p.ackedRound, m.Context)
 		r.releaseReads()
-		if p.state == ProgressSnapshot {
+		switch {
+		case p.state == ProgressSnapshot:
 			r.sendSnapshotChunk(p)
-		} else {
-			p.paused = false
-			if p.match < r.log.lastIndex() {
-				r.needBcast = true
+		case p.match < r.log.lastIndex():
+			// No acknowledgement since the previous heartbeat answer: the
+			// Appends in flight were lost; probe again from match.
+			if p.state == ProgressReplicate && p.match == p.matchAtHeartbeat {
+				p.becomeProbe()
 			}
+			p.paused = false
+			r.needBcast = true
 		}
+		p.matchAtHeartbeat = p.match
 	case wire.MsgSnapshotResp:
 		if p.state == ProgressSnapshot && m.Index == p.snapIndex && m.Offset >= p.snapOffset {
 			p.snapOffset = m.Offset
@@ -697,6 +702,9 @@ func (r *Raft) handleAppendResp(p *progress, m *wire.Message) {
 		}
 	}
 	r.maybeCommit()
+	if p.sentCommit < r.log.committed {
+		r.needBcast = true
+	}
 	if m.From == r.transferee && p.match == r.log.lastIndex() {
 		r.send(wire.Message{Type: wire.MsgTimeoutNow, To: m.From})
 	}
