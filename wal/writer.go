@@ -10,7 +10,9 @@ import (
 // round captures, under mu, the segments written since the last round and
 // the last index they hold, syncs them without the lock (appends continue
 // meanwhile and go into the next round: group commit), then publishes
-// "synced up to that index".
+// "synced up to that index". A goroutine blocked in WaitDurable or Sync
+// runs the round itself when no round is in progress (it would otherwise
+// sleep while this goroutine did the same work); rounds never overlap.
 func (w *WAL) syncLoop() {
 	defer w.wg.Done()
 	var tick <-chan time.Time
@@ -19,37 +21,46 @@ func (w *WAL) syncLoop() {
 		defer t.Stop()
 		tick = t.C
 	}
-	buf := make([]*segment, 0, 4)
 	for {
+		stopping := false
 		select {
 		case <-w.stop:
-			w.syncRound(buf[:0])
-			return
+			stopping = true
 		case <-w.writerKick:
 		case <-tick:
 		}
-		buf = w.syncRound(buf[:0])
+		w.mu.Lock()
+		for w.syncing {
+			w.durableCnd.Wait()
+		}
+		w.closeRetiredLocked()
+		w.syncRoundLocked()
+		w.mu.Unlock()
+		if stopping {
+			return
+		}
 	}
 }
 
-// syncRound runs one capture-sync-publish round; buf is reused storage.
-func (w *WAL) syncRound(buf []*segment) []*segment {
-	w.mu.Lock()
-	w.closeRetiredLocked()
+// syncRoundLocked runs one capture-sync-publish round. Holds mu on entry
+// and on return (released during the syncs); requires !w.syncing.
+func (w *WAL) syncRoundLocked() {
+	if w.syncing {
+		panic("kraft: BUG: overlapping sync rounds")
+	}
 	if w.fatal != nil {
 		w.forceSync = false
 		w.durableCnd.Broadcast()
-		w.mu.Unlock()
-		return buf
+		return
 	}
 	if len(w.unsynced) == 0 && !w.dirDirty {
 		// Every write was captured by a round that completed.
 		w.forceSync = false
 		w.advanceSynced(w.lastIndex)
-		w.mu.Unlock()
-		return buf
+		return
 	}
 	target := w.lastIndex
+	buf := w.roundBuf[:0]
 	for _, s := range w.unsynced {
 		s.dirty = false
 		buf = append(buf, s)
@@ -60,6 +71,7 @@ func (w *WAL) syncRound(buf []*segment) []*segment {
 	w.dirDirty = false
 	w.forceSync = false
 	w.truncFloor = ^uint64(0)
+	w.syncing = true
 	w.mu.Unlock()
 
 	var err error
@@ -79,13 +91,14 @@ func (w *WAL) syncRound(buf []*segment) []*segment {
 	clear(buf)
 
 	w.mu.Lock()
+	w.roundBuf = buf[:0]
+	w.syncing = false
 	if err != nil {
 		w.setFatal(err)
-	} else {
-		w.advanceSynced(min(target, w.truncFloor))
+		return
 	}
-	w.mu.Unlock()
-	return buf
+	w.advanceSynced(min(target, w.truncFloor))
+	w.syncRounds.Add(1)
 }
 
 // advanceSynced records that everything up to i is synced. Holds mu.
