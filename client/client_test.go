@@ -67,6 +67,7 @@ func TestConfigValidate(t *testing.T) {
 		{"backoff above max", func(c *Config) { c.RetryBackoff, c.RetryBackoffMax = time.Second, time.Millisecond }, "RetryBackoffMax"},
 		{"inflight too large", func(c *Config) { c.MaxInflight = 1 << 20 }, "MaxInflight"},
 		{"tiny frames", func(c *Config) { c.MaxFrameBytes = 10 }, "MaxFrameBytes"},
+		{"attempt longer than request", func(c *Config) { c.AttemptTimeout, c.RequestTimeout = time.Minute, time.Second }, "AttemptTimeout"},
 		{"dial longer than request", func(c *Config) { c.DialTimeout, c.RequestTimeout = time.Minute, time.Second }, "DialTimeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -201,6 +202,7 @@ func TestNoLeaderKnownTriesNextEndpoint(t *testing.T) {
 func TestLeaderLossFallsBackToEndpoints(t *testing.T) {
 	oldLeader := newFakeServer(t, sm.DefaultKVConfig())
 	newLeader := newFakeServer(t, sm.DefaultKVConfig())
+	newLeader.log = oldLeader.log // one cluster
 	follower := newFakeServer(t, sm.DefaultKVConfig())
 	var leaderAddr atomic.Value
 	leaderAddr.Store(oldLeader.addr)
@@ -217,6 +219,37 @@ func TestLeaderLossFallsBackToEndpoints(t *testing.T) {
 	}
 	if v, _ := newLeader.value("b"); v != "2" {
 		t.Fatalf("new leader has b = %q", v)
+	}
+}
+
+// A node that keeps its connection open but never answers (a paused
+// process): after AttemptTimeout every call on that connection is resent,
+// with its seq, to another node.
+func TestSilentNodeFailsOver(t *testing.T) {
+	silent := newFakeServer(t, sm.DefaultKVConfig())
+	silent.policy = func(int, *wire.ClientRequest) action { return action{kind: actSilence} }
+	good := newFakeServer(t, sm.DefaultKVConfig())
+	good.log = silent.log
+	cfg := testConfig(silent.addr, good.addr)
+	cfg.AttemptTimeout = 100 * time.Millisecond
+	c := newTestClient(t, cfg)
+	start := time.Now()
+	runConcurrentPutGet(t, c, 16)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failover took %v", d)
+	}
+	sent, resent := silent.requests(), good.requests()
+	if len(sent) == 0 || len(resent) != 32 {
+		t.Fatalf("silent node got %d requests, good node %d", len(sent), len(resent))
+	}
+	seqs := map[uint64]bool{}
+	for _, r := range resent {
+		seqs[r.Seq] = true
+	}
+	for _, r := range sent {
+		if !seqs[r.Seq] {
+			t.Errorf("seq %d was not resent with the same number", r.Seq)
+		}
 	}
 }
 

@@ -24,6 +24,10 @@ type Config struct {
 	// RequestTimeout bounds a call, retries included, when its context has
 	// no deadline of its own. Default 30s.
 	RequestTimeout time.Duration
+	// AttemptTimeout bounds the wait for one answer. A node silent for
+	// that long (paused, cut off, wedged) has its connection dropped, and
+	// every call on it is resent elsewhere with its seq. Default 2s.
+	AttemptTimeout time.Duration
 	// MaxRetries bounds the attempts after the first one (redirects, dial
 	// failures and retryable answers all count). Default 5.
 	MaxRetries int
@@ -52,6 +56,7 @@ type Config struct {
 const (
 	DefaultDialTimeout     = 5 * time.Second
 	DefaultRequestTimeout  = 30 * time.Second
+	DefaultAttemptTimeout  = 2 * time.Second
 	DefaultMaxRetries      = 5
 	DefaultRetryBackoff    = 50 * time.Millisecond
 	DefaultRetryBackoffMax = time.Second
@@ -73,6 +78,7 @@ func (c Config) withDefaults() Config {
 	}
 	set(&c.DialTimeout, DefaultDialTimeout)
 	set(&c.RequestTimeout, DefaultRequestTimeout)
+	set(&c.AttemptTimeout, min(DefaultAttemptTimeout, c.RequestTimeout))
 	set(&c.RetryBackoff, DefaultRetryBackoff)
 	set(&c.RetryBackoffMax, DefaultRetryBackoffMax)
 	set(&c.SessionTimeout, DefaultSessionTimeout)
@@ -118,6 +124,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kraft/client: MaxFrameBytes must be at least %d, got %d", minFrameBytes, c.MaxFrameBytes)
 	case c.SessionTimeout < 0:
 		return fmt.Errorf("kraft/client: SessionTimeout must be positive, got %v", c.SessionTimeout)
+	case c.AttemptTimeout < 0:
+		return fmt.Errorf("kraft/client: AttemptTimeout must be positive, got %v", c.AttemptTimeout)
+	case c.AttemptTimeout > c.RequestTimeout:
+		return fmt.Errorf("kraft/client: AttemptTimeout (%v) must not exceed RequestTimeout (%v)", c.AttemptTimeout, c.RequestTimeout)
 	case c.DialTimeout > c.RequestTimeout:
 		return fmt.Errorf("kraft/client: DialTimeout (%v) must not exceed RequestTimeout (%v)", c.DialTimeout, c.RequestTimeout)
 	}

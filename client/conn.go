@@ -295,7 +295,7 @@ func (cn *conn) deliver(r *wire.ClientResponse) {
 	if c == nil {
 		return
 	}
-	c.complete(copyResponse(r), nil)
+	c.complete(r, nil)
 }
 
 func readError(addr string, err error) error {
@@ -311,31 +311,4 @@ type stats struct {
 	framesQueued atomic.Uint64
 	writeCalls   atomic.Uint64
 	bytesWritten atomic.Uint64
-}
-
-// response is a ClientResponse copied out of the reader's buffer.
-type response struct {
-	status     wire.Status
-	index      uint64
-	term       uint64
-	leaderID   uint64
-	leaderAddr string
-	value      []byte
-	text       string
-}
-
-// copyResponse copies what outlives the reader's buffer. Value, the only
-// section on the hot path, shares one allocation with the struct's owner.
-func copyResponse(r *wire.ClientResponse) *response {
-	out := &response{status: r.Status, index: r.Index, term: r.Term, leaderID: r.LeaderID}
-	if len(r.Value) > 0 {
-		out.value = append([]byte(nil), r.Value...)
-	}
-	if len(r.LeaderAddr) > 0 {
-		out.leaderAddr = string(r.LeaderAddr)
-	}
-	if len(r.Error) > 0 {
-		out.text = string(r.Error)
-	}
-	return out
 }

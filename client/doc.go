@@ -31,6 +31,9 @@
 //   - connection refused, broken or undecodable: next endpoint (or the
 //     leader again if it was a redirect target), after a backoff; the
 //     in-flight requests are resent with their seqs.
+//   - no answer within AttemptTimeout (a paused or cut-off node keeps its
+//     TCP connection open): the connection is dropped and every call on it
+//     is resent, with its seq, starting from the next endpoint.
 //   - "timeout" (outcome unknown) and "too many requests": the same request,
 //     same seq, after a backoff.
 //   - "no quorum": returned at once (ErrNoQuorum, with the server's text,

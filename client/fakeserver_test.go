@@ -33,9 +33,9 @@ type fakeServer struct {
 
 	clockOffsetNano atomic.Int64 // added to the KV's leader stamps
 
+	log *fakeLog // shared by the fake nodes of one cluster
+
 	mu       sync.Mutex
-	kv       *sm.KV
-	index    uint64
 	received []wire.ClientRequest // headers only (no key/value)
 	accepted int
 	conns    map[net.Conn]struct{}
@@ -77,7 +77,7 @@ func newFakeServer(t *testing.T, kvCfg sm.KVConfig) *fakeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &fakeServer{t: t, ln: ln, addr: ln.Addr().String(), clusterID: 7, nodeID: 1, kv: kv, conns: make(map[net.Conn]struct{})}
+	fs := &fakeServer{t: t, ln: ln, addr: ln.Addr().String(), clusterID: 7, nodeID: 1, log: &fakeLog{kv: kv}, conns: make(map[net.Conn]struct{})}
 	fs.wg.Add(1)
 	go fs.acceptLoop()
 	t.Cleanup(fs.Close)
@@ -133,9 +133,17 @@ func (fs *fakeServer) connections() int {
 	return fs.accepted
 }
 
+// fakeLog stands for the replicated log and state machine: fake nodes
+// that share one are one cluster (a session opened on one is known to all).
+type fakeLog struct {
+	mu    sync.Mutex
+	kv    *sm.KV
+	index uint64
+}
+
 // value reads the KV directly.
 func (fs *fakeServer) value(key string) (string, bool) {
-	v, ok := fs.kv.Get([]byte(key))
+	v, ok := fs.log.kv.Get([]byte(key))
 	return string(v), ok
 }
 
@@ -282,14 +290,15 @@ func (fs *fakeServer) handle(sc *serverConn, req *wire.ClientRequest, body []byt
 
 // apply runs one request through the KV, as a leader would after commit.
 func (fs *fakeServer) apply(body []byte) (wire.Status, []byte, uint64) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.index++
+	l := fs.log
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.index++
 	now := time.Now().UnixNano() + fs.clockOffsetNano.Load()
-	cmds := []sm.Command{{Index: fs.index, Term: 1, Data: sm.AppendCommand(nil, now, body)}}
+	cmds := []sm.Command{{Index: l.index, Term: 1, Data: sm.AppendCommand(nil, now, body)}}
 	res := make([]sm.Result, 1)
-	fs.kv.Apply(cmds, res)
-	return wire.Status(res[0].Value), res[0].Data, fs.index
+	l.kv.Apply(cmds, res)
+	return wire.Status(res[0].Value), res[0].Data, l.index
 }
 
 // rawResponse builds a frame of type t with body b, or any bytes.

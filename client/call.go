@@ -1,0 +1,391 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+// Internal connection errors. errConnSwitched: the client dropped the
+// connection itself to follow a redirect, so calls on it retry at once.
+var (
+	errConnClosed   = &Error{Kind: ErrClosed}
+	errConnSwitched = &Error{Kind: ErrUnavailable, Text: "connection dropped to follow a redirect"}
+)
+
+// call is one request's rendezvous with the connection that carries it.
+// Exactly one completion is delivered per successful conn.send, so when do
+// returns no connection holds the call and it goes back to callPool.
+type call struct {
+	done  chan struct{} // cap 1
+	resp  response
+	err   error
+	timer *time.Timer // attempt timeout, deadline and backoff; stopped when idle
+}
+
+var callPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &call{done: make(chan struct{}, 1), timer: t}
+}}
+
+// complete hands the call its answer: a response (copied, since r aliases
+// the reader's buffer) or the connection's error.
+func (c *call) complete(r *wire.ClientResponse, err error) {
+	c.err = err
+	if r != nil {
+		c.resp.set(r)
+	}
+	c.done <- struct{}{}
+}
+
+// response is a ClientResponse copied out of the reader's buffer.
+type response struct {
+	status     wire.Status
+	index      uint64
+	term       uint64
+	leaderID   uint64
+	leaderAddr string
+	value      []byte // freshly allocated: it is handed to the caller
+	text       string
+}
+
+func (out *response) set(r *wire.ClientResponse) {
+	*out = response{status: r.Status, index: r.Index, term: r.Term, leaderID: r.LeaderID}
+	if len(r.Value) > 0 {
+		out.value = append([]byte(nil), r.Value...)
+	}
+	if len(r.LeaderAddr) > 0 {
+		out.leaderAddr = string(r.LeaderAddr)
+	}
+	if len(r.Error) > 0 {
+		out.text = string(r.Error)
+	}
+}
+
+// attempts tracks one call's retries.
+type attempts struct {
+	op       string
+	write    bool
+	deadline time.Time // the context's, or now+RequestTimeout
+	n        int       // sends and dials made
+	// backoffs counts waits so far; the next one is RetryBackoff<<backoffs.
+	backoffs  int
+	redirects int // redirects to a known leader followed so far
+	// maybeApplied: some earlier send of this write may have been applied
+	// (connection lost after sending, server timeout, context ended).
+	maybeApplied bool
+	firstSent    time.Time
+	last         *Error // why the latest attempt failed
+	now          bool   // retry without waiting (redirect to a known leader, dropped conn)
+	renew        bool   // reissue under the new session
+}
+
+// cause returns a.last as an error, nil when there is none.
+func (a *attempts) cause() error {
+	if a.last == nil {
+		return nil
+	}
+	return a.last
+}
+
+func (a *attempts) errorf(kind error, text string, cause error) *Error {
+	return &Error{Op: a.op, Kind: kind, Text: text, Err: cause, Attempts: a.n, OutcomeUnknown: a.write && a.maybeApplied}
+}
+
+// fromConnError wraps a connection-level *Error for this call.
+func (a *attempts) fromConnError(err error) *Error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return a.errorf(ErrUnavailable, "", err)
+	}
+	return a.errorf(e.Kind, e.Text, e.Err)
+}
+
+func (a *attempts) fromStatus(kind error, r *response) *Error {
+	text := r.text
+	if text == "" && r.status != wire.StatusCompareFailed {
+		text = string(r.value) // a node that left the state machine's text in Value
+	}
+	e := a.errorf(kind, text, nil)
+	e.Status, e.HasStatus = r.status, true
+	return e
+}
+
+// expired is the error for a call whose context ended or whose deadline
+// passed.
+func (a *attempts) expired(ctx context.Context) *Error {
+	kind := context.Cause(ctx)
+	if kind == nil {
+		kind = context.DeadlineExceeded
+	}
+	return a.errorf(kind, "", a.cause())
+}
+
+// arm starts t for d, cut short at the call's deadline.
+func (a *attempts) arm(t *time.Timer, d time.Duration) {
+	t.Reset(min(d, time.Until(a.deadline)))
+}
+
+func (a *attempts) pastDeadline() bool { return !time.Now().Before(a.deadline) }
+
+// do runs one request to completion: pick a connection, send, wait, and
+// retry, redirect or renew the session as the answer requires.
+func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, error) {
+	a := attempts{op: req.Op.String(), write: req.Op != wire.OpGet}
+	if size := requestFrameBytes(req); size > c.cfg.MaxFrameBytes {
+		return response{}, a.errorf(ErrTooLarge, fmt.Sprintf("frame of %d bytes exceeds MaxFrameBytes %d", size, c.cfg.MaxFrameBytes), nil)
+	}
+	var ok bool
+	if a.deadline, ok = ctx.Deadline(); !ok {
+		a.deadline = time.Now().Add(c.cfg.RequestTimeout)
+	}
+	cl := callPool.Get().(*call)
+	defer callPool.Put(cl)
+
+	a.arm(cl.timer, time.Hour)
+	select {
+	case c.inflight <- struct{}{}:
+		cl.timer.Stop()
+	case <-ctx.Done():
+		cl.timer.Stop()
+		return response{}, a.errorf(context.Cause(ctx), "waiting for an in-flight slot", nil)
+	case <-cl.timer.C:
+		return response{}, a.errorf(context.DeadlineExceeded, "waiting for an in-flight slot", nil)
+	case <-c.closed:
+		cl.timer.Stop()
+		return response{}, a.errorf(ErrClosed, "", nil)
+	}
+	defer func() { <-c.inflight }()
+
+	s := c.begin(req, a.write)
+	defer func() { c.end(s, req.Seq, a.write) }()
+	for {
+		done, err := c.attempt(ctx, cl, req, s, &a)
+		if err != nil {
+			return response{}, err
+		}
+		if done {
+			return cl.resp, nil
+		}
+		// The attempt failed in a retryable way; a.last says why.
+		if a.n > c.cfg.MaxRetries {
+			return response{}, a.last
+		}
+		if age := time.Since(a.firstSent); a.write && a.maybeApplied && age > c.cfg.SessionTimeout/2 {
+			return response{}, a.errorf(ErrUnknownOutcome, fmt.Sprintf("write first sent %v ago, more than half the session timeout (%v); not retried",
+				age.Round(time.Millisecond), c.cfg.SessionTimeout), a.cause())
+		}
+		if !a.now {
+			if err := c.backoff(ctx, cl, &a); err != nil {
+				return response{}, err
+			}
+		}
+		if a.renew {
+			// The server refused the session before applying anything of
+			// this write: reissue it as a new request of the new session.
+			c.end(s, req.Seq, a.write)
+			s = c.begin(req, a.write)
+			a.renew = false
+		}
+	}
+}
+
+// attempt sends req once and waits for its answer. It reports done when
+// cl.resp is the call's result, an error when the call must fail, or
+// neither when it should be retried (a.last says why, a.now whether
+// without a wait).
+func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest, s *session, a *attempts) (done bool, err error) {
+	a.now = false
+	cn, err := c.connFor(ctx, a.deadline)
+	if err != nil {
+		a.n++
+		switch {
+		case ctx.Err() != nil || a.pastDeadline():
+			return false, a.expired(ctx)
+		case errors.Is(err, ErrClosed):
+			return false, a.errorf(ErrClosed, "", nil)
+		case errors.Is(err, ErrRefused):
+			return false, a.fromConnError(err) // configuration error: retrying cannot help
+		}
+		a.last = a.fromConnError(err)
+		return false, nil
+	}
+	c.mu.Lock()
+	req.ClientID = s.id
+	req.FirstUnacked = s.firstUnacked(req.Seq)
+	req.NewSession = a.write && !s.established
+	c.mu.Unlock()
+	a.n++
+	if err := cn.send(cl, req); err != nil {
+		c.connLost(cn)
+		a.last = a.fromConnError(err)
+		return false, nil
+	}
+	if a.firstSent.IsZero() {
+		a.firstSent = time.Now()
+	}
+	stalled := false
+	a.arm(cl.timer, c.cfg.AttemptTimeout)
+	select {
+	case <-cl.done:
+		cl.timer.Stop()
+	case <-ctx.Done():
+		cl.timer.Stop()
+		if cn.forget(req.Seq, cl) {
+			a.maybeApplied = true
+			return false, a.expired(ctx)
+		}
+		<-cl.done // the answer is being delivered: take it
+	case <-cl.timer.C:
+		if a.pastDeadline() {
+			if cn.forget(req.Seq, cl) {
+				a.maybeApplied = true
+				return false, a.expired(ctx)
+			}
+			<-cl.done
+			break
+		}
+		// No answer within AttemptTimeout: the node is stopped or cut off
+		// (a paused leader keeps its TCP connections open). Drop the
+		// connection so that this call and the others on it go elsewhere.
+		stalled = true
+		c.connLost(cn)
+		cn.fail(&Error{Kind: ErrUnavailable, Err: fmt.Errorf("no answer from %s within %v", cn.addr, c.cfg.AttemptTimeout)})
+		<-cl.done
+	}
+	if err := cl.err; err != nil {
+		a.maybeApplied = true
+		if err == errConnClosed {
+			return false, a.errorf(ErrClosed, "", nil)
+		}
+		a.last = a.fromConnError(err)
+		if err == errConnSwitched || stalled {
+			a.now = true
+		} else {
+			c.connLost(cn)
+		}
+		return false, nil
+	}
+	return c.judge(cn, &cl.resp, s, a)
+}
+
+// judge maps a server answer to the call's outcome.
+func (c *Client) judge(cn *conn, r *response, s *session, a *attempts) (done bool, err error) {
+	switch r.status {
+	case wire.StatusOK, wire.StatusNotFound, wire.StatusCompareFailed:
+		if a.write {
+			c.mu.Lock()
+			s.established = true
+			c.mu.Unlock()
+		}
+		return true, nil
+	case wire.StatusNotLeader:
+		a.last = a.fromStatus(ErrNotLeader, r)
+		addr := r.leaderAddr
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			addr = "" // not an address we can dial
+		}
+		// The first redirect is followed at once; a second one in the same
+		// call means leadership is moving, so it waits like any retry.
+		if c.redirect(cn, addr) {
+			a.now = a.redirects == 0
+			a.redirects++
+		}
+		return false, nil
+	case wire.StatusTimeout:
+		a.maybeApplied = true
+		a.last = a.fromStatus(ErrTimeout, r)
+		return false, nil
+	case wire.StatusTooManyRequests:
+		a.last = a.fromStatus(ErrTooManyRequests, r)
+		return false, nil
+	case wire.StatusNoQuorum:
+		return false, a.fromStatus(ErrNoQuorum, r)
+	case wire.StatusSessionExpired:
+		if !a.write {
+			return false, a.fromStatus(ErrRequestFailed, r)
+		}
+		c.renewSession(s)
+		a.last = a.fromStatus(ErrSessionExpired, r)
+		if a.maybeApplied {
+			return false, a.last // OutcomeUnknown is set
+		}
+		// Every earlier send of this write was refused before the state
+		// machine ran, and this one was refused by it: nothing was applied.
+		a.renew, a.now = true, true
+		return false, nil
+	}
+	return false, a.fromStatus(ErrRequestFailed, r)
+}
+
+// backoff waits before the next retry: RetryBackoff doubled per wait, up to
+// RetryBackoffMax, with jitter in [d/2, d] so that clients spread out.
+func (c *Client) backoff(ctx context.Context, cl *call, a *attempts) error {
+	d := c.cfg.RetryBackoffMax
+	if a.backoffs < 30 {
+		d = min(c.cfg.RetryBackoff<<a.backoffs, d)
+	}
+	a.backoffs++
+	if d > 1 {
+		d = d/2 + rand.N(d/2+1)
+	}
+	a.arm(cl.timer, d)
+	select {
+	case <-cl.timer.C:
+		if a.pastDeadline() {
+			return a.expired(ctx)
+		}
+		return nil
+	case <-ctx.Done():
+		cl.timer.Stop()
+		return a.expired(ctx)
+	case <-c.closed:
+		cl.timer.Stop()
+		return a.errorf(ErrClosed, "", nil)
+	}
+}
+
+// begin numbers req and, for a write, registers it with the session.
+func (c *Client) begin(req *wire.ClientRequest, write bool) *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	req.Seq = c.nextSeq
+	c.nextSeq++
+	s := c.sess
+	if write {
+		s.writes[req.Seq] = struct{}{}
+	}
+	return s
+}
+
+// end unregisters a write: the session may move FirstUnacked past it.
+func (c *Client) end(s *session, seq uint64, write bool) {
+	if !write {
+		return
+	}
+	c.mu.Lock()
+	delete(s.writes, seq)
+	c.mu.Unlock()
+}
+
+// renewSession replaces s (if still current) with a fresh client ID.
+func (c *Client) renewSession(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == s {
+		c.sess = newSession(c.nextSeq)
+	}
+}
+
+// requestFrameBytes is the size of req's frame.
+func requestFrameBytes(req *wire.ClientRequest) int {
+	const fixed = wire.FrameHeaderSize + 40 // wire's clientRequestFixed
+	return fixed + len(req.Key) + len(req.Value) + len(req.Expect)
+}
