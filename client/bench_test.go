@@ -1,12 +1,17 @@
 package client
 
 import (
+	"bufio"
 	"context"
+	"io"
+	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wire"
 )
 
 // BenchmarkPut is one caller: a round trip per put (loopback latency plus
@@ -59,5 +64,111 @@ func BenchmarkPipelinedPut(b *testing.B) {
 	b.StopTimer()
 	if w := c.stats.writeCalls.Load(); w > 0 {
 		b.ReportMetric(float64(c.stats.framesQueued.Load())/float64(w), "frames/write")
+	}
+}
+
+// okServer answers every request with StatusOK without a state machine,
+// coalescing the answers to all requests it has buffered into one write,
+// so that the benchmarks below measure the client, not the server.
+func okServer(b testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	b.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b.Cleanup(func() { _ = nc.Close() })
+		var hello [wire.HelloSize]byte
+		if _, err := io.ReadFull(nc, hello[:]); err != nil {
+			return
+		}
+		if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 1})); err != nil {
+			return
+		}
+		br := bufio.NewReaderSize(nc, 64<<10)
+		var frame, out []byte
+		var req wire.ClientRequest
+		for {
+			hdr, err := br.Peek(4)
+			if err != nil {
+				return
+			}
+			size, err := wire.FrameSize(hdr, 0)
+			if err != nil {
+				return
+			}
+			frame = append(frame[:0], make([]byte, size)...)
+			if _, err := io.ReadFull(br, frame); err != nil {
+				return
+			}
+			if err := wire.DecodeClientRequest(frame[wire.FrameHeaderSize:], &req); err != nil {
+				return
+			}
+			out = wire.AppendClientResponse(out, &wire.ClientResponse{Seq: req.Seq, Index: req.Seq, Term: 1})
+			if br.Buffered() == 0 {
+				if _, err := nc.Write(out); err != nil {
+					return
+				}
+				out = out[:0]
+			}
+		}
+	})
+	return ln.Addr().String()
+}
+
+// BenchmarkPipelinedPutClientOnly: many callers, one connection, a server
+// that costs next to nothing. allocs/op is the client's own.
+func BenchmarkPipelinedPutClientOnly(b *testing.B) {
+	c, err := New(testConfig(okServer(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	key, value := []byte("key"), make([]byte, 100)
+	if _, err := c.Put(ctx, key, value); err != nil { // connect outside the timing
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(value)))
+	b.SetParallelism(64)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Put(ctx, key, value); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	if w := c.stats.writeCalls.Load(); w > 0 {
+		b.ReportMetric(float64(c.stats.framesQueued.Load())/float64(w), "frames/write")
+	}
+}
+
+// TestPutDoesNotAllocate holds the client's hot path to zero allocations:
+// a Put that succeeds on an established connection (the response's value
+// is the only thing a call must allocate, and a put has none).
+func TestPutDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items on purpose under the race detector")
+	}
+	c := newTestClient(t, testConfig(okServer(t)))
+	ctx := context.Background()
+	key, value := []byte("key"), make([]byte, 100)
+	put := func() {
+		if _, err := c.Put(ctx, key, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put()
+	if n := testing.AllocsPerRun(200, put); n > 0 {
+		t.Fatalf("%v allocs per put, want 0", n)
 	}
 }

@@ -246,8 +246,8 @@ func (cn *conn) readLoop() {
 	br := bufio.NewReaderSize(cn.nc, readBufferBytes)
 	var body []byte
 	var resp wire.ClientResponse
+	var hdr [wire.FrameHeaderSize]byte // outside the loop: it escapes once, not per frame
 	for {
-		var hdr [wire.FrameHeaderSize]byte
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			cn.fail(readError(cn.addr, err))
 			return
