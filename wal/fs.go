@@ -40,10 +40,12 @@ type File interface {
 	io.ReaderAt
 	io.WriterAt
 	Size() (int64, error)
-	// Preallocate gives the file sizeBytes of allocated blocks. With
-	// zeroFill the blocks are written with zeros (so later data syncs do
-	// not convert unwritten extents); without it they are only reserved.
-	// It need not make anything durable (the caller syncs).
+	// Preallocate grows the file to sizeBytes, allocating the blocks of
+	// the new part (a no-op if the file is already that long). With
+	// zeroFill the new blocks are written with zeros (so later data syncs
+	// do not convert unwritten extents); without it they are only
+	// reserved. It need not make anything durable (the caller syncs).
+	// Callers grow a file in steps to stay interruptible.
 	Preallocate(sizeBytes int64, zeroFill bool) error
 	// Sync makes the file's written data durable (fdatasync).
 	Sync() error
@@ -137,9 +139,16 @@ const zeroChunkBytes = 1 << 20
 var zeroChunk [zeroChunkBytes]byte
 
 func (o *osFile) Preallocate(sizeBytes int64, zeroFill bool) error {
+	cur, err := o.Size()
+	if err != nil {
+		return err
+	}
+	if sizeBytes <= cur {
+		return nil
+	}
 	// fallocate first in both modes: it reserves every block up front, so
 	// a full disk fails here with ENOSPC instead of half way through.
-	if err := unix.Fallocate(int(o.f.Fd()), 0, 0, sizeBytes); err != nil {
+	if err := unix.Fallocate(int(o.f.Fd()), 0, cur, sizeBytes-cur); err != nil {
 		if !errors.Is(err, unix.EOPNOTSUPP) {
 			return &os.PathError{Op: "fallocate", Path: o.f.Name(), Err: err}
 		}
@@ -151,26 +160,21 @@ func (o *osFile) Preallocate(sizeBytes int64, zeroFill bool) error {
 	if !zeroFill {
 		return nil
 	}
-	for off := int64(0); off < sizeBytes; off += zeroChunkBytes {
+	for off := cur; off < sizeBytes; off += zeroChunkBytes {
 		n := min(int64(zeroChunkBytes), sizeBytes-off)
 		if _, err := o.f.WriteAt(zeroChunk[:n], off); err != nil {
 			return err
 		}
-		// Write back as we go: a 64 MiB burst of dirty zeros would
-		// otherwise be flushed by a journal commit that the WAL's own
-		// fdatasync waits on.
-		if end := off + n; end%zeroSyncEveryBytes == 0 {
-			if err := unix.SyncFileRange(int(o.f.Fd()), end-zeroSyncEveryBytes, zeroSyncEveryBytes,
-				unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
-				return &os.PathError{Op: "sync_file_range", Path: o.f.Name(), Err: err}
-			}
-		}
+	}
+	// Start writeback now and wait for it: a burst of dirty zeros would
+	// otherwise be flushed by a journal commit that the WAL's own
+	// fdatasync waits on. The caller still syncs.
+	if err := unix.SyncFileRange(int(o.f.Fd()), cur, sizeBytes-cur,
+		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER); err != nil {
+		return &os.PathError{Op: "sync_file_range", Path: o.f.Name(), Err: err}
 	}
 	return nil
 }
-
-// zeroSyncEveryBytes is how much zero-fill may be dirty at once.
-const zeroSyncEveryBytes = 4 << 20
 
 func (o *osFile) Sync() error {
 	if err := unix.Fdatasync(int(o.f.Fd())); err != nil {

@@ -56,6 +56,9 @@ type WAL struct {
 	// reserved: prepared segments Append took for the rolls of the batch
 	// it is writing (guarded by mu; bounded by one batch's rolls).
 	reserved []*preparedSegment
+	// prepAsked: the preparer was asked for the next segment since the
+	// last roll (guarded by mu).
+	prepAsked bool
 
 	writerKick chan struct{} // capacity 1
 	prepKick   chan struct{} // capacity 1
@@ -129,7 +132,9 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w.wg.Add(2)
 	go w.syncLoop()
 	go w.prepareLoop()
-	kick(w.prepKick)
+	w.mu.Lock()
+	w.askPrepareLocked()
+	w.mu.Unlock()
 	return w, nil
 }
 
@@ -321,6 +326,7 @@ func (w *WAL) Append(records []byte) error {
 		rest = rest[n:]
 	}
 	w.lastIndex, w.lastTerm = lastIndex, lastTerm
+	w.askPrepareLocked()
 	if w.opts.Fsync != FsyncAlways {
 		w.publishDurable(lastIndex)
 	}
@@ -328,6 +334,21 @@ func (w *WAL) Append(records []byte) error {
 		kick(w.writerKick)
 	}
 	return nil
+}
+
+// askPrepareLocked asks the preparer for the next segment once the current
+// one is half full (or missing): early enough that a roll need not wait,
+// late enough that opening a WAL to read it does not create a file. Holds
+// mu.
+func (w *WAL) askPrepareLocked() {
+	if w.prepAsked {
+		return
+	}
+	if n := len(w.segs); n > 0 && 2*w.segs[n-1].end < int64(len(w.segs[n-1].m)) {
+		return
+	}
+	w.prepAsked = true
+	kick(w.prepKick)
 }
 
 // validate checks records against the log's end and returns the new last

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -177,7 +178,7 @@ func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
 			err = errorf("preparing segment %s: %w", name, err)
 		}
 	}()
-	if err := f.Preallocate(w.opts.SegmentSizeBytes, !w.opts.FallocateOnly); err != nil {
+	if err := preallocate(f, w.opts.SegmentSizeBytes, !w.opts.FallocateOnly, w.stop); err != nil {
 		return nil, err
 	}
 	if err := f.Sync(); err != nil {
@@ -188,6 +189,30 @@ func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
 		return nil, err
 	}
 	return &preparedSegment{path: name, f: f, m: m}, nil
+}
+
+// prepareStepBytes is how far the preparer grows a segment between checks
+// for Close.
+const prepareStepBytes = 4 << 20
+
+var errStopped = errors.New("stopped")
+
+// preallocate grows f to sizeBytes in steps, giving up with errStopped as
+// soon as stop is closed.
+func preallocate(f File, sizeBytes int64, zeroFill bool, stop <-chan struct{}) error {
+	for size := min(int64(prepareStepBytes), sizeBytes); ; size = min(size+prepareStepBytes, sizeBytes) {
+		select {
+		case <-stop:
+			return errStopped
+		default:
+		}
+		if err := f.Preallocate(size, zeroFill); err != nil {
+			return err
+		}
+		if size == sizeBytes {
+			return nil
+		}
+	}
 }
 
 // reservePrepared makes w.reserved hold at least need prepared segments,
@@ -208,7 +233,8 @@ func (w *WAL) reservePrepared(need int) error {
 		if err != nil {
 			return err
 		}
-		kick(w.prepKick) // prepare the next one
+		w.prepAsked = true // prepare the next one now
+		kick(w.prepKick)
 		w.reserved = append(w.reserved, p)
 	}
 	return nil
