@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -149,18 +150,8 @@ func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, err
 	cl := callPool.Get().(*call)
 	defer callPool.Put(cl)
 
-	a.arm(cl.timer, time.Hour)
-	select {
-	case c.inflight <- struct{}{}:
-		cl.timer.Stop()
-	case <-ctx.Done():
-		cl.timer.Stop()
-		return response{}, a.errorf(context.Cause(ctx), "waiting for an in-flight slot", nil)
-	case <-cl.timer.C:
-		return response{}, a.errorf(context.DeadlineExceeded, "waiting for an in-flight slot", nil)
-	case <-c.closed:
-		cl.timer.Stop()
-		return response{}, a.errorf(ErrClosed, "", nil)
+	if err := c.acquire(ctx, cl, &a); err != nil {
+		return response{}, err
 	}
 	defer func() { <-c.inflight }()
 
@@ -192,8 +183,29 @@ func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, err
 			// this write: reissue it as a new request of the new session.
 			c.end(s, req.Seq, a.write)
 			s = c.begin(req, a.write)
-			a.renew = false
+			a.renew, a.firstSent = false, time.Time{}
 		}
+	}
+}
+
+// acquire takes one of the MaxInflight slots, waiting while all are taken.
+func (c *Client) acquire(ctx context.Context, cl *call, a *attempts) error {
+	select {
+	case c.inflight <- struct{}{}:
+		return nil
+	default:
+	}
+	a.arm(cl.timer, math.MaxInt64)
+	defer cl.timer.Stop()
+	select {
+	case c.inflight <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return a.errorf(context.Cause(ctx), "waiting for an in-flight slot", nil)
+	case <-cl.timer.C:
+		return a.errorf(context.DeadlineExceeded, "waiting for an in-flight slot", nil)
+	case <-c.closed:
+		return a.errorf(ErrClosed, "", nil)
 	}
 }
 

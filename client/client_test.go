@@ -320,6 +320,67 @@ func TestRetryAfterDropIsAppliedOnce(t *testing.T) {
 	}
 }
 
+// Concurrent compare-and-swap increments over a connection that keeps
+// breaking (answers lost, requests lost, server timeouts). A CAS applied
+// twice would be seen by its retry as "compare failed" and the counter
+// would run ahead of the increments the callers saw succeed.
+func TestIncrementsUnderFaultsAreExact(t *testing.T) {
+	fs := newFakeServer(t, sm.DefaultKVConfig())
+	rng := rand.New(rand.NewPCG(5, 6))
+	var mu sync.Mutex
+	fs.policy = func(_ int, req *wire.ClientRequest) action {
+		mu.Lock()
+		defer mu.Unlock()
+		if req.Op == wire.OpGet {
+			return action{kind: actApply}
+		}
+		switch p := rng.IntN(100); {
+		case p < 8:
+			return action{kind: actApplyThenDrop}
+		case p < 12:
+			return action{kind: actDrop}
+		case p < 18:
+			return action{kind: actApplyThenTimeout}
+		case p < 22:
+			return action{kind: actTooMany}
+		}
+		return action{kind: actApply}
+	}
+	cfg := testConfig(fs.addr)
+	cfg.MaxRetries = 100
+	c := newTestClient(t, cfg)
+	mustPut(t, c, "n", "0")
+	const workers, increments = 8, 20
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for done := 0; done < increments; {
+				cur, err := c.Get(ctx, []byte("n"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var n int
+				fmt.Sscan(string(cur.Value), &n)
+				r, err := c.CAS(ctx, []byte("n"), cur.Value, []byte(fmt.Sprint(n+1)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Swapped {
+					done++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if v, _ := fs.value("n"); v != fmt.Sprint(workers*increments) {
+		t.Fatalf("counter = %s after %d successful increments", v, workers*increments)
+	}
+	t.Logf("%d requests over %d connections", len(fs.requests()), fs.connections())
+}
+
 func TestServerTimeoutRetriesSameSeq(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	c := newTestClient(t, testConfig(fs.addr))

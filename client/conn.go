@@ -42,8 +42,8 @@ type conn struct {
 	dead chan struct{} // closed by fail
 }
 
-// dialConn dials addr and performs the handshake. It starts no goroutine;
-// start does.
+// dialConn dials addr and performs the handshake. It starts no goroutine:
+// connFor starts the reader and writer once the connection is current.
 func dialConn(ctx context.Context, cfg *Config, addr string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()

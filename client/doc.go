@@ -18,9 +18,9 @@
 // A write's outcome is reported as unknown (errors.Is(err,
 // ErrUnknownOutcome)) when it was sent and then the connection broke, the
 // server answered "timeout", or the context ended, and no later attempt
-// got a definite answer. Such a write may or may not have been applied;
-// it will not be applied after the call returns unless it was still in
-// flight in the cluster at that moment (read back to know).
+// got a definite answer. Such a write has been applied at most once; a
+// copy still in flight inside the cluster may yet be applied after the
+// call returned (read back to know).
 //
 // Retries, precisely:
 //
