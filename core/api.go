@@ -138,7 +138,7 @@ func (r *Raft) quorumRound() uint64 {
 			return p.ackedRound
 		}
 		return 0
-	}, r.scratch)
+	}, &r.scratch)
 }
 
 // releaseReads answers every read whose heartbeat round a quorum confirmed.

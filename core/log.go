@@ -130,8 +130,10 @@ func (l *raftLog) compactTo(i uint64) {
 	k := i - l.snapIndex
 	base := l.end(i)
 	rest := l.buf[base:]
-	l.buf = append(make([]byte, 0, len(rest)+len(rest)/2+64), rest...)
-	offs := make([]int, len(l.offs)-int(k), cap(l.offs)-int(k))
+	// Keep the capacity: the log grows back to about the same size before
+	// the next compaction, and regrowing it would copy it several times.
+	l.buf = append(make([]byte, 0, max(cap(l.buf), 2*len(rest)+64)), rest...)
+	offs := make([]int, len(l.offs)-int(k), cap(l.offs))
 	for j := range offs {
 		offs[j] = l.offs[int(k)+j] - base
 	}

@@ -3,7 +3,6 @@ package core
 import (
 	"encoding/binary"
 	"slices"
-	"sort"
 )
 
 // Membership is a cluster configuration. While Outgoing is non-empty the
@@ -42,20 +41,21 @@ func (m Membership) clone() Membership {
 
 // majorityIndex returns the largest index that a majority of ids have
 // reached; an empty set agrees to anything.
-func majorityIndex(ids []uint64, matchOf func(uint64) uint64, scratch []uint64) uint64 {
+func majorityIndex(ids []uint64, matchOf func(uint64) uint64, scratch *[]uint64) uint64 {
 	if len(ids) == 0 {
 		return ^uint64(0)
 	}
-	s := scratch[:0]
+	s := (*scratch)[:0]
 	for _, id := range ids {
 		s = append(s, matchOf(id))
 	}
-	sort.Slice(s, func(i, j int) bool { return s[i] > s[j] })
-	return s[len(ids)/2]
+	*scratch = s
+	slices.Sort(s)
+	return s[(len(s)-1)/2] // the value that a majority has reached or passed
 }
 
 // quorumIndex is the index acknowledged by the configuration's quorum.
-func (m Membership) quorumIndex(matchOf func(uint64) uint64, scratch []uint64) uint64 {
+func (m Membership) quorumIndex(matchOf func(uint64) uint64, scratch *[]uint64) uint64 {
 	return min(majorityIndex(m.Voters, matchOf, scratch), majorityIndex(m.Outgoing, matchOf, scratch))
 }
 

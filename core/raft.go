@@ -725,7 +725,7 @@ func (r *Raft) maybeCommit() {
 			return p.match
 		}
 		return 0
-	}, r.scratch)
+	}, &r.scratch)
 	if q <= r.log.committed || q > r.log.lastIndex() {
 		return
 	}
