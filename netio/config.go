@@ -23,6 +23,16 @@ type Config struct {
 	// run time through Transport.SetPeer and RemovePeer.
 	Peers map[uint64]string
 
+	// Advertise* are the addresses other nodes and clients should use to
+	// reach this node (sent in the peer handshake). Empty: the listen
+	// address is used, which is right unless it is a wildcard.
+	AdvertisePeer, AdvertiseClient, AdvertiseAdmin string
+	// OnPeerHello, if set, is called with every peer handshake this node
+	// receives (on a connection it accepted or dialled), so it can learn
+	// where the sender can be reached. It runs on an event loop or a dial
+	// goroutine and must not block.
+	OnPeerHello func(h wire.Hello)
+
 	// ServerLoops and DialerLoops set the gnet event-loop counts for
 	// accepted and dialled connections. They are explicit because
 	// runtime.NumCPU is wrong in containers and a 2-core host wants few.
@@ -88,6 +98,12 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.AdvertisePeer == "" {
+		c.AdvertisePeer = c.PeerAddr
+	}
+	if c.AdvertiseClient == "" {
+		c.AdvertiseClient = c.ClientAddr
+	}
 	return c
 }
 
@@ -117,6 +133,11 @@ func (c Config) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {
 			return fmt.Errorf("kraft/netio: %s %q: %v", a.name, a.addr, err)
+		}
+	}
+	for _, a := range []string{c.AdvertisePeer, c.AdvertiseClient, c.AdvertiseAdmin} {
+		if len(a) > 255 {
+			return fmt.Errorf("kraft/netio: advertised address %q longer than 255 bytes", a)
 		}
 	}
 	if c.ClientAddr != "" && c.ClientAddr == c.PeerAddr {

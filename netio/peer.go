@@ -97,46 +97,68 @@ func (p *peer) dial() (net.Conn, error) {
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
-	if err := handshakeDialer(conn, cfg.ClusterID, cfg.NodeID, p.id); err != nil {
+	h, err := handshakeDialer(conn, p.t.hello(wire.RolePeer), p.id)
+	if err != nil {
 		conn.Close()
 		p.t.stats.HandshakesFailed.Add(1)
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
+	if cfg.OnPeerHello != nil {
+		cfg.OnPeerHello(h)
+	}
 	return conn, nil
 }
 
-// handshakeDialer is the dialling side of the handshake, shared with tests
-// and tools that speak to a node directly.
-func handshakeDialer(conn net.Conn, clusterID, self, want uint64) error {
-	role := wire.RolePeer
-	if self == 0 {
-		role = wire.RoleClient
+// handshakeDialer is the dialling side of the handshake: send ours, read
+// the acceptor's (or the Error frame it refuses us with) and check it.
+// want, if non-zero, is the node ID we meant to reach.
+func handshakeDialer(conn net.Conn, ours wire.Hello, want uint64) (wire.Hello, error) {
+	if _, err := conn.Write(wire.AppendHello(nil, ours)); err != nil {
+		return wire.Hello{}, err
 	}
-	if _, err := conn.Write(wire.AppendHello(nil, wire.Hello{Role: role, ClusterID: clusterID, NodeID: self})); err != nil {
-		return err
+	b := make([]byte, wire.MaxHelloSize)
+	read := func(from, to int) error {
+		if _, err := io.ReadFull(conn, b[from:to]); err != nil {
+			return fmt.Errorf("reading the handshake: %w", err)
+		}
+		return nil
 	}
-	var b [wire.HelloSize]byte
-	if _, err := io.ReadFull(conn, b[:4]); err != nil {
-		return fmt.Errorf("reading the handshake: %w", err)
+	if err := read(0, 4); err != nil {
+		return wire.Hello{}, err
 	}
-	if binary.LittleEndian.Uint32(b[:4]) != wire.Magic {
-		return readRefusal(conn, b[:4])
+	if binary.LittleEndian.Uint32(b) != wire.Magic {
+		return wire.Hello{}, readRefusal(conn, b[:4])
 	}
-	if _, err := io.ReadFull(conn, b[4:]); err != nil {
-		return fmt.Errorf("reading the handshake: %w", err)
+	if err := read(4, wire.HelloSize); err != nil {
+		return wire.Hello{}, err
 	}
-	h, err := wire.DecodeHello(b[:])
+	have := wire.HelloSize
+	n, err := wire.HelloLen(b[:have])
+	if err == nil && n == 0 { // a peer hello: its address section's length follows
+		if err = read(have, have+2); err == nil {
+			have += 2
+			n, err = wire.HelloLen(b[:have])
+		}
+	}
 	if err != nil {
-		return err
+		return wire.Hello{}, err
 	}
-	if err := h.Check(clusterID, role); err != nil {
-		return err
+	if err := read(have, n); err != nil {
+		return wire.Hello{}, err
+	}
+	b = b[:n]
+	h, err := wire.DecodeHello(b)
+	if err != nil {
+		return wire.Hello{}, err
+	}
+	if err := h.Check(ours.ClusterID, ours.Role); err != nil {
+		return wire.Hello{}, err
 	}
 	if want != 0 && h.NodeID != want {
-		return fmt.Errorf("%w: dialled node %d at %s, reached node %d", wire.ErrNodeMismatch, want, conn.RemoteAddr(), h.NodeID)
+		return wire.Hello{}, fmt.Errorf("%w: dialled node %d at %s, reached node %d", wire.ErrNodeMismatch, want, conn.RemoteAddr(), h.NodeID)
 	}
-	return nil
+	return h, nil
 }
 
 // readRefusal reads the Error frame a node sends instead of its Hello.

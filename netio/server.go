@@ -94,13 +94,18 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	st := c.Context().(*inConn)
 	if !st.hello {
-		if c.InboundBuffered() < wire.HelloSize {
-			return gnet.None
-		}
-		b, _ := c.Next(wire.HelloSize)
-		if err := s.handshake(c, st, b); err != nil {
+		b, _ := c.Peek(min(c.InboundBuffered(), wire.MaxHelloSize))
+		n, err := wire.HelloLen(b)
+		if err != nil {
 			return s.refuse(c, codeFor(err), err)
 		}
+		if n == 0 || len(b) < n {
+			return gnet.None
+		}
+		if err := s.handshake(c, st, b[:n]); err != nil {
+			return s.refuse(c, codeFor(err), err)
+		}
+		c.Discard(n)
 	}
 	for {
 		n := c.InboundBuffered()
@@ -148,9 +153,12 @@ func (s *server) handshake(c gnet.Conn, st *inConn, b []byte) error {
 			out: newOutbox(c, s.t.cfg.MaxInflightBytesPerConn, &s.t.stats)}
 	}
 	// The reply goes through gnet's outbound buffer ahead of any response.
-	_, err = c.Write(wire.AppendHello(nil, wire.Hello{Role: h.Role, ClusterID: s.t.cfg.ClusterID, NodeID: s.t.cfg.NodeID}))
+	_, err = c.Write(wire.AppendHello(nil, s.t.hello(h.Role)))
 	if err == nil && h.Role == wire.RolePeer {
-		s.t.log.Info("peer connected", "peer", h.NodeID, "remote", c.RemoteAddr().String())
+		s.t.log.Info("peer connected", "peer", h.NodeID, "remote", c.RemoteAddr().String(), "advertises", h.PeerAddr)
+		if s.t.cfg.OnPeerHello != nil {
+			s.t.cfg.OnPeerHello(h)
+		}
 	}
 	return err
 }

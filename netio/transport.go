@@ -166,6 +166,12 @@ func (t *Transport) Connected(id uint64) bool {
 	return p != nil && p.out.Load() != nil
 }
 
+// hello is this node's handshake for the given role.
+func (t *Transport) hello(role wire.Role) wire.Hello {
+	return wire.Hello{Role: role, ClusterID: t.cfg.ClusterID, NodeID: t.cfg.NodeID,
+		PeerAddr: t.cfg.AdvertisePeer, ClientAddr: t.cfg.AdvertiseClient, AdminAddr: t.cfg.AdvertiseAdmin}
+}
+
 // Stats returns the transport's counters.
 func (t *Transport) Stats() *Stats { return &t.stats }
 

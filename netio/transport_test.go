@@ -180,6 +180,29 @@ func TestEveryRaftMessageCrosses(t *testing.T) {
 }
 
 // Messages sent while a write is in flight share the next write.
+// Each side learns where the other can be reached from the handshake.
+func TestPeersLearnAdvertisedAddresses(t *testing.T) {
+	var mu sync.Mutex
+	learned := map[uint64]wire.Hello{}
+	record := func(c *Config) {
+		c.AdvertiseAdmin = "admin.example:7003"
+		c.OnPeerHello = func(h wire.Hello) {
+			mu.Lock()
+			learned[h.NodeID] = h
+			mu.Unlock()
+		}
+	}
+	a, b := startNode(t, 1, 7, record), startNode(t, 2, 7, nil)
+	a.t.SetPeer(2, b.peer)
+	b.t.SetPeer(1, a.peer)
+	waitFor(t, "both connected", func() bool { return a.t.Connected(2) && b.t.Connected(1) })
+	mu.Lock()
+	defer mu.Unlock()
+	if h := learned[2]; h.PeerAddr != b.peer || h.ClientAddr != b.client {
+		t.Fatalf("node 1 learned %+v for node 2 (peer %s client %s)", h, b.peer, b.client)
+	}
+}
+
 func TestSendsCoalesce(t *testing.T) {
 	a, b := pair(t)
 	const n = 20000
@@ -223,8 +246,10 @@ func stalledPeer(t *testing.T, cluster, id uint64) string {
 			return
 		}
 		t.Cleanup(func() { c.Close() })
-		var b [wire.HelloSize]byte
-		io.ReadFull(c, b[:])
+		b := make([]byte, wire.MaxHelloSize)
+		io.ReadFull(c, b[:wire.HelloSize+2])
+		n, _ := wire.HelloLen(b[:wire.HelloSize+2])
+		io.ReadFull(c, b[wire.HelloSize+2:n])
 		c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: cluster, NodeID: id}))
 	}()
 	return l.Addr().String()
@@ -309,7 +334,11 @@ func rawConn(t *testing.T, addr string, cluster, self uint64) net.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if err := handshakeDialer(c, cluster, self, 0); err != nil {
+	role := wire.RolePeer
+	if self == 0 {
+		role = wire.RoleClient
+	}
+	if _, err := handshakeDialer(c, wire.Hello{Role: role, ClusterID: cluster, NodeID: self, PeerAddr: "x:1"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -345,11 +374,11 @@ func TestHostileInputIsRefusedAndServiceContinues(t *testing.T) {
 			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: 7}))
 		}, "client connected to the peer port"},
 		{"oversized frame", b.peer, func(c net.Conn) {
-			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9, PeerAddr: "h:9"}))
 			c.Write(binary.LittleEndian.AppendUint32(nil, 1<<30))
 		}, "frame too large"},
 		{"zero-length frame", b.peer, func(c net.Conn) {
-			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9, PeerAddr: "h:9"}))
 			c.Write([]byte{0, 0, 0, 0})
 		}, "frame length 0"},
 		{"lying inner length", b.client, func(c net.Conn) {
@@ -359,7 +388,7 @@ func TestHostileInputIsRefusedAndServiceContinues(t *testing.T) {
 			c.Write(f)
 		}, "malformed"},
 		{"spoofed sender", b.peer, func(c net.Conn) {
-			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9, PeerAddr: "h:9"}))
 			c.Write(wire.AppendMessage(nil, &wire.Message{Type: wire.MsgTimeoutNow, From: 1, To: 2, Term: 99}))
 		}, "message from 1 to 2 on the connection of node 9"},
 		{"raft frame on the client port", b.client, func(c net.Conn) {
@@ -367,7 +396,7 @@ func TestHostileInputIsRefusedAndServiceContinues(t *testing.T) {
 			c.Write(wire.AppendMessage(nil, &wire.Message{Type: wire.MsgTimeoutNow, From: 1, To: 2, Term: 99}))
 		}, "TimeoutNow frame on the client port"},
 		{"unknown frame type", b.peer, func(c net.Conn) {
-			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9}))
+			c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9, PeerAddr: "h:9"}))
 			c.Write([]byte{1, 0, 0, 0, 99})
 		}, "unknown type"},
 	}
@@ -382,7 +411,14 @@ func TestHostileInputIsRefusedAndServiceContinues(t *testing.T) {
 		var head [4]byte
 		io.ReadFull(c, head[:])
 		if binary.LittleEndian.Uint32(head[:]) == wire.Magic {
-			io.ReadFull(c, make([]byte, wire.HelloSize-4))
+			rest := make([]byte, wire.MaxHelloSize)
+			copy(rest, head[:])
+			io.ReadFull(c, rest[4:wire.HelloSize])
+			if n, _ := wire.HelloLen(rest[:wire.HelloSize]); n == 0 { // a peer hello: addresses follow
+				io.ReadFull(c, rest[wire.HelloSize:wire.HelloSize+2])
+				n, _ = wire.HelloLen(rest[:wire.HelloSize+2])
+				io.ReadFull(c, rest[wire.HelloSize+2:n])
+			}
 			expectRefusal(t, c, tc.text)
 		} else {
 			expectRefusal(t, &prefixConn{Conn: c, prefix: head[:]}, tc.text)

@@ -21,6 +21,16 @@
 //	+-------+---------+------+------+--------------+--------------+--------------+
 //	  u32     u16       u8     u8=0    u64 bit set     u64            u64 (0 = client)
 //
+// A peer Hello (role 1) continues with the sender's advertised addresses,
+// so nodes learn each other's peer, client and admin addresses from the
+// connections they accept (a client Hello ends at byte 32):
+//
+//	32        34
+//	+---------+-----+---------+-----+-----------+-----+----------+
+//	| extLen  | len | peer    | len | client    | len | admin    |
+//	+---------+-----+---------+-----+-----------+-----+----------+
+//	  u16       u8    host:port u8    host:port   u8    host:port
+//
 // # Frames
 //
 // After the handshake a connection carries frames:

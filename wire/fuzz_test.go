@@ -128,15 +128,19 @@ func FuzzDecodeEntry(f *testing.F) {
 
 // FuzzDecodeHello checks the first bytes any connection handler reads.
 func FuzzDecodeHello(f *testing.F) {
-	f.Add(AppendHello(nil, Hello{Role: RolePeer, ClusterID: 1, NodeID: 2}))
+	f.Add(AppendHello(nil, Hello{Role: RolePeer, ClusterID: 1, NodeID: 2, PeerAddr: "h:1", ClientAddr: "h:2", AdminAddr: "h:3"}))
 	f.Add(AppendHello(nil, Hello{Role: RoleClient, ClusterID: 9}))
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n12345"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		n, lenErr := HelloLen(data)
 		h, err := DecodeHello(data)
 		if err != nil {
 			return
 		}
-		if again := AppendHello(nil, h); !bytes.Equal(again, data[:HelloSize]) {
+		if lenErr != nil || n == 0 || n > len(data) {
+			t.Fatalf("DecodeHello accepted what HelloLen says is %d bytes (%v)", n, lenErr)
+		}
+		if again := AppendHello(nil, h); !bytes.Equal(again, data[:n]) {
 			t.Fatalf("hello re-encodes differently")
 		}
 	})

@@ -221,10 +221,16 @@ func TestEntryIter(t *testing.T) {
 }
 
 func TestHello(t *testing.T) {
-	h := Hello{Role: RolePeer, ClusterID: 0xCAFEBABE, NodeID: 3, Capabilities: 1}
+	h := Hello{Role: RolePeer, ClusterID: 0xCAFEBABE, NodeID: 3, Capabilities: 1,
+		PeerAddr: "10.0.0.3:7001", ClientAddr: "10.0.0.3:7002", AdminAddr: ""}
 	b := AppendHello(nil, h)
-	if len(b) != HelloSize {
-		t.Fatalf("hello is %d bytes", len(b))
+	if n, err := HelloLen(b); err != nil || n != len(b) || n != HelloSize+2+3+26 {
+		t.Fatalf("HelloLen = %d, %v; hello is %d bytes", n, err, len(b))
+	}
+	for i := 0; i < len(b); i++ { // every prefix: wait, never a wrong answer
+		if n, err := HelloLen(b[:i]); err != nil || (n != 0 && n != len(b)) {
+			t.Fatalf("HelloLen of %d-byte prefix = %d, %v", i, n, err)
+		}
 	}
 	got, err := DecodeHello(b)
 	if err != nil {
@@ -257,6 +263,13 @@ func TestHello(t *testing.T) {
 		{"unknown role", func(b []byte) []byte { b[6] = 7; return b }, ErrMalformed, "role 7"},
 		{"reserved byte", func(b []byte) []byte { b[7] = 1; return b }, ErrMalformed, "reserved"},
 		{"peer with node 0", func(b []byte) []byte { clear(b[24:32]); return b }, ErrMalformed, "node ID 0"},
+		{"peer hello without addresses", func(b []byte) []byte { return b[:HelloSize] }, ErrTruncated, "needs"},
+		{"address past its section", func(b []byte) []byte { b[HelloSize+2] = 200; return b }, ErrMalformed, "runs past"},
+		{"trailing address bytes", func(b []byte) []byte {
+			binary.LittleEndian.PutUint16(b[HelloSize:], binary.LittleEndian.Uint16(b[HelloSize:])+1)
+			return append(b, 'x')
+		}, ErrMalformed, "trailing"},
+		{"extension too long", func(b []byte) []byte { binary.LittleEndian.PutUint16(b[HelloSize:], 60000); return b }, ErrMalformed, "exceeds"},
 	}
 	for _, c := range cases {
 		_, err := DecodeHello(c.mutate(AppendHello(nil, h)))
@@ -264,9 +277,16 @@ func TestHello(t *testing.T) {
 			t.Errorf("%s: err = %v, want %v containing %q", c.name, err, c.kind, c.text)
 		}
 	}
-	// A client hello carries node ID 0.
-	if _, err := DecodeHello(AppendHello(nil, Hello{Role: RoleClient, ClusterID: 1})); err != nil {
+	// A client hello carries node ID 0 and no addresses: exactly HelloSize.
+	ch := AppendHello(nil, Hello{Role: RoleClient, ClusterID: 1, PeerAddr: "ignored"})
+	if len(ch) != HelloSize {
+		t.Fatalf("client hello is %d bytes", len(ch))
+	}
+	if _, err := DecodeHello(ch); err != nil {
 		t.Fatalf("client hello: %v", err)
+	}
+	if _, err := HelloLen([]byte("GET ")); !errors.Is(err, ErrBadMagic) {
+		t.Fatalf("HelloLen on HTTP: %v", err)
 	}
 }
 
