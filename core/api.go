@@ -93,31 +93,19 @@ func (r *Raft) startReads() {
 		return
 	}
 	if r.cfg.Bug == BugReadNoHeartbeat || (r.cfg.LeaseReads && r.leaseValid()) {
-		for i := range r.reads {
-			if r.reads[i].round == 0 {
-				r.reads[i].round = max(r.round, 1)
-				r.deliverRead(r.reads[i])
-				r.reads[i].ctx, r.reads[i].from = 0, ^uint64(0)
+		// The lease says no other leader can exist yet: answer now.
+		keep := r.reads[:0]
+		for _, rq := range r.reads {
+			if rq.round == 0 {
+				r.deliverRead(rq)
+			} else {
+				keep = append(keep, rq)
 			}
 		}
-		r.reads = deleteDone(r.reads)
+		r.reads = keep
 		return
 	}
-	if r.members.Joint() || len(r.members.Voters) > 1 {
-		r.needRound = true
-		return
-	}
-	r.needRound = true
-}
-
-func deleteDone(reads []readReq) []readReq {
-	out := reads[:0]
-	for _, rq := range reads {
-		if rq.from != ^uint64(0) {
-			out = append(out, rq)
-		}
-	}
-	return out
+	r.needRound = true // the next Ready sends one heartbeat round for all of them
 }
 
 func (r *Raft) deliverRead(rq readReq) {
