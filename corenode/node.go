@@ -1,0 +1,771 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kraftdb/kraft/core"
+	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wal"
+	"github.com/kraftdb/kraft/wire"
+)
+
+var (
+	// ErrStopped: the node is closed or stopped by a fatal storage error.
+	ErrStopped = errors.New("kraft/core: node stopped")
+	// ErrProposalDropped: another leader's entry took the proposal's place
+	// before it committed. It was not applied; retrying is safe.
+	ErrProposalDropped = errors.New("kraft/core: proposal dropped by a leadership change; retry")
+)
+
+// Node runs one Raft replica: the loop goroutine owns the core state
+// machine and the WAL's write side, the apply goroutine owns the state
+// machine. See doc.go for the drive loop.
+type Node struct {
+	cfg NodeConfig
+	log *slog.Logger
+	wal *wal.WAL
+	sm  sm.StateMachine
+
+	propC  chan *proposal
+	recvC  chan *wire.Message
+	readC  chan *readReq
+	ctlC   chan func(r *core.Raft)
+	applyC chan applyTask
+	stopC  chan struct{}
+	wg     sync.WaitGroup
+
+	stopOnce sync.Once
+	fatalErr atomic.Pointer[error]
+
+	// Loop goroutine only.
+	raft        *core.Raft
+	waiters     map[uint64]*proposal // by log index
+	reads       map[uint64]*readReq  // by read context
+	nextReadCtx uint64
+	persistQ    []persistMark
+	held        []heldMessages
+	savedHS     core.HardState
+	batch       [][]byte
+	batchProps  []*proposal
+
+	// Apply goroutine, published for readers.
+	applied    atomic.Uint64
+	appliedMu  sync.Mutex
+	appliedSig chan struct{} // closed and replaced whenever applied advances
+	snapReq    chan chan snapResult
+	snapBusy   atomic.Bool
+	lastSnap   atomic.Uint64
+
+	// Counters.
+	inboxDropped atomic.Uint64
+}
+
+type proposal struct {
+	data        []byte
+	index, term uint64
+	res         sm.Result
+	err         error
+	done        chan struct{}
+}
+
+func (p *proposal) finish(res sm.Result, err error) {
+	p.res, p.err = res, err
+	close(p.done)
+}
+
+type readReq struct {
+	index uint64
+	err   error
+	done  chan struct{}
+}
+
+type persistMark struct {
+	index, term uint64
+	appended    time.Time
+}
+
+// heldMessages wait until the log is durable up to index (Ready.
+// MessagesAfterPersist: votes and acknowledgements).
+type heldMessages struct {
+	index uint64
+	msgs  []wire.Message
+}
+
+type applyTask struct {
+	snapshot *core.Snapshot // restore before applying entries
+	entries  []byte
+	waiters  []*proposal // for indexes in entries, ascending
+}
+
+type snapResult struct {
+	index uint64
+	err   error
+}
+
+// NewNode opens the storage, restores the newest snapshot, replays the log
+// into the core and starts the loop and apply goroutines.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Raft.Rand == nil {
+		var seed [16]byte
+		rand.Read(seed[:])
+		cfg.Raft.Rand = mrand.NewPCG(binary.LittleEndian.Uint64(seed[:]), binary.LittleEndian.Uint64(seed[8:]))
+	}
+	log := cfg.Logger.With("component", "raft", "node", cfg.Raft.ID)
+	opts := cfg.WAL
+	if opts.Logger == nil {
+		opts.Logger = log
+	}
+	w, err := wal.Open(cfg.WALDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg: cfg, log: log, wal: w, sm: cfg.StateMachine,
+		propC:      make(chan *proposal, cfg.ProposalQueueLen),
+		recvC:      make(chan *wire.Message, cfg.InboxLen),
+		readC:      make(chan *readReq, cfg.ProposalQueueLen),
+		ctlC:       make(chan func(*core.Raft), 16),
+		applyC:     make(chan applyTask, 64),
+		stopC:      make(chan struct{}),
+		waiters:    make(map[uint64]*proposal),
+		reads:      make(map[uint64]*readReq),
+		appliedSig: make(chan struct{}),
+		snapReq:    make(chan chan snapResult, 1),
+	}
+	st, err := n.recover()
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	n.raft, err = core.New(cfg.Raft, st)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	n.savedHS = st.HardState
+	n.wg.Add(2)
+	go n.runLoop()
+	go n.runApply()
+	if cfg.OnMembership != nil {
+		n.control(func(r *core.Raft) { cfg.OnMembership(r.Status().Membership) })
+	}
+	return n, nil
+}
+
+// recover builds the core's initial state from the newest snapshot and the
+// log after it, restoring the state machine from the snapshot.
+func (n *Node) recover() (core.InitialState, error) {
+	var st core.InitialState
+	meta, file, err := n.wal.LoadSnapshot()
+	switch {
+	case errors.Is(err, wal.ErrNoSnapshot):
+	case err != nil:
+		return st, err
+	default:
+		m, data, err := decodeSnapshotFile(file)
+		if err != nil {
+			return st, fmt.Errorf("kraft/core: snapshot %s: %w", meta.File, err)
+		}
+		if err := n.sm.Restore(bytes.NewReader(data)); err != nil {
+			return st, fmt.Errorf("kraft/core: restoring snapshot %s: %w", meta.File, err)
+		}
+		st.Snapshot = core.Snapshot{Meta: core.SnapshotMeta{Index: meta.Index, Term: meta.Term, Membership: m}, Data: data}
+		n.applied.Store(meta.Index)
+		n.lastSnap.Store(meta.Index)
+	}
+	hs := n.wal.HardState()
+	st.HardState = core.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
+	first := max(n.wal.FirstIndex(), st.Snapshot.Meta.Index+1)
+	if last := n.wal.LastIndex(); last >= first {
+		// Copy out of the mapping: the core keeps these bytes for as long as
+		// the entries stay in its log, beyond the mapping's lifetime rule.
+		var all []byte
+		for lo := first; lo <= last; {
+			b, err := n.wal.Entries(lo, last+1, 64<<20)
+			if err != nil {
+				return st, err
+			}
+			all = append(all, b...)
+			lo += uint64(countRecords(b))
+		}
+		st.Entries = all
+	}
+	empty := st.Snapshot.Meta.Index == 0 && len(st.Entries) == 0 && hs == (wal.HardState{})
+	if empty && len(n.cfg.Bootstrap) > 0 {
+		// The founding entry and hard state are made durable before the
+		// node says anything, like any other log state.
+		st = core.Bootstrap(n.cfg.Bootstrap)
+		if err := n.wal.Append(st.Entries); err != nil {
+			return st, err
+		}
+		hs := st.HardState
+		if err := n.wal.SaveHardState(wal.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}); err != nil {
+			return st, err
+		}
+		if err := n.wal.Sync(); err != nil {
+			return st, err
+		}
+		n.log.Info("bootstrapped a new cluster", "voters", n.cfg.Bootstrap)
+		return st, nil
+	}
+	if empty {
+		n.log.Info("empty storage and no bootstrap: waiting to be added to a cluster")
+	} else {
+		n.log.Info("recovered", "snapshot", st.Snapshot.Meta.Index, "first", first, "last", n.wal.LastIndex(), "term", hs.Term, "commit", hs.Commit)
+	}
+	return st, nil
+}
+
+func countRecords(b []byte) int {
+	it := wire.NewEntryIter(b)
+	c := 0
+	for _, _, ok := it.Next(); ok; _, _, ok = it.Next() {
+		c++
+	}
+	return c
+}
+
+// Step hands a message from a peer to the node. It copies what the message
+// refers to (the caller's buffer is reused) and never blocks: when the
+// inbox is full the message is dropped, as a lossy network would.
+func (n *Node) Step(m *wire.Message) {
+	c := *m
+	if len(m.Entries)+len(m.Meta)+len(m.Data) > 0 {
+		buf := make([]byte, 0, len(m.Entries)+len(m.Meta)+len(m.Data))
+		buf = append(buf, m.Entries...)
+		buf = append(buf, m.Meta...)
+		buf = append(buf, m.Data...)
+		c.Entries = buf[:len(m.Entries):len(m.Entries)]
+		c.Meta = buf[len(m.Entries) : len(m.Entries)+len(m.Meta) : len(m.Entries)+len(m.Meta)]
+		c.Data = buf[len(m.Entries)+len(m.Meta):]
+	}
+	select {
+	case n.recvC <- &c:
+	default:
+		n.inboxDropped.Add(1)
+	}
+}
+
+// Propose replicates cmd and returns the state machine's result once it is
+// applied on this node. On a follower it fails with *core.NotLeaderError.
+// A context error means the outcome is unknown.
+func (n *Node) Propose(ctx context.Context, cmd []byte) (sm.Result, error) {
+	p := &proposal{data: cmd, done: make(chan struct{})}
+	select {
+	case n.propC <- p:
+	case <-ctx.Done():
+		return sm.Result{}, ctx.Err()
+	case <-n.stopC:
+		return sm.Result{}, n.stoppedErr()
+	}
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-ctx.Done():
+		return sm.Result{}, ctx.Err()
+	case <-n.stopC:
+		return sm.Result{}, n.stoppedErr()
+	}
+}
+
+// Read makes the local state machine ready for a read of the given
+// consistency and returns the applied index it reflects. Linearizable and
+// lease reads go through ReadIndex (lease reads answer from the leader's
+// lease when the core is configured for them); stale reads return at once.
+func (n *Node) Read(ctx context.Context, c wire.Consistency) (uint64, error) {
+	if c == wire.ReadStale {
+		return n.applied.Load(), nil
+	}
+	r := &readReq{done: make(chan struct{})}
+	select {
+	case n.readC <- r:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.stopC:
+		return 0, n.stoppedErr()
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.stopC:
+		return 0, n.stoppedErr()
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	return r.index, n.WaitApplied(ctx, r.index)
+}
+
+// WaitApplied blocks until the state machine has applied index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		n.appliedMu.Lock()
+		sig := n.appliedSig
+		n.appliedMu.Unlock()
+		if n.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.stopC:
+			return n.stoppedErr()
+		}
+	}
+}
+
+// Applied is the index of the last entry applied to the state machine.
+func (n *Node) Applied() uint64 { return n.applied.Load() }
+
+// control runs f on the loop goroutine and waits for it.
+func (n *Node) control(f func(r *core.Raft)) error {
+	done := make(chan struct{})
+	select {
+	case n.ctlC <- func(r *core.Raft) { f(r); close(done) }:
+	case <-n.stopC:
+		return n.stoppedErr()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.stopC:
+		return n.stoppedErr()
+	}
+}
+
+// Status returns the core's status with this node's applied index.
+func (n *Node) Status() (core.Status, error) {
+	var st core.Status
+	err := n.control(func(r *core.Raft) { st = r.Status() })
+	st.Applied = n.applied.Load()
+	return st, err
+}
+
+// ChangeMembership proposes ccs and waits until the change is applied here.
+func (n *Node) ChangeMembership(ctx context.Context, ccs ...core.ConfChange) error {
+	var pending uint64
+	var err error
+	if cerr := n.control(func(r *core.Raft) {
+		if err = r.ProposeConfChange(ccs...); err == nil {
+			pending = r.Status().PendingConfIndex
+		}
+	}); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, pending)
+}
+
+// AddVoter, AddLearner and RemoveServer are the single-node changes.
+func (n *Node) AddVoter(ctx context.Context, id uint64) error {
+	return n.ChangeMembership(ctx, core.ConfChange{Op: core.ConfAddVoter, NodeID: id})
+}
+
+func (n *Node) AddLearner(ctx context.Context, id uint64) error {
+	return n.ChangeMembership(ctx, core.ConfChange{Op: core.ConfAddLearner, NodeID: id})
+}
+
+func (n *Node) RemoveServer(ctx context.Context, id uint64) error {
+	return n.ChangeMembership(ctx, core.ConfChange{Op: core.ConfRemoveNode, NodeID: id})
+}
+
+// ClearPendingConfChange lifts a stuck membership change's guard.
+func (n *Node) ClearPendingConfChange() error {
+	var err error
+	if cerr := n.control(func(r *core.Raft) { err = r.ClearPendingConfChange() }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// TransferLeadership hands leadership to id and waits until a leader other
+// than this node is known (or ctx ends).
+func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
+	var err error
+	if cerr := n.control(func(r *core.Raft) { err = r.TransferLeadership(id) }); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return err
+	}
+	for {
+		st, err := n.Status()
+		if err != nil {
+			return err
+		}
+		if st.Leader != 0 && st.Leader != n.cfg.Raft.ID {
+			if st.Leader != id {
+				return fmt.Errorf("kraft/core: leadership went to node %d, not %d", st.Leader, id)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// Snapshot takes a snapshot now and returns its index.
+func (n *Node) Snapshot(ctx context.Context) (uint64, error) {
+	res := make(chan snapResult, 1)
+	select {
+	case n.snapReq <- res:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.stopC:
+		return 0, n.stoppedErr()
+	}
+	select {
+	case r := <-res:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.stopC:
+		return 0, n.stoppedErr()
+	}
+}
+
+// Err returns the fatal error that stopped the node, if any.
+func (n *Node) Err() error {
+	if p := n.fatalErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Done is closed when the node stops (Close or a fatal error).
+func (n *Node) Done() <-chan struct{} { return n.stopC }
+
+func (n *Node) stoppedErr() error {
+	if err := n.Err(); err != nil {
+		return fmt.Errorf("%w: %v", ErrStopped, err)
+	}
+	return ErrStopped
+}
+
+// fail stops the node after a fatal error (a storage failure): continuing
+// could acknowledge what is not durable.
+func (n *Node) fail(err error) {
+	if n.fatalErr.CompareAndSwap(nil, &err) {
+		n.log.Error("fatal: stopping the node", "error", err.Error())
+	}
+	n.stopOnce.Do(func() { close(n.stopC) })
+}
+
+// Close stops the node and closes its storage. Outstanding calls return
+// ErrStopped.
+func (n *Node) Close() error {
+	n.stopOnce.Do(func() { close(n.stopC) })
+	n.wg.Wait()
+	err := n.wal.Close()
+	if errors.Is(err, wal.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// InboxDropped counts peer messages dropped because the inbox was full.
+func (n *Node) InboxDropped() uint64 { return n.inboxDropped.Load() }
+
+// ---- loop goroutine ----
+
+const maxDrain = 4096
+
+func (n *Node) runLoop() {
+	defer n.wg.Done()
+	defer close(n.applyC)
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-n.stopC:
+			n.failWaiters(n.stoppedErr())
+			return
+		case <-ticker.C:
+			n.raft.Tick()
+		case p := <-n.propC:
+			n.propose(p)
+		case m := <-n.recvC:
+			n.step(m)
+			for i := 0; i < maxDrain; i++ {
+				select {
+				case m = <-n.recvC:
+					n.step(m)
+					continue
+				default:
+				}
+				break
+			}
+		case r := <-n.readC:
+			n.read(r)
+		case f := <-n.ctlC:
+			f(n.raft)
+		case <-n.wal.Durable():
+			n.onDurable()
+		}
+		if err := n.processReady(); err != nil {
+			n.fail(err)
+		}
+	}
+}
+
+func (n *Node) step(m *wire.Message) {
+	if err := n.raft.Step(m); err != nil {
+		n.log.Debug("message refused", "type", m.Type.String(), "from", m.From, "error", err.Error())
+	}
+}
+
+// propose takes p and every proposal already queued behind it into one
+// batch: one Propose, one WAL append, one Append per follower.
+func (n *Node) propose(p *proposal) {
+	n.batch, n.batchProps = append(n.batch[:0], p.data), append(n.batchProps[:0], p)
+	for len(n.batch) < maxDrain {
+		select {
+		case q := <-n.propC:
+			n.batch, n.batchProps = append(n.batch, q.data), append(n.batchProps, q)
+			continue
+		default:
+		}
+		break
+	}
+	first, err := n.raft.Propose(n.batch)
+	if err != nil {
+		for _, q := range n.batchProps {
+			q.finish(sm.Result{}, err)
+		}
+		return
+	}
+	term, _ := n.raft.Term(first)
+	for i, q := range n.batchProps {
+		q.index, q.term = first+uint64(i), term
+		n.waiters[q.index] = q
+	}
+	clear(n.batchProps)
+}
+
+func (n *Node) read(r *readReq) {
+	n.nextReadCtx++
+	ctx := n.nextReadCtx
+	if err := n.raft.ReadIndex(ctx); err != nil {
+		r.err = err
+		close(r.done)
+		return
+	}
+	n.reads[ctx] = r
+	// Reads queued behind this one share its heartbeat round.
+	for {
+		select {
+		case q := <-n.readC:
+			n.nextReadCtx++
+			if err := n.raft.ReadIndex(n.nextReadCtx); err != nil {
+				q.err = err
+				close(q.done)
+				continue
+			}
+			n.reads[n.nextReadCtx] = q
+			continue
+		default:
+		}
+		return
+	}
+}
+
+func (n *Node) processReady() error {
+	for n.raft.HasReady() {
+		rd := n.raft.Ready()
+		if err := n.handleReady(&rd); err != nil {
+			return err
+		}
+		n.raft.Advance(rd)
+		if n.cfg.OnMembership != nil && (rd.Snapshot != nil || hasConfEntries(rd.CommittedEntries)) {
+			n.cfg.OnMembership(n.raft.Status().Membership)
+		}
+	}
+	return nil
+}
+
+func hasConfEntries(b []byte) bool {
+	it := wire.NewEntryIter(b)
+	for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {
+		if e.Type == wire.EntryConfChange || e.Type == wire.EntryConfChangeJoint {
+			return true
+		}
+	}
+	return false
+}
+
+// handleReady persists, sends and applies one Ready in the order the core's
+// contract requires (see Ready's doc in the core).
+func (n *Node) handleReady(rd *core.Ready) error {
+	if rd.Snapshot != nil {
+		if err := n.installSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
+	if len(rd.Entries) > 0 {
+		if rd.FirstIndex <= n.wal.LastIndex() {
+			if err := n.wal.TruncateSuffix(rd.FirstIndex); err != nil {
+				return err
+			}
+			n.dropHeldFrom(rd.FirstIndex)
+		}
+		if err := n.wal.Append(rd.Entries); err != nil {
+			return err
+		}
+		n.persistQ = append(n.persistQ, persistMark{rd.LastIndex, rd.LastTerm, time.Now()})
+	}
+	hs := rd.HardState
+	if rd.HardStateChanged && (hs.Term != n.savedHS.Term || hs.Vote != n.savedHS.Vote) {
+		// Term and vote must be durable before any vote leaves; the commit
+		// index rides along (it need not be durable: it is re-learned).
+		if err := n.wal.SaveHardState(wal.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}); err != nil {
+			return err
+		}
+		n.savedHS = hs
+	}
+	for i := range rd.Messages {
+		n.cfg.Transport.Send(&rd.Messages[i])
+	}
+	if len(rd.MessagesAfterPersist) > 0 {
+		if len(rd.Entries) == 0 {
+			for i := range rd.MessagesAfterPersist {
+				n.cfg.Transport.Send(&rd.MessagesAfterPersist[i])
+			}
+		} else {
+			n.held = append(n.held, heldMessages{index: rd.LastIndex, msgs: slices.Clone(rd.MessagesAfterPersist)})
+		}
+	}
+	if len(rd.CommittedEntries) > 0 || rd.Snapshot != nil {
+		task := applyTask{entries: rd.CommittedEntries, snapshot: rd.Snapshot}
+		it := wire.NewEntryIter(rd.CommittedEntries)
+		for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {
+			if p := n.waiters[e.Index]; p != nil {
+				delete(n.waiters, e.Index)
+				task.waiters = append(task.waiters, p)
+			}
+		}
+		select {
+		case n.applyC <- task:
+		case <-n.stopC:
+			return n.stoppedErr()
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		if r := n.reads[rs.Context]; r != nil {
+			delete(n.reads, rs.Context)
+			r.index, r.err = rs.Index, rs.Err
+			close(r.done)
+		}
+	}
+	// With the writer faster than this loop, the entries may already be durable.
+	if len(rd.Entries) > 0 && n.wal.DurableIndex() >= rd.LastIndex {
+		n.onDurable()
+	}
+	return nil
+}
+
+// installSnapshot persists a snapshot received from the leader and resets
+// the log to start after it; the apply goroutine restores the state machine.
+func (n *Node) installSnapshot(s *core.Snapshot) error {
+	file := encodeSnapshotFile(s.Meta.Membership, s.Data)
+	if _, err := n.wal.SaveSnapshot(s.Meta.Index, s.Meta.Term, bytes.NewReader(file)); err != nil {
+		return err
+	}
+	if err := n.wal.CompactPrefix(s.Meta.Index, s.Meta.Term); err != nil {
+		return err
+	}
+	n.dropHeldFrom(0)
+	n.persistQ = n.persistQ[:0]
+	n.lastSnap.Store(s.Meta.Index)
+	n.log.Info("installed snapshot from the leader", "index", s.Meta.Index, "term", s.Meta.Term, "bytes", len(s.Data))
+	return nil
+}
+
+// dropHeldFrom discards held acknowledgements of entries at or after from:
+// those entries were replaced, and acknowledging them would be a lie.
+func (n *Node) dropHeldFrom(from uint64) {
+	keep := n.held[:0]
+	for _, h := range n.held {
+		if h.index < from {
+			keep = append(keep, h)
+		}
+	}
+	n.held = keep
+}
+
+// onDurable reports newly durable entries to the core and releases the
+// messages that waited for them.
+func (n *Node) onDurable() {
+	if err := n.wal.Err(); err != nil {
+		n.fail(err)
+		return
+	}
+	d := n.wal.DurableIndex()
+	i := 0
+	for i < len(n.persistQ) && n.persistQ[i].index <= d {
+		i++
+	}
+	if i > 0 {
+		if f := n.cfg.OnPersistLatency; f != nil {
+			now := time.Now()
+			for _, m := range n.persistQ[:i] {
+				f(now.Sub(m.appended))
+			}
+		}
+		last := n.persistQ[i-1]
+		n.persistQ = n.persistQ[:copy(n.persistQ, n.persistQ[i:])]
+		n.raft.Persisted(last.index, last.term)
+	}
+	j := 0
+	for j < len(n.held) && n.held[j].index <= d {
+		for k := range n.held[j].msgs {
+			n.cfg.Transport.Send(&n.held[j].msgs[k])
+		}
+		j++
+	}
+	n.held = n.held[:copy(n.held, n.held[j:])]
+}
+
+func (n *Node) failWaiters(err error) {
+	for i, p := range n.waiters {
+		p.finish(sm.Result{}, err)
+		delete(n.waiters, i)
+	}
+	for c, r := range n.reads {
+		r.err = err
+		close(r.done)
+		delete(n.reads, c)
+	}
+	for {
+		select {
+		case p := <-n.propC:
+			p.finish(sm.Result{}, err)
+		case r := <-n.readC:
+			r.err = err
+			close(r.done)
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kraftdb/kraft/core"
+	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wal"
+	"github.com/kraftdb/kraft/wire"
+)
+
+// Transport sends Raft messages to peers. Send must not block and must
+// encode m before returning (the node reuses it); a message it cannot send
+// is dropped, and Raft retransmits. netio.Transport implements it.
+type Transport interface {
+	Send(m *wire.Message) error
+}
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	// Raft holds the protocol parameters; its timeouts are in ticks of
+	// TickInterval. Raft.Rand may be nil: the node seeds one.
+	Raft         core.Config
+	TickInterval time.Duration
+
+	// WALDir holds the log and hard state; WAL.SnapshotDir the snapshots.
+	WALDir string
+	WAL    wal.Options
+
+	StateMachine sm.StateMachine
+	Transport    Transport
+
+	// Bootstrap lists the founding voters of a new cluster. It is used only
+	// when the storage is empty; a node with an empty storage and no
+	// Bootstrap waits to be added by an existing cluster.
+	Bootstrap []uint64
+
+	// SnapshotEveryEntries takes a snapshot once this many entries were
+	// applied since the last one (0: only on request).
+	SnapshotEveryEntries uint64
+
+	// ProposalQueueLen and InboxLen bound the queues into the loop.
+	ProposalQueueLen int
+	InboxLen         int
+
+	// OnPersistLatency, if set, receives for every appended batch the time
+	// from its WAL append to the durable report (the group commit's fsync),
+	// on the loop goroutine.
+	OnPersistLatency func(time.Duration)
+
+	// OnMembership is called on the loop goroutine whenever the membership
+	// may have changed (it must be quick: e.g. update the transport's peers).
+	OnMembership func(core.Membership)
+
+	Logger *slog.Logger
+}
+
+func (c *NodeConfig) withDefaults() {
+	if c.TickInterval == 0 {
+		c.TickInterval = 5 * time.Millisecond
+	}
+	if c.ProposalQueueLen == 0 {
+		c.ProposalQueueLen = 8192
+	}
+	if c.InboxLen == 0 {
+		c.InboxLen = 8192
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate checks the configuration; errors name the field.
+func (c *NodeConfig) Validate() error {
+	switch {
+	case c.TickInterval < time.Millisecond:
+		return fmt.Errorf("kraft/core: TickInterval must be at least 1ms, got %v", c.TickInterval)
+	case c.WALDir == "":
+		return errors.New("kraft/core: WALDir is required")
+	case c.StateMachine == nil:
+		return errors.New("kraft/core: StateMachine is required")
+	case c.Transport == nil:
+		return errors.New("kraft/core: Transport is required")
+	case c.ProposalQueueLen < 1 || c.InboxLen < 1:
+		return errors.New("kraft/core: ProposalQueueLen and InboxLen must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,325 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kraftdb/kraft/core"
+	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wal"
+	"github.com/kraftdb/kraft/wire"
+)
+
+// memNet delivers messages between in-process nodes; a node marked down
+// neither sends nor receives.
+type memNet struct {
+	mu    sync.RWMutex
+	nodes map[uint64]*Node
+	down  map[uint64]bool
+}
+
+type memTransport struct {
+	net  *memNet
+	from uint64
+}
+
+func (t memTransport) Send(m *wire.Message) error {
+	t.net.mu.RLock()
+	dst, ok := t.net.nodes[m.To]
+	blocked := t.net.down[m.To] || t.net.down[t.from]
+	t.net.mu.RUnlock()
+	if ok && !blocked {
+		dst.Step(m)
+	}
+	return nil
+}
+
+type cluster struct {
+	t   *testing.T
+	net *memNet
+	dir string
+	kvs map[uint64]*sm.KV
+	ids []uint64
+	// snapshotEvery is passed to new nodes.
+	snapshotEvery uint64
+}
+
+func newCluster(t *testing.T, ids ...uint64) *cluster {
+	c := &cluster{t: t, net: &memNet{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}, dir: t.TempDir(), kvs: map[uint64]*sm.KV{}, ids: ids}
+	t.Cleanup(func() {
+		for _, n := range c.net.nodes {
+			n.Close()
+		}
+	})
+	return c
+}
+
+func (c *cluster) start(id uint64, bootstrap []uint64) *Node {
+	c.t.Helper()
+	kv, _ := sm.NewKV(sm.DefaultKVConfig())
+	rc := core.DefaultConfig(id, rand.NewPCG(id, 42))
+	n, err := NewNode(NodeConfig{
+		Raft: rc, TickInterval: time.Millisecond,
+		WALDir:               filepath.Join(c.dir, fmt.Sprint(id)),
+		WAL:                  wal.Options{SegmentSizeBytes: 1 << 20, Fsync: wal.FsyncNone},
+		StateMachine:         kv,
+		Transport:            memTransport{net: c.net, from: id},
+		Bootstrap:            bootstrap,
+		SnapshotEveryEntries: c.snapshotEvery,
+		Logger:               slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.net.mu.Lock()
+	c.net.nodes[id] = n
+	c.net.mu.Unlock()
+	c.kvs[id] = kv
+	return n
+}
+
+func (c *cluster) stop(id uint64) {
+	c.net.mu.Lock()
+	n := c.net.nodes[id]
+	delete(c.net.nodes, id)
+	c.net.mu.Unlock()
+	if n != nil {
+		n.Close()
+	}
+}
+
+func (c *cluster) leader() *Node {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c.net.mu.RLock()
+		nodes := make([]*Node, 0, len(c.net.nodes))
+		for id, n := range c.net.nodes {
+			if !c.net.down[id] {
+				nodes = append(nodes, n)
+			}
+		}
+		c.net.mu.RUnlock()
+		for _, n := range nodes {
+			if st, err := n.Status(); err == nil && st.Role == core.RoleLeader {
+				return n
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.t.Fatal("no leader within 10s")
+	return nil
+}
+
+var clientSeq uint64
+
+func put(key, value string) []byte {
+	clientSeq++
+	r := wire.ClientRequest{ClientID: 1, Seq: clientSeq, FirstUnacked: clientSeq, NewSession: true, Op: wire.OpPut, Key: []byte(key), Value: []byte(value)}
+	f := wire.AppendClientRequest(nil, &r)
+	return sm.AppendCommand(nil, time.Now().UnixNano(), f[wire.FrameHeaderSize:])
+}
+
+// write proposes through whichever node leads, retrying across elections.
+func (c *cluster) write(key, value string) {
+	c.t.Helper()
+	cmd := put(key, value)
+	for attempt := 0; attempt < 50; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res, err := c.leader().Propose(ctx, cmd)
+		cancel()
+		if err == nil {
+			if wire.Status(res.Value) != wire.StatusOK {
+				c.t.Fatalf("put %s: status %v %s", key, wire.Status(res.Value), res.Data)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("put %s never succeeded", key)
+}
+
+func (c *cluster) waitConverged(ids []uint64, key, want string) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range ids {
+		for {
+			v, _ := c.kvs[id].Get([]byte(key))
+			if string(v) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("node %d: %s = %q, want %q", id, key, v, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func TestNodeReplicatesAndSurvivesRestarts(t *testing.T) {
+	c := newCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	for i := 0; i < 300; i++ {
+		c.write(fmt.Sprint("k", i), fmt.Sprint("v", i))
+	}
+	c.waitConverged(voters, "k299", "v299")
+
+	// Every node's KV holds everything.
+	for _, id := range voters {
+		if c.kvs[id].Len() != 300 {
+			t.Fatalf("node %d has %d keys", id, c.kvs[id].Len())
+		}
+	}
+	// Stop the leader; the others elect a new one and keep writing.
+	old := c.leader()
+	oldID := old.cfg.Raft.ID
+	c.stop(oldID)
+	c.write("after", "leader change")
+	// Restart it from its data dir: it recovers and catches up.
+	c.start(oldID, voters)
+	c.waitConverged(voters, "after", "leader change")
+	if c.kvs[oldID].Len() != 301 {
+		t.Fatalf("restarted node has %d keys", c.kvs[oldID].Len())
+	}
+}
+
+func TestNodeLinearizableReadOnFollower(t *testing.T) {
+	c := newCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	c.write("x", "1")
+	lead := c.leader()
+	var follower *Node
+	for id, n := range c.net.nodes {
+		if id != lead.cfg.Raft.ID {
+			follower = n
+			break
+		}
+	}
+	c.write("x", "2")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	idx, err := follower.Read(ctx, wire.ReadLinearizable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := c.kvs[follower.cfg.Raft.ID].Get([]byte("x")); string(v) != "2" || follower.Applied() < idx {
+		t.Fatalf("linearizable read on a follower saw %q (applied %d, read index %d)", v, follower.Applied(), idx)
+	}
+}
+
+func TestNodeSnapshotCatchesUpNewNode(t *testing.T) {
+	c := newCluster(t)
+	c.snapshotEvery = 100
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	for i := 0; i < 450; i++ {
+		c.write(fmt.Sprint("k", i), "v")
+	}
+	lead := c.leader()
+	waitFor(t, "leader snapshot", func() bool { return lead.lastSnap.Load() >= 400 })
+	// A new node joins as a learner: the log it needs is compacted, so it
+	// gets the snapshot, then is promoted.
+	c.start(4, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.leader().AddLearner(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	c.write("joined", "yes")
+	c.waitConverged([]uint64{4}, "joined", "yes")
+	if c.kvs[4].Len() != 451 {
+		t.Fatalf("new node has %d keys after catching up", c.kvs[4].Len())
+	}
+	var err error
+	for attempt := 0; attempt < 100; attempt++ {
+		if err = c.leader().AddVoter(ctx, 4); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := c.leader().Status()
+	if !st.Membership.IsVoter(4) {
+		t.Fatalf("membership after promotion: %+v", st.Membership)
+	}
+	// Restart node 4: it recovers from its own snapshot file plus log.
+	c.stop(4)
+	c.start(4, nil)
+	c.write("after-restart", "yes")
+	c.waitConverged([]uint64{4}, "after-restart", "yes")
+}
+
+func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
+	c := newCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	lead := c.leader()
+	for id, n := range c.net.nodes {
+		if id == lead.cfg.Raft.ID {
+			continue
+		}
+		_, err := n.Propose(context.Background(), put("k", "v"))
+		var nl *core.NotLeaderError
+		if !errors.As(err, &nl) || nl.Leader != lead.cfg.Raft.ID {
+			t.Fatalf("follower propose: %v", err)
+		}
+		want := fmt.Sprintf("not leader, leader is node %d", lead.cfg.Raft.ID)
+		if err.Error() != want {
+			t.Fatalf("error text %q, want %q", err.Error(), want)
+		}
+	}
+}
+
+func TestNodeCloseFailsOutstandingCalls(t *testing.T) {
+	c := newCluster(t)
+	n := c.start(1, []uint64{1, 2, 3}) // no quorum: proposals cannot commit
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Read(context.Background(), wire.ReadLinearizable)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.stop(1)
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("read on a closed node succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left a call hanging")
+	}
+	if _, err := n.Propose(context.Background(), put("k", "v")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("propose after close: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
