@@ -38,6 +38,12 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		statusCommand(),
+		nodesCommand(),
+		termCommand(),
+		healthCommand(),
+		putCommand(),
+		getCommand(),
 		{"tune", "check and apply host tuning (disk queues, sysctls, file limits)", runTune},
 		{"version", "print the kraft-ctl version", runVersion},
 	}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kraftdb/kraft/server"
+)
+
+// clusterFlags are the flags every cluster command shares (etcdctl's).
+type clusterFlags struct {
+	endpoints string
+	timeout   time.Duration
+	token     string
+	out       *outputFormat
+}
+
+func (f *clusterFlags) register(fs *flag.FlagSet) {
+	def := os.Getenv("KRAFT_ENDPOINTS")
+	if def == "" {
+		def = "127.0.0.1:7003"
+	}
+	fs.StringVar(&f.endpoints, "endpoints", def, "admin addresses of cluster nodes, comma-separated (env KRAFT_ENDPOINTS)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long the command may take")
+	fs.StringVar(&f.token, "admin-token", os.Getenv("KRAFT_ADMIN_TOKEN"), "bearer token for mutating calls (env KRAFT_ADMIN_TOKEN)")
+	f.out = addOutputFlag(fs)
+}
+
+// admin talks to the nodes' admin HTTP APIs.
+type admin struct {
+	f      *clusterFlags
+	http   *http.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newAdmin(f *clusterFlags) *admin {
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	return &admin{f: f, http: &http.Client{}, ctx: ctx, cancel: cancel}
+}
+
+func (a *admin) endpoints() []string {
+	var out []string
+	for _, e := range strings.Split(a.f.endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://"))
+		}
+	}
+	return out
+}
+
+// apiError is an admin API error response.
+type apiError struct {
+	Code     int
+	Message  string
+	LeaderID uint64
+	Leader   string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+// call sends one request to one endpoint and decodes the JSON answer.
+func (a *admin) call(endpoint, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(a.ctx, method, "http://"+endpoint+path, rd)
+	if err != nil {
+		return err
+	}
+	if a.f.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.f.token)
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("%s: no answer within --timeout %v", endpoint, a.f.timeout)
+		}
+		return fmt.Errorf("%s: %v", endpoint, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("%s: %v", endpoint, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error    string `json:"error"`
+			Reason   string `json:"reason"` // /health, /health/ready
+			Status   string `json:"status"`
+			LeaderID uint64 `json:"leader_id"`
+			Leader   string `json:"leader_admin"`
+		}
+		json.Unmarshal(data, &e)
+		if e.Error == "" {
+			e.Error = e.Reason
+		}
+		if e.Error == "" {
+			e.Error = e.Status
+		}
+		if e.Error == "" {
+			e.Error = fmt.Sprintf("%s: HTTP %d: %s", endpoint, resp.StatusCode, strings.TrimSpace(string(data)))
+		}
+		return &apiError{Code: resp.StatusCode, Message: e.Error, LeaderID: e.LeaderID, Leader: e.Leader}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s: unexpected answer: %v", endpoint, err)
+		}
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	var ue interface{ Unwrap() error }
+	for errors.As(err, &ue) {
+		inner := ue.Unwrap()
+		if inner == nil {
+			break
+		}
+		err = inner
+		if _, ok := err.(interface{ Unwrap() error }); !ok {
+			break
+		}
+	}
+	return err
+}
+
+// status returns the first answering endpoint's status.
+func (a *admin) status() (server.StatusBody, string, error) {
+	var errs []string
+	for _, e := range a.endpoints() {
+		var st server.StatusBody
+		if err := a.call(e, "GET", "/status", nil, &st); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		return st, e, nil
+	}
+	if len(errs) == 0 {
+		return server.StatusBody{}, "", errors.New("no --endpoints given")
+	}
+	return server.StatusBody{}, "", fmt.Errorf("no node answered: %s", strings.Join(errs, "; "))
+}
+
+// leaderStatus returns the leader's status (which has replication progress),
+// finding the leader through any node's view.
+func (a *admin) leaderStatus() (server.StatusBody, string, error) {
+	st, ep, err := a.status()
+	if err != nil {
+		return st, ep, err
+	}
+	if st.Role == "leader" || st.Leader == 0 {
+		return st, ep, nil
+	}
+	for _, m := range st.Members {
+		if m.ID == st.Leader && m.Admin != "" {
+			var ls server.StatusBody
+			if err := a.call(m.Admin, "GET", "/status", nil, &ls); err == nil {
+				return ls, m.Admin, nil
+			}
+		}
+	}
+	return st, ep, nil
+}
+
+// onLeader sends a mutating call to the leader, following one redirect.
+func (a *admin) onLeader(method, path string, body, out any) error {
+	st, ep, err := a.leaderStatus()
+	if err != nil {
+		return err
+	}
+	if st.Role != "leader" {
+		return fmt.Errorf("no leader: %s has none (term %d); is a quorum up?", ep, st.Term)
+	}
+	err = a.call(ep, method, path, body, out)
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Code == http.StatusMisdirectedRequest && ae.Leader != "" {
+		return a.call(ae.Leader, method, path, body, out)
+	}
+	return err
+}
+
+func writeJSONOut(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// clusterCommand wraps a cluster command's flag parsing: flags come before
+// positional arguments; nargs is the number of positional arguments
+// required (-1: any).
+func clusterCommand(name, usage string, nargs int, run func(f *clusterFlags, fs *flag.FlagSet, args []string, stdout io.Writer) error, extra func(fs *flag.FlagSet)) command {
+	return command{name: name, summary: usage, run: func(args []string, stdout, stderr io.Writer) int {
+		fs := newFlagSet(name)
+		f := &clusterFlags{}
+		f.register(fs)
+		if extra != nil {
+			extra(fs)
+		}
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stdout, "Usage: kraft-ctl %s [flags]\n  %s\n\nFlags:\n", name, usage)
+				fs.SetOutput(stdout)
+				fs.PrintDefaults()
+				return exitOK
+			}
+			return usageError(stderr, err.Error(), "kraft-ctl "+name+" --help")
+		}
+		if nargs >= 0 && fs.NArg() != nargs {
+			return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, nargs, fs.NArg()), "kraft-ctl "+name+" --help")
+		}
+		if err := run(f, fs, fs.Args(), stdout); err != nil {
+			return failure(stderr, err)
+		}
+		return exitOK
+	}}
+}

@@ -1,0 +1,133 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/kraftdb/kraft/core"
+)
+
+// latencyBucketsSeconds are Prometheus-style upper bounds, so that
+// histogram_quantile works on the _bucket series (VictoriaMetrics' own
+// vmrange histograms would not).
+var latencyBucketsSeconds = []float64{
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+}
+
+// nodeMetrics is the metrics.Set of one node. Gauges read the status
+// captured at the start of each scrape (one round trip to the Raft loop per
+// scrape, not one per gauge).
+type nodeMetrics struct {
+	set  *metrics.Set
+	node string
+
+	status atomic.Pointer[core.Status]
+
+	commitLatency  *metrics.PrometheusHistogram // proposal accepted → applied (what a client waits)
+	persistLatency *metrics.PrometheusHistogram // WAL append → durable (the fsync)
+	readLatency    *metrics.PrometheusHistogram // linearizable read: ReadIndex → applied
+	elections      *metrics.Counter
+	leaderChanges  *metrics.Counter
+
+	mu       sync.Mutex
+	requests map[string]*metrics.Counter // by op and status
+	lastTerm uint64
+	lastLead uint64
+}
+
+func newNodeMetrics(nodeID uint64) *nodeMetrics {
+	m := &nodeMetrics{set: metrics.NewSet(), node: strconv.FormatUint(nodeID, 10), requests: map[string]*metrics.Counter{}}
+	l := `{node="` + m.node + `"}`
+	g := func(name string, f func(s *core.Status) float64) {
+		m.set.NewGauge(name+l, func() float64 {
+			if s := m.status.Load(); s != nil {
+				return f(s)
+			}
+			return 0
+		})
+	}
+	g("kraft_role", func(s *core.Status) float64 { return float64(s.Role) })
+	g("kraft_is_leader", func(s *core.Status) float64 { return b2f(s.Role == core.RoleLeader) })
+	g("kraft_term", func(s *core.Status) float64 { return float64(s.Term) })
+	g("kraft_commit_index", func(s *core.Status) float64 { return float64(s.Commit) })
+	g("kraft_last_applied", func(s *core.Status) float64 { return float64(s.Applied) })
+	g("kraft_last_log_index", func(s *core.Status) float64 { return float64(s.LastIndex) })
+	g("kraft_first_log_index", func(s *core.Status) float64 { return float64(s.FirstIndex) })
+	g("kraft_snapshot_index", func(s *core.Status) float64 { return float64(s.SnapshotIndex) })
+	g("kraft_leader_id", func(s *core.Status) float64 { return float64(s.Leader) })
+	g("kraft_cluster_size", func(s *core.Status) float64 { return float64(len(s.Membership.Voters)) })
+	g("kraft_pending_config_change", func(s *core.Status) float64 { return b2f(s.PendingConfIndex != 0) })
+	m.commitLatency = m.set.NewPrometheusHistogramExt("kraft_commit_latency_seconds"+l, latencyBucketsSeconds)
+	m.persistLatency = m.set.NewPrometheusHistogramExt("kraft_fsync_latency_seconds"+l, latencyBucketsSeconds)
+	m.readLatency = m.set.NewPrometheusHistogramExt("kraft_readindex_latency_seconds"+l, latencyBucketsSeconds)
+	m.elections = m.set.NewCounter("kraft_elections_total" + l)
+	m.leaderChanges = m.set.NewCounter("kraft_leader_changes_total" + l)
+	return m
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// observe records a status: the gauges' source, and term and leader
+// changes for the counters. Every term a node sees begins with an election.
+func (m *nodeMetrics) observe(s core.Status) {
+	m.status.Store(&s)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lastTerm != 0 && s.Term > m.lastTerm {
+		m.elections.Add(int(s.Term - m.lastTerm))
+	}
+	if s.Leader != 0 && s.Leader != m.lastLead {
+		if m.lastLead != 0 {
+			m.leaderChanges.Inc()
+		}
+		m.lastLead = s.Leader
+	}
+	m.lastTerm = s.Term
+	if s.Role == core.RoleLeader {
+		for _, p := range s.Peers {
+			if p.ID == s.ID {
+				continue
+			}
+			f := `{node="` + m.node + `",follower="` + strconv.FormatUint(p.ID, 10) + `"}`
+			match, lag := float64(p.Match), float64(0)
+			if s.LastIndex > p.Match {
+				lag = float64(s.LastIndex - p.Match)
+			}
+			m.set.GetOrCreateGauge("kraft_replication_match_index"+f, nil).Set(match)
+			m.set.GetOrCreateGauge("kraft_replication_lag_entries"+f, nil).Set(lag)
+		}
+	}
+}
+
+// request counts one client request by operation and outcome.
+func (m *nodeMetrics) request(op, status string) {
+	k := op + "/" + status
+	m.mu.Lock()
+	c := m.requests[k]
+	if c == nil {
+		c = m.set.GetOrCreateCounter(fmt.Sprintf(`kraft_client_requests_total{node=%q,op=%q,status=%q}`, m.node, op, status))
+		m.requests[k] = c
+	}
+	m.mu.Unlock()
+	c.Inc()
+}
+
+func (m *nodeMetrics) since(h *metrics.PrometheusHistogram, start time.Time) {
+	h.Update(time.Since(start).Seconds())
+}
+
+// write renders the Prometheus text: this node's set and the process's.
+func (m *nodeMetrics) write(w io.Writer) {
+	m.set.WritePrometheus(w)
+	metrics.WriteProcessMetrics(w)
+}

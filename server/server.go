@@ -1,0 +1,443 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kraftdb/kraft/core"
+	node "github.com/kraftdb/kraft/corenode"
+	"github.com/kraftdb/kraft/netio"
+	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wal"
+	"github.com/kraftdb/kraft/wire"
+)
+
+// Server is one kraftd node: the Raft node with its WAL, the KV state
+// machine, the network transport and the admin HTTP server.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	logLevel *slog.LevelVar
+
+	kv      *sm.KV
+	node    *node.Node
+	tr      *netio.Transport
+	book    *addressBook
+	metrics *nodeMetrics
+	admin   *http.Server
+	adminLn net.Listener
+
+	// The server's own client session, for member records it writes.
+	selfClientID uint64
+	selfSeq      atomic.Uint64
+
+	started  time.Time
+	stopOnce sync.Once
+	stopC    chan struct{}
+	wg       sync.WaitGroup
+}
+
+// New builds a node from cfg (already validated by LoadConfig). level is
+// the logger's level, changed by Reload; it may be nil.
+func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if level == nil {
+		level = new(slog.LevelVar)
+	}
+	kv, err := sm.NewKV(sm.DefaultKVConfig())
+	if err != nil {
+		return nil, err
+	}
+	static, _ := ParsePeers(cfg.Peers)
+	s := &Server{cfg: cfg, log: log, logLevel: level, kv: kv, metrics: newNodeMetrics(cfg.NodeID), stopC: make(chan struct{}), started: time.Now()}
+	s.book = newAddressBook(static, s.replicatedAddresses)
+	var b [8]byte
+	rand.Read(b[:])
+	s.selfClientID = binary.LittleEndian.Uint64(b[:]) | 1
+	return s, nil
+}
+
+func (s *Server) replicatedAddresses(id uint64) (Addresses, bool) {
+	v, ok := s.kv.Get(memberKey(id))
+	if !ok {
+		return Addresses{}, false
+	}
+	a, err := decodeAddresses(v)
+	return a, err == nil
+}
+
+// Start opens the storage, recovers, and starts serving the three ports.
+func (s *Server) Start() error {
+	cfg := &s.cfg
+	static, _ := ParsePeers(cfg.Peers)
+	tr, err := netio.New(netio.Config{
+		NodeID: cfg.NodeID, ClusterID: cfg.NumericClusterID(),
+		PeerAddr: cfg.listen(cfg.RaftPort), ClientAddr: cfg.listen(cfg.ClientPort),
+		AdvertisePeer: cfg.AdvertisedPeerAddr(), AdvertiseClient: cfg.AdvertisedClientAddr(), AdvertiseAdmin: cfg.AdvertisedAdminAddr(),
+		MaxFrameBytes: int(cfg.MaxFrameSize), MaxInflightBytesPerConn: 4 * int(cfg.MaxFrameSize),
+		OnPeerHello: s.onPeerHello,
+		Logger:      s.log,
+	}, (*handler)(s))
+	if err != nil {
+		return err
+	}
+	s.tr = tr
+
+	fsync, err := wal.ParseFsyncMode(cfg.FsyncMode)
+	if err != nil {
+		return err
+	}
+	if fsync == wal.FsyncNone {
+		s.log.Warn("--fsync-mode=none: acknowledged writes are lost if the machine loses power; use it for tests and benchmarks only")
+	}
+	walDir := cfg.WALDir
+	if walDir == "" {
+		walDir = cfg.DataDir
+	}
+	rc := core.DefaultConfig(cfg.NodeID, nil)
+	tick := time.Millisecond
+	rc.ElectionTimeoutMinTicks = int(cfg.ElectionTimeoutMin / tick)
+	rc.ElectionTimeoutMaxTicks = int(cfg.ElectionTimeoutMax / tick)
+	rc.HeartbeatIntervalTicks = int(cfg.HeartbeatInterval / tick)
+	rc.DisablePreVote = !cfg.PreVote
+	rc.DisableCheckQuorum = !cfg.CheckQuorum
+	rc.LeaseReads = cfg.LeaseReads
+	rc.MaxEntryBytes = int(cfg.MaxEntrySize)
+	rc.MaxUncommittedEntries = cfg.MaxPendingEntries
+	rc.MaxUncommittedBytes = int(cfg.MaxPendingBytes)
+	rc.MaxInflightMsgs = cfg.PipelineWindow
+	rc.MaxMsgBytes = min(rc.MaxMsgBytes, int(cfg.MaxFrameSize)/2)
+	rc.MaxSnapshotChunkBytes = min(rc.MaxSnapshotChunkBytes, int(cfg.MaxFrameSize)/2)
+	var bootstrap []uint64
+	if cfg.Bootstrap {
+		bootstrap = append(bootstrap, cfg.NodeID)
+		for id := range static {
+			if id != cfg.NodeID {
+				bootstrap = append(bootstrap, id)
+			}
+		}
+		slices.Sort(bootstrap)
+	}
+	n, err := node.NewNode(node.NodeConfig{
+		Raft: rc, TickInterval: tick,
+		WALDir: walDir,
+		WAL: wal.Options{SegmentSizeBytes: int64(cfg.SegmentSize), Fsync: fsync, SyncInterval: cfg.BatchFsyncInterval,
+			SnapshotDir: cfg.SnapshotDir, SnapshotsRetained: cfg.SnapshotRetain},
+		StateMachine:         s.kv,
+		Transport:            tr,
+		Bootstrap:            bootstrap,
+		SnapshotEveryEntries: cfg.SnapshotThreshold,
+		OnMembership:         s.onMembership,
+		OnPersistLatency:     func(d time.Duration) { s.metrics.persistLatency.Update(d.Seconds()) },
+		Logger:               s.log,
+	})
+	if err != nil {
+		return err
+	}
+	s.node = n
+	for id, addr := range static {
+		tr.SetPeer(id, addr)
+	}
+	if err := tr.Start(); err != nil {
+		n.Close()
+		return err
+	}
+	if cfg.Join != "" {
+		s.log.Info("joining an existing cluster: add this node with kraft-ctl add-voter (or add-learner) on any member",
+			"node_id", cfg.NodeID, "address", cfg.AdvertisedPeerAddr(), "contact", cfg.Join)
+	}
+	if err := s.startAdmin(); err != nil {
+		tr.Close()
+		n.Close()
+		return err
+	}
+	s.wg.Add(1)
+	go s.maintain()
+	s.log.Info("kraftd started", "node", cfg.NodeID, "cluster", cfg.ClusterID,
+		"raft", cfg.listen(cfg.RaftPort), "client", cfg.listen(cfg.ClientPort), "admin", cfg.listen(cfg.AdminPort),
+		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode)
+	return nil
+}
+
+// onPeerHello learns where a peer listens; a node that contacts us but is
+// not yet in our transport (e.g. the leader of a cluster we are joining)
+// becomes dialable at once.
+func (s *Server) onPeerHello(h wire.Hello) {
+	s.book.learn(h.NodeID, Addresses{Peer: h.PeerAddr, Client: h.ClientAddr, Admin: h.AdminAddr})
+	if h.PeerAddr != "" {
+		s.tr.SetPeer(h.NodeID, h.PeerAddr)
+	}
+}
+
+// onMembership keeps the transport's peers equal to the members with a
+// known address. It runs on the Raft loop: SetPeer only starts dialling.
+func (s *Server) onMembership(m core.Membership) {
+	members := m.Members()
+	for _, id := range members {
+		if id == s.cfg.NodeID {
+			continue
+		}
+		if a := s.book.get(id); a.Peer != "" {
+			s.tr.SetPeer(id, a.Peer)
+		}
+	}
+	if len(members) > 0 && slices.Contains(members, s.cfg.NodeID) {
+		for id := range s.book.static {
+			if !slices.Contains(members, id) {
+				s.tr.RemovePeer(id)
+			}
+		}
+	}
+}
+
+// maintain refreshes the status the metrics read, and on the leader
+// publishes member addresses that changed. It also keeps peers dialled as
+// replicated records arrive.
+func (s *Server) maintain() {
+	defer s.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopC:
+			return
+		case <-s.node.Done():
+			return
+		case <-t.C:
+		}
+		st, err := s.node.Status()
+		if err != nil {
+			continue
+		}
+		s.metrics.observe(st)
+		s.onMembership(st.Membership)
+		if st.Role != core.RoleLeader {
+			continue
+		}
+		s.book.learn(s.cfg.NodeID, Addresses{Peer: s.cfg.AdvertisedPeerAddr(), Client: s.cfg.AdvertisedClientAddr(), Admin: s.cfg.AdvertisedAdminAddr()})
+		for _, id := range st.Membership.Members() {
+			if a, differs := s.book.learnedDiffers(id); differs {
+				if err := s.writeMemberRecord(id, a); err != nil {
+					s.log.Debug("publishing member addresses", "member", id, "error", err.Error())
+				}
+			}
+		}
+	}
+}
+
+// writeMemberRecord replicates a member's addresses as a KV put in the
+// server's own session.
+func (s *Server) writeMemberRecord(id uint64, a Addresses) error {
+	seq := s.selfSeq.Add(1)
+	r := wire.ClientRequest{ClientID: s.selfClientID, Seq: seq, FirstUnacked: seq, NewSession: true,
+		Op: wire.OpPut, Key: memberKey(id), Value: a.encode()}
+	frame := wire.AppendClientRequest(nil, &r)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	_, err := s.node.Propose(ctx, sm.AppendCommand(nil, time.Now().UnixNano(), frame[wire.FrameHeaderSize:]))
+	return err
+}
+
+// Done is closed when the node stops by itself (a fatal storage error).
+func (s *Server) Done() <-chan struct{} { return s.node.Done() }
+
+// Err is the fatal error that stopped the node, if any.
+func (s *Server) Err() error { return s.node.Err() }
+
+// Reload applies the reloadable settings of cfg (SIGHUP): the log level.
+func (s *Server) Reload(cfg Config) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(cfg.LogLevel)); err == nil {
+		s.logLevel.Set(l)
+	}
+	s.log.Info("configuration reloaded", "log_level", cfg.LogLevel)
+}
+
+// Shutdown stops the node gracefully: a leader first hands leadership to
+// the most up-to-date voter, then everything closes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if st, err := s.node.Status(); err == nil && st.Role == core.RoleLeader && len(st.Membership.Voters) > 1 {
+		if target := bestTransferTarget(st); target != 0 {
+			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := s.node.TransferLeadership(tctx, target)
+			cancel()
+			if err != nil {
+				s.log.Warn("leadership transfer before shutdown failed", "target", target, "error", err.Error())
+			} else {
+				s.log.Info("transferred leadership before shutdown", "to", target)
+			}
+		}
+	}
+	return s.Close()
+}
+
+// bestTransferTarget is the voter with the highest match index.
+func bestTransferTarget(st core.Status) uint64 {
+	var best uint64
+	var bestMatch uint64
+	for _, p := range st.Peers {
+		if p.ID == st.ID || p.Learner || !st.Membership.IsVoter(p.ID) {
+			continue
+		}
+		if best == 0 || p.Match > bestMatch {
+			best, bestMatch = p.ID, p.Match
+		}
+	}
+	return best
+}
+
+// Close stops serving and closes the storage.
+func (s *Server) Close() error {
+	var err error
+	s.stopOnce.Do(func() {
+		close(s.stopC)
+		if s.admin != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			s.admin.Shutdown(ctx)
+			cancel()
+		}
+		if s.tr != nil {
+			err = errors.Join(err, s.tr.Close())
+		}
+		s.wg.Wait()
+		if s.node != nil {
+			err = errors.Join(err, s.node.Close())
+		}
+	})
+	return err
+}
+
+// ---- client requests ----
+
+// handler adapts the server to netio.Handler.
+type handler Server
+
+func (h *handler) HandleRaft(m *wire.Message) { h.node.Step(m) }
+
+// HandleClient runs on an event loop: it copies the request and serves it
+// on its own goroutine, since a write waits for commit.
+func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, body []byte) {
+	s := (*Server)(h)
+	r := clientRequest{seq: req.Seq, op: req.Op, consistency: req.Consistency, key: string(req.Key)}
+	if req.Op != wire.OpGet {
+		r.cmd = sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body)
+	}
+	go s.serveClient(c, r)
+}
+
+type clientRequest struct {
+	seq         uint64
+	op          wire.Op
+	consistency wire.Consistency
+	key         string
+	cmd         []byte
+}
+
+func (s *Server) serveClient(c *netio.ClientConn, r clientRequest) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+	defer cancel()
+	resp := wire.ClientResponse{Seq: r.seq}
+	switch {
+	case r.op == wire.OpGet:
+		idx, err := s.node.Read(ctx, r.consistency)
+		if err != nil {
+			s.fillError(&resp, err)
+			break
+		}
+		if r.consistency != wire.ReadStale {
+			s.metrics.since(s.metrics.readLatency, start)
+		}
+		v, ok := s.kv.Get([]byte(r.key))
+		resp.Index, resp.Value = idx, v
+		if !ok {
+			resp.Status = wire.StatusNotFound
+		}
+	case isReservedKey([]byte(r.key)):
+		resp.Status, resp.Error = wire.StatusError, []byte(`kraft/server: keys beginning with "\x00kraft/" are reserved`)
+	default:
+		res, err := s.node.Propose(ctx, r.cmd)
+		if err != nil {
+			s.fillError(&resp, err)
+			break
+		}
+		s.metrics.since(s.metrics.commitLatency, start)
+		resp.Status, resp.Value = wire.Status(res.Value), res.Data
+		if resp.Status == wire.StatusError || resp.Status == wire.StatusSessionExpired {
+			resp.Error, resp.Value = res.Data, nil
+		}
+	}
+	s.metrics.request(r.op.String(), resp.Status.String())
+	c.Respond(&resp)
+}
+
+// fillError maps a node error to the status a client acts on, with the
+// seed's error texts.
+func (s *Server) fillError(resp *wire.ClientResponse, err error) {
+	var nl *core.NotLeaderError
+	switch {
+	case errors.As(err, &nl) && nl.Leader != 0:
+		resp.Status, resp.LeaderID = wire.StatusNotLeader, nl.Leader
+		resp.LeaderAddr = []byte(s.book.get(nl.Leader).Client)
+		resp.Error = []byte(err.Error())
+		return
+	case errors.Is(err, core.ErrTooManyPending):
+		resp.Status, resp.Error = wire.StatusTooManyRequests, []byte(err.Error())
+		return
+	case errors.Is(err, node.ErrStopped):
+		resp.Status, resp.Error = wire.StatusError, []byte(err.Error())
+		return
+	}
+	// No leader, a timeout, or a proposal lost to a leadership change: if a
+	// quorum is out of reach, say so; else the outcome is unknown and the
+	// client retries with the same sequence number.
+	if q := s.quorumError(); q != nil {
+		resp.Status, resp.Error = wire.StatusNoQuorum, []byte(q.Error())
+		return
+	}
+	if errors.As(err, &nl) {
+		resp.Status, resp.Error = wire.StatusNotLeader, []byte("no leader elected yet (election in progress); retry")
+		return
+	}
+	resp.Status, resp.Error = wire.StatusTimeout, []byte(err.Error())
+}
+
+// quorumError reports the seed's "quorum not reached" when this node cannot
+// reach a majority of the voters (counting itself).
+func (s *Server) quorumError() error {
+	st, err := s.node.Status()
+	if err != nil || len(st.Membership.Voters) == 0 {
+		return nil
+	}
+	got := 0
+	for _, id := range st.Membership.Voters {
+		if id == s.cfg.NodeID || s.tr.Connected(id) {
+			got++
+		}
+	}
+	total := len(st.Membership.Voters)
+	if need := total/2 + 1; got < need {
+		return &core.QuorumError{Got: got, Total: total, Need: need}
+	}
+	return nil
+}
+
+// errString is for JSON: an error's text or "".
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprint(err)
+}
