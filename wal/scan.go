@@ -77,6 +77,9 @@ func scanSegment(m []byte, expectFirst, prevTerm uint64, newest bool) segScan {
 			s.setBad(off, fmt.Sprintf("record %d has term %d after term %d", e.Index, e.Term, term))
 			return s
 		}
+		if s.offsets == nil {
+			s.offsets = make([]uint32, 0, offsetsCapacity(len(m), n))
+		}
 		s.offsets = append(s.offsets, uint32(off))
 		s.lastIndex, s.lastTerm = e.Index, e.Term
 		next, term = e.Index+1, e.Term
@@ -190,6 +193,12 @@ func oneBitFromValid(b []byte) bool {
 		hdr[bit/8] ^= 1 << (bit % 8)
 	}
 	return false
+}
+
+// offsetsCapacity guesses how many records a segment of segBytes holds
+// from the size of one, so that the index grows once, not log2(n) times.
+func offsetsCapacity(segBytes, recordBytes int) int {
+	return segBytes/max(recordBytes, wire.EntryOverhead) + 1
 }
 
 // firstNonZero returns the offset of the first non-zero byte of b, or -1.

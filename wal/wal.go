@@ -59,6 +59,9 @@ type WAL struct {
 	// prepAsked: the preparer was asked for the next segment since the
 	// last roll (guarded by mu).
 	prepAsked bool
+	// spareOffsets: an index slice kept for the next segment (guarded by
+	// mu), sized like the current one so that a roll does not regrow it.
+	spareOffsets []uint32
 
 	writerKick chan struct{} // capacity 1
 	prepKick   chan struct{} // capacity 1
@@ -307,7 +310,7 @@ func (w *WAL) Append(records []byte) error {
 			n = w.fitInto(w.segs[len(w.segs)-1], rest)
 		}
 		if n == 0 {
-			if err := w.rollLocked(); err != nil {
+			if err := w.rollLocked(int(uint32(rest[0]) | uint32(rest[1])<<8 | uint32(rest[2])<<16 | uint32(rest[3])<<24)); err != nil {
 				return err
 			}
 			continue
@@ -327,6 +330,9 @@ func (w *WAL) Append(records []byte) error {
 	}
 	w.lastIndex, w.lastTerm = lastIndex, lastTerm
 	w.askPrepareLocked()
+	if w.prepAsked {
+		w.fillSpareOffsetsLocked()
+	}
 	if w.opts.Fsync != FsyncAlways {
 		w.publishDurable(lastIndex)
 	}
@@ -349,6 +355,18 @@ func (w *WAL) askPrepareLocked() {
 	}
 	w.prepAsked = true
 	kick(w.prepKick)
+}
+
+// fillSpareOffsetsLocked sizes the index slice for the next segment like
+// the current one's (allocated ahead of the roll, off the append path).
+// Holds mu.
+func (w *WAL) fillSpareOffsetsLocked() {
+	if w.spareOffsets != nil || len(w.segs) == 0 {
+		return
+	}
+	if c := cap(w.segs[len(w.segs)-1].offsets); c > 0 {
+		w.spareOffsets = make([]uint32, 0, c)
+	}
 }
 
 // validate checks records against the log's end and returns the new last
@@ -422,10 +440,11 @@ func (w *WAL) reserve(records []byte) error {
 }
 
 // rollLocked names the next reserved segment after the index that will go
-// first into it and makes it the current segment. An empty current segment
-// (left by a crash) is removed first so that no empty segment ends up
-// before the newest. Holds mu.
-func (w *WAL) rollLocked() error {
+// first into it and makes it the current segment; its index slice is the
+// spare one, or sized from nextRecordBytes. An empty current segment (left
+// by a crash) is removed first so that no empty segment ends up before the
+// newest. Holds mu.
+func (w *WAL) rollLocked(nextRecordBytes int) error {
 	if n := len(w.segs); n > 0 && w.segs[n-1].count() == 0 {
 		empty := w.segs[n-1]
 		w.segs = w.segs[:n-1]
@@ -435,7 +454,11 @@ func (w *WAL) rollLocked() error {
 	}
 	p := w.takeReserved()
 	first := w.lastIndexWritten() + 1
-	s := &segment{first: first, path: path.Join(w.dir, segmentName(first)), f: p.f, m: p.m}
+	s := &segment{first: first, path: path.Join(w.dir, segmentName(first)), f: p.f, m: p.m, offsets: w.spareOffsets}
+	w.spareOffsets = nil
+	if s.offsets == nil {
+		s.offsets = make([]uint32, 0, offsetsCapacity(len(s.m), nextRecordBytes))
+	}
 	if err := w.fsys.Rename(p.path, s.path); err != nil {
 		_ = p.f.Close()
 		_ = w.fsys.Remove(p.path)
