@@ -450,6 +450,13 @@ func (r *Raft) Step(m *wire.Message) error {
 		case m.Type == wire.MsgPreVoteResp && !m.Reject:
 		case m.Type == wire.MsgAppend || m.Type == wire.MsgHeartbeat || m.Type == wire.MsgSnapshot:
 			r.becomeFollower(m.Term, m.From)
+		case m.Type == wire.MsgVote:
+			// Adopting a newer term is not hearing from a leader or granting
+			// a vote (Raft Figure 2): the election timer keeps running, so a
+			// stale candidate cannot hold everyone's timers back forever.
+			elapsed := r.electionElapsed
+			r.becomeFollower(m.Term, 0)
+			r.electionElapsed = elapsed
 		default:
 			r.becomeFollower(m.Term, 0)
 		}

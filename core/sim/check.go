@@ -127,3 +127,32 @@ func (s *Sim) checkLeaderComplete(n *node, st core.Status) {
 		}
 	}
 }
+
+// Liveness is required only with pre-vote or check-quorum: without either,
+// a removed server that never learned of its removal can disrupt elections
+// indefinitely (Raft thesis §4.2.3).
+func (s *Sim) livenessMark() {
+	if !s.o.PreVote && !s.o.CheckQuorum {
+		return
+	}
+	l := s.leader()
+	if l == nil {
+		s.fail("liveness: no leader %v after all faults healed", s.o.Quiet/2/Millisecond)
+		return
+	}
+	s.liveLeader, s.liveIndex = l, l.r.Status().LastIndex
+}
+
+func (s *Sim) checkLiveness() error {
+	l := s.liveLeader
+	if l == nil {
+		return nil
+	}
+	for _, id := range l.r.Status().Membership.Members() {
+		n := s.nodes[id-1]
+		if n.up && n.kv.applied < s.liveIndex {
+			return s.fail("liveness: node %d applied %d, leader %d had %d entries %v before the end", id, n.kv.applied, l.id, s.liveIndex, s.o.Quiet/2/Millisecond)
+		}
+	}
+	return nil
+}

@@ -8,6 +8,9 @@ import (
 
 // fault injects one randomly chosen fault among those the options allow.
 func (s *Sim) fault() {
+	if s.now >= s.o.Duration {
+		return // the quiet period has begun
+	}
 	var kinds []func()
 	if s.o.Crashes {
 		kinds = append(kinds, s.crashOne, s.crashOne)
@@ -71,7 +74,7 @@ func (s *Sim) crashOne() {
 func (s *Sim) crash(n *node, downFor Time) {
 	s.tracef("crash %d (%d unsynced writes lost)", n.id, len(n.writes))
 	n.up = false
-	n.writes = nil
+	n.writes, n.syncing = nil, 0
 	n.reads = nil
 	s.Stats.Crashes++
 	s.push(&event{at: s.now + downFor, kind: evRestart, node: n.idx})
@@ -90,6 +93,10 @@ func (s *Sim) heal(int) {
 func (s *Sim) healAll() {
 	s.heal(0)
 	s.slowIdx = -1
+	// Raft needs broadcast time well below the election timeout to make
+	// progress; healing brings the network back to that.
+	s.o.LatencyMax = min(s.o.LatencyMax, 10*Millisecond)
+	s.o.DropPct = 0
 	for _, n := range s.nodes {
 		if !n.up && n.started {
 			s.push(&event{at: s.now + Time(s.rng.IntN(50))*Millisecond, kind: evRestart, node: n.idx})

@@ -129,6 +129,7 @@ const (
 	evFault
 	evClient
 	evHeal
+	evLiveness
 )
 
 type event struct {
@@ -185,8 +186,8 @@ type node struct {
 	started     bool // has ever run (spares start when added)
 	inc         int
 	disk        disk
-	writes      []write // in flight, FIFO
-	diskAt      Time    // when the last queued write completes
+	writes      []write // not yet durable, FIFO
+	syncing     int     // how many of writes the sync under way covers (0: idle)
 	slow        Time    // extra latency when slow
 	kv          kvState
 	leaderT     uint64 // term this node was last seen leading (append-only check)
@@ -272,6 +273,11 @@ type Sim struct {
 	applied   []applyRec            // index → what was applied there
 	maxCommit uint64
 
+	// Liveness: half-way through the quiet period a leader must exist, and
+	// by the end every voter must have applied its last index of then.
+	liveLeader *node
+	liveIndex  uint64
+
 	clients []*client
 	ops     []op
 	opSeq   int
@@ -328,6 +334,9 @@ func newSim(o Options) *Sim {
 	for c := 0; c < o.Clients; c++ {
 		s.clients = append(s.clients, &client{id: c, target: s.rng.IntN(o.Voters)})
 		s.push(&event{at: Time(s.rng.IntN(100)) * Millisecond, kind: evClient, arg: c})
+	}
+	if o.Quiet > 0 {
+		s.push(&event{at: o.Duration + o.Quiet/2, kind: evLiveness})
 	}
 	if o.Crashes || o.Partitions || o.SlowNodes || o.Membership || o.Transfers {
 		s.push(&event{at: 300*Millisecond + Time(s.rng.IntN(300))*Millisecond, kind: evFault})
@@ -399,7 +408,7 @@ func (s *Sim) start(n *node) {
 	}
 	n.r, n.up, n.started = r, true, true
 	n.inc++
-	n.writes, n.diskAt, n.reads = nil, s.now, nil
+	n.writes, n.syncing, n.reads = nil, 0, nil
 	n.kv.restore(n.disk.snap.Data, n.disk.snap.Meta.Index)
 	n.leaderT = 0
 	s.push(&event{at: s.now + Time(s.rng.IntN(int(s.o.Tick))), kind: evTick, node: n.idx, inc: n.inc})
@@ -428,6 +437,9 @@ func (s *Sim) run() error {
 		return s.err
 	}
 	s.Stats.MaxCommit = s.maxCommit
+	if err := s.checkLiveness(); err != nil {
+		return err
+	}
 	return s.checkLinearizable()
 }
 
@@ -454,7 +466,7 @@ func (s *Sim) handle(e *event) {
 		if !n.up || n.inc != e.inc {
 			return
 		}
-		s.completeWrite(n)
+		s.completeSync(n)
 	case evRestart:
 		n := s.nodes[e.node]
 		if n.up {
@@ -470,6 +482,8 @@ func (s *Sim) handle(e *event) {
 		}
 	case evHeal:
 		s.heal(e.arg)
+	case evLiveness:
+		s.livenessMark()
 	case evClient:
 		s.clientStep(s.clients[e.arg], e.inc)
 	}
@@ -500,19 +514,42 @@ func (s *Sim) drain(n *node) {
 	}
 }
 
+// queueWrite hands a Ready's write to the node's disk. The disk does group
+// commit, as the WAL writer does: writes queued while a sync is under way
+// all complete with the next sync.
 func (s *Sim) queueWrite(n *node, w write) {
+	n.writes = append(n.writes, w)
+	if n.syncing == 0 {
+		s.startSync(n)
+	}
+}
+
+func (s *Sim) startSync(n *node) {
 	lat := s.o.DiskMin + Time(s.rng.Int64N(int64(s.o.DiskMax-s.o.DiskMin)+1))
 	if n.idx == s.slowIdx {
 		lat += 20 * Millisecond
 	}
-	n.diskAt = max(n.diskAt, s.now) + lat
-	n.writes = append(n.writes, w)
-	s.push(&event{at: n.diskAt, kind: evDiskDone, node: n.idx, inc: n.inc})
+	n.syncing = len(n.writes)
+	s.push(&event{at: s.now + lat, kind: evDiskDone, node: n.idx, inc: n.inc})
 }
 
-func (s *Sim) completeWrite(n *node) {
-	w := n.writes[0]
-	n.writes = n.writes[1:]
+func (s *Sim) completeSync(n *node) {
+	for k := n.syncing; k > 0 && n.up && s.err == nil; k-- {
+		w := n.writes[0]
+		n.writes = n.writes[1:]
+		s.completeWrite(n, w)
+	}
+	if !n.up {
+		return
+	}
+	n.syncing = 0
+	s.drain(n)
+	if len(n.writes) > 0 && n.syncing == 0 {
+		s.startSync(n)
+	}
+}
+
+func (s *Sim) completeWrite(n *node, w write) {
 	d := &n.disk
 	if w.snap != nil && w.snap.Meta.Index > d.snap.Meta.Index {
 		d.snap = *w.snap
@@ -556,7 +593,6 @@ func (s *Sim) completeWrite(n *node) {
 	if w.last > 0 {
 		n.r.Persisted(w.last, w.lastTerm)
 	}
-	s.drain(n)
 }
 
 func (s *Sim) maybeSnapshot(n *node) {
