@@ -146,7 +146,6 @@ func TestFullDiskIsCleanError(t *testing.T) {
 	}
 	// Fill the segment, then run out of space at the next roll.
 	efs.set(&efs.failPrealloc, true)
-	var all []testEntry
 	next := uint64(4)
 	for i := 0; i < 200; i++ {
 		es := makeEntries(rng, next, 1, 4, 100)
@@ -156,7 +155,6 @@ func TestFullDiskIsCleanError(t *testing.T) {
 			}
 			break
 		}
-		all = append(all, es...)
 		next += 4
 	}
 	if next > 4+200*4-4 {

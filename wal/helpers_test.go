@@ -16,10 +16,6 @@ type testEntry struct {
 	payload     []byte
 }
 
-func (e testEntry) record() []byte {
-	return wire.AppendEntry(nil, wire.EntryNormal, e.index, e.term, e.payload)
-}
-
 func encodeEntries(es []testEntry) []byte {
 	var b []byte
 	for _, e := range es {

@@ -72,7 +72,6 @@ type dirScan struct {
 	stateSeq    uint64
 	hs          HardState
 	start       logStart
-	stateErr    error // reading the state file failed (not corruption)
 	tmpFiles    []string
 }
 

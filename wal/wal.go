@@ -20,6 +20,10 @@ type WAL struct {
 	opts Options
 	log  *slog.Logger
 
+	// closeMu orders Close after the calls that do I/O outside mu
+	// (SaveHardState, SaveSnapshot): they hold it shared, Close exclusive.
+	closeMu sync.RWMutex
+
 	// mu guards everything below. Append, TruncateSuffix and
 	// CompactPrefix hold it exclusively; reads share it.
 	mu         sync.RWMutex
@@ -163,6 +167,11 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 		}
 		if len(snaps) > 0 {
 			s := snaps[len(snaps)-1]
+			// Read it whole once: starting a log after a snapshot that
+			// cannot be loaded would leave the node with neither.
+			if _, err := readSnapshot(w.fsys, s); err != nil {
+				return err
+			}
 			w.start = logStart{index: s.Index, term: s.Term}
 			if err := w.state.saveStart(w.start); err != nil {
 				return err
@@ -791,8 +800,13 @@ func (w *WAL) HardState() HardState { return w.state.snapshotHS() }
 
 // SaveHardState durably replaces the hard state (one write and one
 // fdatasync of a small file; atomic: after a crash Open returns either the
-// old or the new value). Safe for concurrent use with Append.
+// old or the new value). It costs a sync of its own, so save when Term or
+// Vote change (before sending the messages that depend on them); Commit
+// can ride along, it need not be saved on every advance. Safe for
+// concurrent use with every method.
 func (w *WAL) SaveHardState(hs HardState) error {
+	w.closeMu.RLock()
+	defer w.closeMu.RUnlock()
 	w.mu.RLock()
 	err := w.writable()
 	w.mu.RUnlock()
@@ -817,8 +831,10 @@ func (s *stateFile) snapshotHS() HardState {
 // data read from r (temp file, fsync, rename, directory fsync), then
 // removes the oldest snapshot files beyond Options.SnapshotsRetained. It
 // does not compact the log: call CompactPrefix after. Safe for concurrent
-// use with everything but Close.
+// use with every method; not with another SaveSnapshot of the same index.
 func (w *WAL) SaveSnapshot(index, term uint64, r io.Reader) (SnapshotMeta, error) {
+	w.closeMu.RLock()
+	defer w.closeMu.RUnlock()
 	w.mu.RLock()
 	err := w.writable()
 	w.mu.RUnlock()
@@ -874,6 +890,8 @@ func (w *WAL) LoadSnapshot() (SnapshotMeta, []byte, error) {
 // and releases every file and mapping. Views from Entries become invalid.
 // Further calls return ErrClosed.
 func (w *WAL) Close() error {
+	w.closeMu.Lock()
+	defer w.closeMu.Unlock()
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
