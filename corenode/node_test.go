@@ -278,6 +278,10 @@ func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 		if id == lead.cfg.Raft.ID {
 			continue
 		}
+		waitFor(t, "follower to hear from the leader", func() bool {
+			st, err := n.Status()
+			return err == nil && st.Leader == lead.cfg.Raft.ID
+		})
 		_, err := n.Propose(context.Background(), put("k", "v"))
 		var nl *core.NotLeaderError
 		if !errors.As(err, &nl) || nl.Leader != lead.cfg.Raft.ID {

@@ -26,9 +26,10 @@ type Transport struct {
 	serveErr chan error
 	dialer   *gnet.Client
 
-	mu     sync.RWMutex
-	peers  map[uint64]*peer
-	closed bool
+	mu      sync.RWMutex
+	peers   map[uint64]*peer
+	started bool // dial loops run; before Start, SetPeer only records
+	closed  bool
 	wg     sync.WaitGroup // peer dial loops
 }
 
@@ -99,6 +100,13 @@ func (t *Transport) Start() error {
 		return fmt.Errorf("kraft/netio: starting the dialer loops: %w", err)
 	}
 	t.log.Info("listening", "peer", t.cfg.PeerAddr, "client", t.cfg.ClientAddr, "server_loops", t.cfg.ServerLoops, "dialer_loops", t.cfg.DialerLoops)
+	t.mu.Lock()
+	t.started = true
+	for _, p := range t.peers {
+		t.wg.Add(1)
+		go p.run()
+	}
+	t.mu.Unlock()
 	for id, addr := range t.cfg.Peers {
 		t.SetPeer(id, addr)
 	}
@@ -126,6 +134,7 @@ func (t *Transport) Send(m *wire.Message) error {
 }
 
 // SetPeer adds a peer or changes its address; the transport (re)connects.
+// Before Start it only records the peer.
 func (t *Transport) SetPeer(id uint64, addr string) {
 	if id == t.cfg.NodeID {
 		return
@@ -143,8 +152,10 @@ func (t *Transport) SetPeer(id uint64, addr string) {
 	}
 	p := newPeer(t, id, addr)
 	t.peers[id] = p
-	t.wg.Add(1)
-	go p.run()
+	if t.started {
+		t.wg.Add(1)
+		go p.run()
+	}
 }
 
 // RemovePeer closes the connection to a peer and forgets it.

@@ -494,6 +494,22 @@ func TestClientRequestsAndResponses(t *testing.T) {
 	}
 }
 
+// Peers set before Start are dialled once the loops run.
+func TestSetPeerBeforeStart(t *testing.T) {
+	b := startNode(t, 2, 7, nil)
+	rec := newRecorder()
+	tr, err := New(Config{NodeID: 1, ClusterID: 7, PeerAddr: freeAddr(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.SetPeer(2, b.peer)
+	if err := tr.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	waitFor(t, "connected", func() bool { return tr.Connected(2) })
+}
+
 func TestReconnectsAfterPeerRestart(t *testing.T) {
 	a, b := pair(t)
 	addr := b.peer

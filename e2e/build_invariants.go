@@ -1,0 +1,5 @@
+//go:build invariants && !race
+
+package e2e
+
+var kraftdBuildFlags = []string{"-tags", "invariants"}

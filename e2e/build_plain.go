@@ -1,0 +1,5 @@
+//go:build !race && !invariants
+
+package e2e
+
+var kraftdBuildFlags []string
