@@ -30,7 +30,7 @@ type Transport struct {
 	peers   map[uint64]*peer
 	started bool // dial loops run; before Start, SetPeer only records
 	closed  bool
-	wg     sync.WaitGroup // peer dial loops
+	wg      sync.WaitGroup // peer dial loops
 }
 
 // New validates cfg and returns a transport that is not yet listening.
