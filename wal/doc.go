@@ -98,9 +98,10 @@
 //   - Segment mappings are read-only (MAP_SHARED, PROT_READ); writes go
 //     through pwrite to the same page cache, so the mapping sees them.
 //     Views from Entries alias the mapping: never write to them. A view of
-//     removed entries stays mapped until the second TruncateSuffix or
+//     removed entries stays mapped until the next TruncateSuffix or
 //     CompactPrefix after the call that removed them (the writer closes
-//     retired segments between rounds) or Close.
+//     retired segments between rounds) or Close. Bytes that TruncateSuffix
+//     cut from a segment it keeps are zeroed at once.
 //   - Bounded queues: the writer's and preparer's wake-ups are
 //     capacity-1 channels; the Durable channel has capacity 1 and
 //     coalesces; there is never more than one prepared segment waiting.

@@ -275,6 +275,9 @@ func Verify(dir string) (*Report, error) { return VerifyFS(OSFS{}, dir) }
 
 // VerifyFS is Verify on any FS.
 func VerifyFS(fsys FS, dir string) (*Report, error) {
+	if _, err := fsys.List(dir); err != nil {
+		return nil, errorf("verify %s: %w", dir, err)
+	}
 	d, err := scanDir(fsys, dir, false)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path"
 	"testing"
 )
@@ -197,7 +198,7 @@ func restoreFiles(fsys *MemFS, pristine map[string][]byte) {
 // TestTruncationSweep cuts the newest segment at every offset: recovery
 // yields exactly the records that end before the cut (all were synced).
 func TestTruncationSweep(t *testing.T) {
-	fsys, all, offs := buildSyncedWAL(t, 200, 4096)
+	fsys, all, offs := buildSyncedWAL(t, 255, 4096)
 	newest := ""
 	for n := range offs {
 		if n > newest {
@@ -206,8 +207,8 @@ func TestTruncationSweep(t *testing.T) {
 	}
 	end := segEnd(fsys, newest, offs[newest])
 	base := all[0].index
-	for _, o := range offs {
-		_ = o
+	if len(offs[newest]) < 20 {
+		t.Fatalf("newest segment holds only %d records", len(offs[newest]))
 	}
 	firstInNewest, _ := parseSegmentName(path.Base(newest))
 	opts := memOpts(nil, 4096)
@@ -227,7 +228,7 @@ func TestTruncationSweep(t *testing.T) {
 		}
 		// Records wholly before the cut survive.
 		kept := 0
-		for k, o := range offs[newest] {
+		for k := range offs[newest] {
 			recEnd := end
 			if k+1 < len(offs[newest]) {
 				recEnd = int64(offs[newest][k+1])
@@ -235,7 +236,6 @@ func TestTruncationSweep(t *testing.T) {
 			if recEnd <= cut {
 				kept = k + 1
 			}
-			_ = o
 		}
 		want := all[:int(firstInNewest-base)+kept]
 		if err := sameEntries(readAll(t, w), want); err != nil {
@@ -275,4 +275,45 @@ func TestCorruptionErrorText(t *testing.T) {
 		t.Fatalf("Verify: %+v %v", r, verr)
 	}
 	t.Log(err)
+}
+
+// TestVerifyOnDisk runs Verify and a refused Open on real files.
+func TestVerifyOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	w := mustOpen(t, dir, Options{SegmentSizeBytes: 8192})
+	rng := rand.New(rand.NewPCG(2, 2))
+	mustAppend(t, w, makeEntries(rng, 1, 1, 100, 100))
+	if err := w.SaveHardState(HardState{Term: 1, Vote: 2, Commit: 50}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	r, err := Verify(dir)
+	if err != nil || !r.OK() || r.Entries != 100 || r.HardState.Vote != 2 || len(r.Segments) < 2 {
+		t.Fatalf("Verify: %+v %v", r, err)
+	}
+	seg := r.Segments[0].File
+	f, err := os.OpenFile(seg, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	f.ReadAt(b[:], 100)
+	b[0] ^= 0x10
+	f.WriteAt(b[:], 100)
+	f.Close()
+	before, _ := os.ReadFile(seg)
+	r, err = Verify(dir)
+	if err != nil || r.OK() || r.Problems[0].File != seg {
+		t.Fatalf("Verify after flip: %+v %v", r, err)
+	}
+	if _, err := Open(dir, Options{SegmentSizeBytes: 8192}); asCorruption(err) == nil || asCorruption(err).File != seg {
+		t.Fatalf("Open after flip: %v", err)
+	}
+	after, _ := os.ReadFile(seg)
+	if !bytes.Equal(before, after) {
+		t.Fatal("refused Open modified the segment")
+	}
+	if _, err := Verify(dir + "/missing"); err == nil {
+		t.Fatal("Verify of a missing directory succeeded")
+	}
 }

@@ -632,10 +632,10 @@ func (w *WAL) segmentFor(i uint64) *segment {
 // adding a record would exceed maxBytes (at least one record is returned).
 // Iterate with wire.NewEntryIter; call again from the next index for more.
 //
-// Lifetime: the view stays readable until the second TruncateSuffix or
+// Lifetime: the view stays mapped until the next TruncateSuffix or
 // CompactPrefix call after the one that removed its entries, or Close;
-// entries that TruncateSuffix removed change content at once. Never write
-// to it. FirstIndex() <= lo < hi <= LastIndex()+1.
+// entries that TruncateSuffix cut from a segment it keeps change content
+// at once. Never write to it. FirstIndex() <= lo < hi <= LastIndex()+1.
 func (w *WAL) Entries(lo, hi uint64, maxBytes int) ([]byte, error) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
