@@ -185,3 +185,29 @@ func (l *raftLog) checkLog() {
 		bug("log marks out of range: applied %d commit %d stable %d last %d", l.applied, l.committed, l.stable, l.lastIndex())
 	}
 }
+
+// checkInvariants is the costly whole-node check run under -tags invariants
+// after every Step and Ready.
+func (r *Raft) checkInvariants() {
+	if !invariantsOn {
+		return
+	}
+	r.log.checkLog()
+	if r.role != RoleLeader {
+		return
+	}
+	last := r.log.lastIndex()
+	for _, p := range r.prs {
+		if p.id != r.id && (p.match >= p.next || p.next > last+1) {
+			bug("progress of %d: match %d next %d last %d", p.id, p.match, p.next, last)
+		}
+		if p.inflightCount > len(p.inflightLast) || p.inflightTotal < 0 {
+			bug("in-flight window of %d inconsistent", p.id)
+		}
+	}
+	if t, _ := r.log.term(last); t != r.term && r.log.lastIndex() > r.log.committed {
+		// A leader's uncommitted tail always ends with an entry of its term
+		// (the no-op at least).
+		bug("leader of term %d has last entry of term %d", r.term, t)
+	}
+}

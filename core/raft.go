@@ -476,7 +476,7 @@ func (r *Raft) Step(m *wire.Message) error {
 		return nil
 	}
 	err := r.step(r, m)
-	r.log.checkLog()
+	r.checkInvariants()
 	return err
 }
 

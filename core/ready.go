@@ -105,6 +105,7 @@ func (r *Raft) Ready() Ready {
 	rd.MessagesAfterPersist, r.msgsAfter = r.msgsAfter, r.recycleAft
 	r.recycleMsgs, r.recycleAft = nil, nil
 	rd.ReadStates, r.readStates = r.readStates, nil
+	r.checkInvariants()
 	return rd
 }
 
