@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -605,4 +606,58 @@ func slicesEqual(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+// Thesis §10.2.1: the leader's own write runs in parallel with replication;
+// a quorum of followers commits an entry before the leader's disk does.
+func TestLeaderCommitsOnAFollowerQuorumBeforeItsOwnWrite(t *testing.T) {
+	c := newCluster(t, 3)
+	c.elect(1)
+	r := c.nodes[1]
+	i := c.propose(1, "v")
+	rd := r.Ready() // the driver has not reported this write durable
+	for _, m := range rd.Messages {
+		f := c.nodes[m.To]
+		f.Step(&m)
+		frd := f.Ready()
+		f.Persisted(frd.LastIndex, frd.LastTerm)
+		for _, ack := range frd.MessagesAfterPersist {
+			r.Step(&ack)
+		}
+		f.Advance(frd)
+	}
+	r.Advance(rd)
+	st := r.Status()
+	if st.Commit < i || st.Persisted >= i {
+		t.Fatalf("commit %d persisted %d for entry %d", st.Commit, st.Persisted, i)
+	}
+	// Committed entries are handed to the state machine only once durable here.
+	if rd := r.Ready(); len(rd.CommittedEntries) != 0 {
+		t.Fatal("entry applied before the leader persisted it")
+	}
+	r.Persisted(i, st.Term)
+	if rd := r.Ready(); len(rd.CommittedEntries) == 0 {
+		t.Fatal("entry not applied after persisting")
+	}
+}
+
+func TestOlderSnapshotFromALeaderIsRefused(t *testing.T) {
+	c := newCluster(t, 3)
+	c.elect(1)
+	for i := 0; i < 5; i++ {
+		c.propose(1, "v")
+	}
+	c.deliver()
+	f := c.nodes[2]
+	applied := f.Status().Applied
+	if err := f.CreateSnapshot(applied, nil); err != nil {
+		t.Fatal(err)
+	}
+	meta := AppendMembership(nil, f.Status().Membership)
+	err := f.Step(&wire.Message{Type: wire.MsgSnapshot, From: 1, To: 2, Term: f.Status().Term,
+		Index: 2, LogTerm: 2, Size: 1, Done: true, Data: []byte{0}, Meta: meta})
+	want := fmt.Sprintf("cannot install snapshot: index 2 < first log index %d", applied+1)
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
 }
