@@ -89,10 +89,15 @@ func TestCorruptionSweep(t *testing.T) {
 	opts := memOpts(fsys, 4096)
 	for _, name := range names {
 		end := segEnd(fsys, name, offs[name])
-		// Every record byte, and the first 600 bytes of the zeroed tail.
-		limit := min(end+600, 4096)
-		for off := int64(0); off < limit; off++ {
-			for _, bit := range bitsToFlip {
+		// Every record byte with several bits; every byte of the zeroed
+		// tail with one.
+		size := int64(len(pristine[name]))
+		for off := int64(0); off < size; off++ {
+			bits := bitsToFlip
+			if off >= end+64 {
+				bits = []uint{uint(off % 8)}
+			}
+			for _, bit := range bits {
 				fsys.FlipBit(name, off, bit)
 				w, err := Open("/d", opts)
 				rec := recordAt(offs[name], end, off)

@@ -338,6 +338,9 @@ func (w *WAL) Append(records []byte) error {
 		rest = rest[n:]
 	}
 	w.lastIndex, w.lastTerm = lastIndex, lastTerm
+	if invariants {
+		w.checkLocked()
+	}
 	w.askPrepareLocked()
 	if w.prepAsked {
 		w.fillSpareOffsetsLocked()
@@ -498,6 +501,45 @@ func (w *WAL) publishDurable(i uint64) {
 	w.durableIdx.Store(i)
 	w.durableCnd.Broadcast()
 	kick(w.durableCh)
+}
+
+// checkLocked verifies the in-memory index against itself and the
+// mapped bytes (invariants builds only: it reads every header). Holds mu.
+func (w *WAL) checkLocked() {
+	bug := func(format string, args ...any) {
+		panic(fmt.Sprintf("kraft: BUG: wal index: "+format, args...))
+	}
+	next := uint64(0)
+	for i, s := range w.segs {
+		if s.count() == 0 && i != len(w.segs)-1 {
+			bug("empty segment %s before the newest", s.path)
+		}
+		if next != 0 && s.count() > 0 && s.first != next {
+			bug("segment %s starts at %d, want %d", s.path, s.first, next)
+		}
+		for k, o := range s.offsets {
+			h, err := wire.ParseEntryHeader(s.m[o:])
+			if err != nil || h.Index != s.first+uint64(k) || int64(o)+int64(h.Size) != s.recordEnd(k) {
+				bug("segment %s record %d at %d: %+v %v", s.path, k, o, h, err)
+			}
+		}
+		if s.count() > 0 {
+			next = s.last() + 1
+		}
+	}
+	want := w.start.index
+	if next > 0 && next-1 > want {
+		want = next - 1
+	}
+	if w.lastIndex != want {
+		bug("lastIndex %d, segments end at %d (start %d)", w.lastIndex, next-1, w.start.index)
+	}
+	if t, err := w.termLocked(w.lastIndex); err != nil || t != w.lastTerm {
+		bug("lastTerm %d, stored %d (%v)", w.lastTerm, t, err)
+	}
+	if w.durable > w.lastIndex && w.durable > w.start.index {
+		bug("durable %d beyond last %d", w.durable, w.lastIndex)
+	}
 }
 
 // FirstIndex is the index of the first entry in the log (the compaction
@@ -724,8 +766,12 @@ func (w *WAL) TruncateSuffix(from uint64) error {
 	if w.durable > from-1 {
 		w.durable = from - 1
 		w.durableIdx.Store(from - 1)
+		kick(w.durableCh)
 	}
 	w.durableCnd.Broadcast()
+	if invariants {
+		w.checkLocked()
+	}
 	return nil
 }
 
@@ -791,6 +837,9 @@ func (w *WAL) CompactPrefix(upTo, upToTerm uint64) error {
 		if err := w.retireLocked(s); err != nil {
 			return err
 		}
+	}
+	if invariants {
+		w.checkLocked()
 	}
 	return nil
 }
