@@ -87,7 +87,7 @@ func okServer(b testing.TB) string {
 		if _, err := io.ReadFull(nc, hello[:]); err != nil {
 			return
 		}
-		if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 1})); err != nil {
+		if _, err := nc.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: 7, NodeID: 1})); err != nil {
 			return
 		}
 		br := bufio.NewReaderSize(nc, 64<<10)

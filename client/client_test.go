@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"strings"
 	"sync"
@@ -674,6 +676,31 @@ func TestMaxInflightBlocksCallers(t *testing.T) {
 	mustPut(t, c, "b", "2")
 }
 
+// A node that answers with a peer-role Hello (addresses appended) is
+// accepted as well as one that answers with a client-role Hello.
+func TestPeerRoleHelloIsAccepted(t *testing.T) {
+	fs := newFakeServer(t, sm.DefaultKVConfig())
+	hello := wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 3,
+		PeerAddr: "10.0.0.3:7001", ClientAddr: "10.0.0.3:7002", AdminAddr: "10.0.0.3:7003"})
+	cfg := testConfig(fs.addr)
+	cfg.DialTimeout = 500 * time.Millisecond
+	for _, split := range []int{0, 4, wire.HelloSize, wire.HelloSize + 1, wire.HelloSize + 2, len(hello) - 1} {
+		nc, peer := net.Pipe()
+		go func() {
+			var b [wire.HelloSize]byte
+			_, _ = io.ReadFull(peer, b[:])
+			_, _ = peer.Write(hello[:split]) // arrives in two pieces
+			_, _ = peer.Write(hello[split:])
+		}()
+		err := handshake(nc, &cfg)
+		_ = nc.Close()
+		_ = peer.Close()
+		if err != nil {
+			t.Fatalf("split at %d: %v", split, err)
+		}
+	}
+}
+
 func TestClusterMismatchIsRefused(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	cfg := testConfig(fs.addr)
@@ -706,11 +733,20 @@ func TestBadServerBytes(t *testing.T) {
 	}{
 		{name: "http on the port", handshake: []byte("HTTP/1.1 400 Bad Request\r\n\r\n"), kind: ErrProtocol, text: "wrong port"},
 		{name: "hello of another version", handshake: func() []byte {
-			h := wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 1})
+			h := wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: 7, NodeID: 1})
 			h[4] = 9
 			return h
 		}(), kind: ErrProtocol, text: "version"},
 		{name: "hello truncated", handshake: []byte("KRFT\x01\x00"), kind: ErrProtocol},
+		{name: "peer hello with oversized extension", handshake: func() []byte {
+			h := wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 1})
+			h[wire.HelloSize], h[wire.HelloSize+1] = 0xff, 0xff
+			return h
+		}(), kind: ErrProtocol, text: "exceeds"},
+		{name: "peer hello cut short", handshake: func() []byte {
+			h := wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 1, ClientAddr: "10.0.0.1:7002"})
+			return h[:len(h)-3]
+		}(), kind: ErrProtocol},
 		{name: "frame instead of hello", handshake: rawFrame(wire.MsgClientResponse, nil), kind: ErrProtocol, text: "instead of a Hello"},
 		{name: "oversized frame", raw: func(uint64) []byte { return []byte{0xf0, 0xff, 0xff, 0xff, 33} }, kind: ErrProtocol, text: "too large"},
 		{name: "zero-length frame", raw: func(uint64) []byte { return []byte{0, 0, 0, 0, 0} }, kind: ErrProtocol},

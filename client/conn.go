@@ -85,17 +85,32 @@ func handshake(nc net.Conn, cfg *Config) error {
 	if _, err := nc.Write(hello); err != nil {
 		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
 	}
-	var b [wire.HelloSize]byte
+	var b [wire.MaxHelloSize]byte
 	if _, err := io.ReadFull(nc, b[:4]); err != nil {
 		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
 	}
 	if binary.LittleEndian.Uint32(b[:]) != wire.Magic {
 		return readRefusal(nc, b[:4], cfg)
 	}
-	if _, err := io.ReadFull(nc, b[4:]); err != nil {
-		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+	// A node answers a client with a client-role Hello (HelloSize bytes);
+	// a peer-role one is longer, and HelloLen says by how much once enough
+	// of it is in. Either is accepted.
+	have, size := 4, wire.HelloSize
+	for have < size {
+		if _, err := io.ReadFull(nc, b[have:size]); err != nil {
+			return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+		}
+		have = size
+		n, err := wire.HelloLen(b[:have])
+		if err != nil {
+			return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
+		}
+		if n == 0 {
+			n = have + 2 // a peer Hello's extension length
+		}
+		size = n
 	}
-	h, err := wire.DecodeHello(b[:])
+	h, err := wire.DecodeHello(b[:have])
 	if err != nil {
 		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
 	}

@@ -187,7 +187,8 @@ func (fs *fakeServer) serve(nc net.Conn) {
 		_, _ = nc.Write(wire.AppendErrorFrame(nil, wire.ErrCodeClusterMismatch, err.Error()))
 		return
 	}
-	_, _ = nc.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RolePeer, ClusterID: fs.clusterID, NodeID: fs.nodeID}))
+	// As netio does: the answer's role echoes the dialer's.
+	_, _ = nc.Write(wire.AppendHello(nil, wire.Hello{Role: h.Role, ClusterID: fs.clusterID, NodeID: fs.nodeID}))
 
 	sc := &serverConn{nc: nc}
 	br := bufio.NewReader(nc)
