@@ -46,6 +46,18 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// waitFor polls cond until it holds, failing the test after 5s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func mustPut(t *testing.T, c *Client, key, value string) WriteResult {
 	t.Helper()
 	r, err := c.Put(testCtx(t), []byte(key), []byte(value))
@@ -649,6 +661,9 @@ func TestRequestTimeoutAppliesWithoutDeadline(t *testing.T) {
 func TestMaxInflightBlocksCallers(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the server's cleanup: it waits for this handler
 	fs.policy = func(n int, _ *wire.ClientRequest) action {
 		if n == 0 {
 			<-release // holds the first request (and this connection's reader)
@@ -660,16 +675,14 @@ func TestMaxInflightBlocksCallers(t *testing.T) {
 	c := newTestClient(t, cfg)
 	first := make(chan error, 1)
 	go func() { _, err := c.Put(testCtx(t), []byte("a"), []byte("1")); first <- err }()
-	for len(fs.requests()) == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the first request to arrive", func() bool { return len(fs.requests()) > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
 	_, err := c.Get(ctx, []byte("a"))
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "in-flight slot") {
 		t.Fatalf("second call: %v", err)
 	}
-	close(release)
+	unblock()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -841,9 +854,7 @@ func TestCloseInterruptsDial(t *testing.T) {
 	c := newTestClient(t, cfg)
 	done := make(chan error, 1)
 	go func() { _, err := c.Put(context.Background(), []byte("k"), []byte("v")); done <- err }()
-	for fs.connections() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "the dial to connect", func() bool { return fs.connections() > 0 })
 	start := time.Now()
 	_ = c.Close()
 	select {
@@ -886,9 +897,7 @@ func TestCloseFailsCallsAndLeaksNoGoroutines(t *testing.T) {
 	for range 8 {
 		go func() { _, err := c.Put(context.Background(), []byte("k"), []byte("v")); errs <- err }()
 	}
-	for len(fs.requests()) < 64+8 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, "all requests to arrive", func() bool { return len(fs.requests()) >= 64+8 })
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
