@@ -149,7 +149,7 @@ func (r *Raft) releaseReads() {
 // leaseValid: a quorum answered a heartbeat sent at tick T, so none of them
 // will vote for another candidate before T + ElectionTimeoutMinTicks.
 func (r *Raft) leaseValid() bool {
-	if r.transferee != 0 {
+	if r.transferee != 0 || r.sentTimeoutNow {
 		return false
 	}
 	q := r.quorumRound()
@@ -244,7 +244,7 @@ func (r *Raft) TransferLeadership(to uint64) error {
 	r.transferee, r.transferElapsed = to, 0
 	p := r.progress(to)
 	if p.match == r.log.lastIndex() {
-		r.send(wire.Message{Type: wire.MsgTimeoutNow, To: to})
+		r.sendTimeoutNow(to)
 	} else {
 		r.needBcast = true
 	}

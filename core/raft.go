@@ -98,6 +98,7 @@ type Raft struct {
 	pendingConfIndex  uint64
 	needBcast         bool
 	forceReset        bool
+	sentTimeoutNow    bool // this term: the lease is void (see sendTimeoutNow)
 	ignoreConfThrough uint64
 
 	msgs, msgsAfter []wire.Message
@@ -298,6 +299,7 @@ func (r *Raft) becomeLeader() {
 	}
 	r.needBcast = true
 	r.round = 0
+	r.sentTimeoutNow = false
 	r.maybeCommit()
 }
 
@@ -713,7 +715,7 @@ func (r *Raft) handleAppendResp(p *progress, m *wire.Message) {
 		r.needBcast = true
 	}
 	if m.From == r.transferee && p.match == r.log.lastIndex() {
-		r.send(wire.Message{Type: wire.MsgTimeoutNow, To: m.From})
+		r.sendTimeoutNow(m.From)
 	}
 	if p.next <= r.log.lastIndex() {
 		r.needBcast = true
@@ -827,4 +829,13 @@ func (r *Raft) bcastHeartbeat() {
 		self.ackedRound = r.round
 	}
 	r.releaseReads()
+}
+
+// sendTimeoutNow tells the transfer target to campaign at once. Its votes
+// override the followers' leader stickiness, so from now on this leader's
+// lease proves nothing: lease reads stay off for the rest of the term, even
+// if the transfer is abandoned (the message may still arrive late).
+func (r *Raft) sendTimeoutNow(to uint64) {
+	r.sentTimeoutNow = true
+	r.send(wire.Message{Type: wire.MsgTimeoutNow, To: to})
 }

@@ -661,3 +661,19 @@ func TestOlderSnapshotFromALeaderIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want %q", err, want)
 	}
 }
+
+func TestNoLeaseReadsOnceTimeoutNowWasSent(t *testing.T) {
+	c := newCluster(t, 3, func(c *Config) { c.LeaseReads = true })
+	c.elect(1)
+	c.tick(1, 2)
+	c.deliver()
+	c.dropType = wire.MsgTimeoutNow // the target never campaigns...
+	c.nodes[1].TransferLeadership(2)
+	c.deliver()
+	c.tick(1, testConfig(1).ElectionTimeoutMinTicks) // ...and the transfer is abandoned
+	c.deliver()
+	c.dropType = 0
+	if c.nodes[1].Role() != RoleLeader || c.nodes[1].Status().LeaseValid {
+		t.Fatalf("lease still trusted after TimeoutNow: %+v", c.nodes[1].Status())
+	}
+}
