@@ -24,7 +24,7 @@ func (m *crashModel) termAt(i uint64) uint64 { return m.log[i-m.first].term }
 // reported durable survived, nothing else but a prefix of what was written
 // appears, compaction and hard state hold.
 func TestCrashSimulation(t *testing.T) {
-	seeds := 40
+	seeds := 150
 	if testing.Short() {
 		seeds = 8
 	}

@@ -267,6 +267,42 @@ func (r *Report) OK() bool {
 	return true
 }
 
+// String renders the report for people (kraft-ctl verify-data prints it;
+// -w json can marshal the struct instead).
+func (r *Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "data dir:   %s\n", r.Dir)
+	fmt.Fprintf(&b, "segments:   %d\n", len(r.Segments))
+	if r.Entries > 0 {
+		fmt.Fprintf(&b, "entries:    %d (index %d..%d)\n", r.Entries, r.FirstIndex, r.LastIndex)
+	} else {
+		fmt.Fprintf(&b, "entries:    0\n")
+	}
+	fmt.Fprintf(&b, "bytes:      %d\n", r.Bytes)
+	fmt.Fprintf(&b, "compacted:  through index %d\n", r.CompactedThrough)
+	fmt.Fprintf(&b, "hard state: term %d, vote %d, commit %d\n", r.HardState.Term, r.HardState.Vote, r.HardState.Commit)
+	for _, sg := range r.Segments {
+		fmt.Fprintf(&b, "  %s  %d entries  %d..%d  %d bytes\n", sg.File, sg.Entries, sg.FirstIndex, sg.LastIndex, sg.Bytes)
+	}
+	if len(r.Problems) == 0 {
+		b.WriteString("result:     OK\n")
+		return b.String()
+	}
+	for _, p := range r.Problems {
+		kind := "CORRUPT"
+		if p.Torn {
+			kind = "torn tail (cut off at next start)"
+		}
+		fmt.Fprintf(&b, "%s: %s at offset %d: %s\n", kind, p.File, p.Offset, p.Detail)
+	}
+	if r.OK() {
+		b.WriteString("result:     OK (torn tail will be cut off)\n")
+	} else {
+		b.WriteString("result:     CORRUPT\n")
+	}
+	return b.String()
+}
+
 // Verify reads every segment and the hard state of the data directory dir
 // without modifying anything and reports what it found. The error is only
 // for failures to read (permissions, I/O); damage is in Report.Problems.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"strings"
 	"testing"
 )
 
@@ -310,6 +311,9 @@ func TestVerifyOnDisk(t *testing.T) {
 	r, err = Verify(dir)
 	if err != nil || r.OK() || r.Problems[0].File != seg {
 		t.Fatalf("Verify after flip: %+v %v", r, err)
+	}
+	if txt := r.String(); !strings.Contains(txt, "CORRUPT: "+seg) || !strings.Contains(txt, "result:     CORRUPT") {
+		t.Fatalf("report text:\n%s", txt)
 	}
 	if _, err := Open(dir, Options{SegmentSizeBytes: 8192}); asCorruption(err) == nil || asCorruption(err).File != seg {
 		t.Fatalf("Open after flip: %v", err)
