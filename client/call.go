@@ -155,7 +155,10 @@ func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, err
 	}
 	defer func() { <-c.inflight }()
 
-	s := c.begin(req, a.write)
+	s, err := c.begin(ctx, cl, &a, req)
+	if err != nil {
+		return response{}, err
+	}
 	defer func() { c.end(s, req.Seq, a.write) }()
 	for {
 		done, err := c.attempt(ctx, cl, req, s, &a)
@@ -182,7 +185,9 @@ func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, err
 			// The server refused the session before applying anything of
 			// this write: reissue it as a new request of the new session.
 			c.end(s, req.Seq, a.write)
-			s = c.begin(req, a.write)
+			if s, err = c.begin(ctx, cl, &a, req); err != nil {
+				return response{}, err
+			}
 			a.renew, a.firstSent = false, time.Time{}
 		}
 	}
@@ -364,26 +369,60 @@ func (c *Client) backoff(ctx context.Context, cl *call, a *attempts) error {
 	}
 }
 
-// begin numbers req and, for a write, registers it with the session.
-func (c *Client) begin(req *wire.ClientRequest, write bool) *session {
+// begin numbers req and, for a write, registers it with the session,
+// waiting while the session's window is full (see windowOpen).
+func (c *Client) begin(ctx context.Context, cl *call, a *attempts, req *wire.ClientRequest) (*session, error) {
 	c.mu.Lock()
+	for a.write && !c.sess.windowOpen(c.nextSeq, c.cfg.SessionWindow) {
+		s := c.sess
+		if s.freed == nil {
+			s.freed = make(chan struct{})
+		}
+		freed := s.freed
+		c.mu.Unlock()
+		if err := c.waitWindow(ctx, cl, a, freed); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+	}
 	defer c.mu.Unlock()
 	req.Seq = c.nextSeq
 	c.nextSeq++
 	s := c.sess
-	if write {
-		s.writes[req.Seq] = struct{}{}
+	if a.write {
+		s.ordinals++
+		s.writes[req.Seq] = s.ordinals
 	}
-	return s
+	return s, nil
 }
 
-// end unregisters a write: the session may move FirstUnacked past it.
+func (c *Client) waitWindow(ctx context.Context, cl *call, a *attempts, freed chan struct{}) error {
+	a.arm(cl.timer, math.MaxInt64)
+	defer cl.timer.Stop()
+	select {
+	case <-freed:
+		return nil
+	case <-ctx.Done():
+		return a.errorf(context.Cause(ctx), "waiting for the oldest write in progress (SessionWindow)", nil)
+	case <-cl.timer.C:
+		return a.errorf(context.DeadlineExceeded, "waiting for the oldest write in progress (SessionWindow)", nil)
+	case <-c.closed:
+		return a.errorf(ErrClosed, "", nil)
+	}
+}
+
+// end unregisters a write: the session may move FirstUnacked past it, and
+// writes waiting for the window look again.
 func (c *Client) end(s *session, seq uint64, write bool) {
-	if !write {
+	if !write || s == nil {
 		return
 	}
 	c.mu.Lock()
 	delete(s.writes, seq)
+	if s.freed != nil {
+		close(s.freed)
+		s.freed = nil
+	}
 	c.mu.Unlock()
 }
 

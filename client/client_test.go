@@ -395,6 +395,45 @@ func TestIncrementsUnderFaultsAreExact(t *testing.T) {
 	t.Logf("%d requests over %d connections", len(fs.requests()), fs.connections())
 }
 
+// A write held up (the server times it out once, unapplied) while newer
+// writes keep coming: the client lets no more than SessionWindow writes
+// run ahead of it, so the server's bounded response cache never forgets
+// the held-up write's seq and its retry is applied.
+func TestSessionWindowKeepsRetriesAnswerable(t *testing.T) {
+	const window = 4
+	kvCfg := sm.DefaultKVConfig()
+	kvCfg.MaxCachedResponsesPerSession = window
+	fs := newFakeServer(t, kvCfg)
+	var once sync.Once
+	fs.policy = func(_ int, req *wire.ClientRequest) action {
+		act := action{kind: actApply}
+		if string(req.Key) == "slow" {
+			once.Do(func() { act = action{kind: actTimeout, delay: 50 * time.Millisecond} })
+		}
+		return act
+	}
+	cfg := testConfig(fs.addr)
+	cfg.SessionWindow = window
+	c := newTestClient(t, cfg)
+	mustPut(t, c, "first", "x") // opens the session
+	ctx := testCtx(t)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := c.Put(ctx, []byte("slow"), []byte("v")); err != nil {
+			t.Errorf("held-up write: %v", err)
+		}
+	})
+	waitFor(t, "the held-up write", func() bool { return len(fs.requests()) >= 2 })
+	for i := range 20 {
+		wg.Go(func() {
+			if _, err := c.Put(ctx, []byte(fmt.Sprint("k", i)), []byte("v")); err != nil {
+				t.Errorf("write %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestServerTimeoutRetriesSameSeq(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	c := newTestClient(t, testConfig(fs.addr))

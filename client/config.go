@@ -41,6 +41,13 @@ type Config struct {
 	// server's per-session response cache (sm: 1024) so every pipelined
 	// write stays retryable. Default 1024.
 	MaxInflight int
+	// SessionWindow bounds how far a session's writes may run ahead of its
+	// oldest write in progress, counted in writes. It must not exceed the
+	// server's per-session response cache (sm.KVConfig's
+	// MaxCachedResponsesPerSession), or a write delayed behind that many
+	// newer ones could find its answer forgotten and be refused. Default
+	// 1024, sm's default.
+	SessionWindow int
 	// MaxFrameBytes bounds a frame in either direction. A response whose
 	// length prefix exceeds it is refused before anything is allocated.
 	// Default wire.DefaultMaxFrameSize.
@@ -61,6 +68,7 @@ const (
 	DefaultRetryBackoff    = 50 * time.Millisecond
 	DefaultRetryBackoffMax = time.Second
 	DefaultMaxInflight     = 1024
+	DefaultSessionWindow   = 1024
 	DefaultSessionTimeout  = 60 * time.Second
 
 	// maxInflightLimit keeps MaxInflight a sane queue bound.
@@ -87,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflight == 0 {
 		c.MaxInflight = DefaultMaxInflight
+	}
+	if c.SessionWindow == 0 {
+		c.SessionWindow = DefaultSessionWindow
 	}
 	if c.MaxFrameBytes == 0 {
 		c.MaxFrameBytes = wire.DefaultMaxFrameSize
@@ -120,6 +131,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kraft/client: RetryBackoffMax (%v) must be at least RetryBackoff (%v)", c.RetryBackoffMax, c.RetryBackoff)
 	case c.MaxInflight < 0 || c.MaxInflight > maxInflightLimit:
 		return fmt.Errorf("kraft/client: MaxInflight must be in [1, %d], got %d", maxInflightLimit, c.MaxInflight)
+	case c.SessionWindow < 0:
+		return fmt.Errorf("kraft/client: SessionWindow must be positive, got %d", c.SessionWindow)
 	case c.MaxFrameBytes < minFrameBytes:
 		return fmt.Errorf("kraft/client: MaxFrameBytes must be at least %d, got %d", minFrameBytes, c.MaxFrameBytes)
 	case c.SessionTimeout < 0:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -230,6 +231,9 @@ func (cn *conn) writeLoop() {
 		case <-cn.dead:
 			return
 		}
+		// Let callers that are runnable now append their frames first, so
+		// that one write carries them all.
+		runtime.Gosched()
 		cn.mu.Lock()
 		if cn.err != nil {
 			cn.mu.Unlock()

@@ -9,11 +9,17 @@ type session struct {
 	// established: a write of this session got a state-machine answer, so
 	// the server holds the session and NewSession is no longer sent.
 	established bool
-	// writes holds the seqs of this session's writes still in progress.
-	writes map[uint64]struct{}
+	// writes maps the seq of each write in progress to its ordinal (1 for
+	// the session's first write, and so on).
+	writes map[uint64]uint64
 	// low: no write in progress has a seq below it. It only moves up,
 	// so scanning for FirstUnacked is amortized O(1) per seq.
 	low uint64
+	// ordinals counts the writes numbered in this session.
+	ordinals uint64
+	// freed, when not nil, is closed when a write ends: writes waiting for
+	// the window wait on it.
+	freed chan struct{}
 }
 
 func newSession(firstSeq uint64) *session {
@@ -21,7 +27,7 @@ func newSession(firstSeq uint64) *session {
 	for id == 0 { // 0 reads as "no client" in logs
 		id = rand.Uint64()
 	}
-	return &session{id: id, writes: make(map[uint64]struct{}), low: firstSeq}
+	return &session{id: id, writes: make(map[uint64]uint64), low: firstSeq}
 }
 
 // firstUnacked returns the lowest seq this session still waits for, as
@@ -34,4 +40,19 @@ func (s *session) firstUnacked(seq uint64) uint64 {
 		s.low++
 	}
 	return min(s.low, seq)
+}
+
+// windowOpen reports whether a new write may be numbered: counting from
+// the oldest write in progress, at most window writes may be numbered
+// (answered or not). The server caches the answers of writes at or above
+// the FirstUnacked it last saw, up to its per-session limit, and forgets
+// the oldest beyond it; were the client to run further ahead, a write
+// still in progress could find its seq forgotten and be refused. nextSeq
+// is the next seq the client will assign.
+func (s *session) windowOpen(nextSeq uint64, window int) bool {
+	if len(s.writes) == 0 {
+		return true
+	}
+	oldest := s.firstUnacked(nextSeq) // the oldest write in progress
+	return s.ordinals+1-s.writes[oldest] < uint64(window)
 }
