@@ -13,7 +13,10 @@
 // answers the client has seen. Writes carry the new-session flag until one
 // write has been answered by the state machine; only that flag lets the
 // server open a session, so an expired session is reported, never silently
-// reopened under a retried write.
+// reopened under a retried write. The server keeps a bounded number of
+// answers per session (sm: 1024); the client never lets a write be numbered
+// more than SessionWindow writes after the oldest write still in progress,
+// so the answer a retry needs is never the one the server dropped.
 //
 // A write's outcome is reported as unknown (errors.Is(err,
 // ErrUnknownOutcome)) when it was sent and then the connection broke, the
@@ -63,10 +66,11 @@
 // call (pipelining). Per connection there are two goroutines:
 //
 //   - the writer: calls append their encoded frame to the connection's
-//     buffer under a mutex and wake the writer, which swaps the buffer out
-//     and writes it with one syscall; requests arriving during a write go
-//     out together in the next one. A write stalled for RequestTimeout
-//     kills the connection.
+//     buffer under a mutex and wake the writer, which yields once (so that
+//     callers already runnable append theirs), swaps the buffer out and
+//     writes it with one syscall; requests arriving during a write go out
+//     together in the next one. A write stalled for RequestTimeout kills
+//     the connection.
 //   - the reader: reads frames, checking each length prefix against
 //     MaxFrameBytes before buffering the body, and hands each response to
 //     the call waiting on its Seq (responses may come in any order). Seqs
