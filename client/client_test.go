@@ -964,6 +964,38 @@ func TestCloseFailsCallsAndLeaksNoGoroutines(t *testing.T) {
 	}
 }
 
+// Connections dropped by redirects, server faults and stalls all release
+// their goroutines.
+func TestNoGoroutineLeakAfterFaults(t *testing.T) {
+	base := runtime.NumGoroutine()
+	leader := newFakeServer(t, sm.DefaultKVConfig())
+	follower := newFakeServer(t, sm.DefaultKVConfig())
+	follower.policy = func(int, *wire.ClientRequest) action {
+		return action{kind: actNotLeader, leaderAddr: leader.addr, text: "not leader, leader is node 2"}
+	}
+	var n atomic.Int64
+	leader.policy = func(int, *wire.ClientRequest) action {
+		switch n.Add(1) % 7 {
+		case 3:
+			return action{kind: actDrop}
+		case 5:
+			return action{kind: actApplyThenDrop}
+		}
+		return action{kind: actApply}
+	}
+	cfg := testConfig(follower.addr)
+	cfg.MaxRetries = 50
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runConcurrentPutGet(t, c, 64)
+	_ = c.Close()
+	leader.Close()
+	follower.Close()
+	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= base })
+}
+
 func TestErrorText(t *testing.T) {
 	e := &Error{Op: "put", Kind: ErrNotLeader, Text: "not leader, leader is node 2", Attempts: 6, OutcomeUnknown: true}
 	const want = "kraft/client: put: not leader: not leader, leader is node 2 (6 attempts; outcome unknown)"
