@@ -3,6 +3,8 @@ package wal
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 )
 
@@ -30,6 +32,21 @@ func TestCrashSimulation(t *testing.T) {
 	}
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { runCrashSeed(t, seed) })
+	}
+}
+
+// TestCrashSimulationSoak runs KRAFT_SOAK_SEEDS more seeds (make soak);
+// skipped when unset.
+func TestCrashSimulationSoak(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("KRAFT_SOAK_SEEDS"))
+	if err != nil || n <= 0 {
+		t.Skip("KRAFT_SOAK_SEEDS not set")
+	}
+	for seed := uint64(1000); seed < 1000+uint64(n); seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runCrashSeed(t, seed) })
+		if t.Failed() {
+			t.Fatalf("replay: go test -run 'TestCrashSimulationSoak/^%d$' -count 1 ./wal with KRAFT_SOAK_SEEDS=%d", seed, n)
+		}
 	}
 }
 

@@ -66,17 +66,27 @@
 // # Recovery
 //
 // Open maps and verifies every record of every segment. Damage is told
-// apart from a crash like this: a crash can only leave the unsynced tail of
-// the newest segment partly written, and since that space was zeroed and
-// synced before use (and TruncateSuffix zeroes and syncs what it removes),
-// a torn record shows a sector of zeros inside it, or runs off the end of a
-// file that was cut short. Such a tail is cut off (zeroed) and logged. A
-// bad record anywhere else, or one in the newest segment without that mark,
-// or one that a single flipped header or checksum bit would make valid, is
-// a *CorruptionError naming file and offset, and Open modifies nothing.
-// Known limit: a payload containing a whole 512-byte sector of zeros in the
-// last records of the newest segment could make a flipped bit in such a
-// record look torn.
+// apart from a crash like this. A crash can only leave the unsynced tail of
+// the newest segment partly written: a segment is zeroed and synced before
+// use, TruncateSuffix zeroes and syncs what it removes, and a segment is
+// fdatasync'd before the next one is named (so a newer name never survives
+// with an older segment's tail torn). A torn record therefore shows a piece
+// of zeros (its part of a 512-byte sector the device never wrote), or runs
+// off the end of a file that was cut short. Such a tail is cut off (zeroed)
+// and logged (Options.Logger, WAL.Recovery). Everything else is a
+// *CorruptionError naming file and offset, and Open modifies nothing: a bad
+// record before the newest segment, a bad record in it without that mark,
+// one that a single flipped header or checksum bit would make valid, a gap,
+// an index or term going backwards, non-zero bytes after the data of an
+// older segment, a damaged hard-state slot.
+//
+// Known ambiguity: a flipped bit that clears the only set bit of a record's
+// piece of a sector (at most 7 checksum bytes, or a mostly-zero header
+// piece) in the last records of the newest segment looks exactly like that
+// sector never having been written. Open treats it as torn: after a power
+// loss, refusing to start would be far likelier to be wrong. Payloads with
+// whole 512-byte sectors of zeros in the newest segment's last records make
+// the same confusion possible.
 //
 // # Goroutines and ownership
 //

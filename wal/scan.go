@@ -104,16 +104,19 @@ func (s *segScan) setBad(off int, detail string) {
 
 // classifyBad decides whether the unreadable bytes at off are a torn write
 // (cut off) or corruption (refuse). A torn write in a preallocated, zeroed
-// segment leaves whole sectors (or the rest of a sector) at zero inside the
-// record it tore; a flipped bit does not, with two exceptions that are
-// tested explicitly: a record whose checksum verifies after changing one
-// header bit or whose stored checksum is one bit off.
+// segment leaves a zero-filled piece (the record's part of a sector the
+// device never wrote) inside the record it tore, or a record that runs off
+// the end of a file cut short; a flipped bit does neither, except when it
+// clears the only set bit of such a piece. That one case is ambiguous, and
+// a crash is far likelier than bit rot in the last record, so it counts as
+// torn. A record that one flipped bit elsewhere would make valid is
+// corruption.
 func (s *segScan) classifyBad(m []byte, off int, newest bool, detail string) {
 	if !newest {
 		s.setBad(off, detail)
 		return
 	}
-	if oneBitFromValid(m[off:]) {
+	if pos, ok := oneBitFromValid(m[off:]); ok && !inZeroPiece(m, off, off+pos) {
 		s.setBad(off, detail+" (one bit from a valid record)")
 		return
 	}
@@ -141,19 +144,24 @@ func runsOffEnd(m []byte, off int) bool {
 	return int64(binary.LittleEndian.Uint32(m[off:])) > int64(len(m)-off)
 }
 
-// hasZeroPiece reports whether the record claimed at off overlaps a sector
-// in which its bytes are all zero: the mark of a sector the device never
-// wrote. The record's extent is its length field when that is plausible,
-// else its header.
-func hasZeroPiece(m []byte, off int) bool {
+// recordExtent is the byte range the record claimed at off covers: by its
+// length field when that is plausible, else its header.
+func recordExtent(m []byte, off int) (int, int) {
 	end := off + wire.EntryHeaderSize
 	if len(m)-off >= 4 {
 		if size := int(binary.LittleEndian.Uint32(m[off:])); size >= wire.EntryOverhead && size <= len(m)-off {
 			end = off + size
 		}
 	}
-	end = min(end, len(m))
-	for p := off; p < end; {
+	return off, min(end, len(m))
+}
+
+// hasZeroPiece reports whether the record claimed at off overlaps a sector
+// in which its bytes are all zero: the mark of a sector the device never
+// wrote.
+func hasZeroPiece(m []byte, off int) bool {
+	from, end := recordExtent(m, off)
+	for p := from; p < end; {
 		q := min((p/sectorBytes+1)*sectorBytes, end)
 		if firstNonZero(m[p:q]) < 0 {
 			return true
@@ -163,21 +171,34 @@ func hasZeroPiece(m []byte, off int) bool {
 	return false
 }
 
-// oneBitFromValid reports whether b starts with a record that one flipped
-// bit in its header or checksum would make valid. A torn write cannot
-// produce that (it would need a 64-bit hash collision); a flipped bit does.
-func oneBitFromValid(b []byte) bool {
-	if len(b) < wire.EntryOverhead {
+// inZeroPiece reports whether byte pos of the record claimed at off lies in
+// a sector piece of that record that is all zero.
+func inZeroPiece(m []byte, off, pos int) bool {
+	from, end := recordExtent(m, off)
+	if pos < from || pos >= end {
 		return false
+	}
+	p := max(from, pos/sectorBytes*sectorBytes)
+	q := min((pos/sectorBytes+1)*sectorBytes, end)
+	return firstNonZero(m[p:q]) < 0
+}
+
+// oneBitFromValid reports whether b starts with a record that one flipped
+// bit in its header or checksum would make valid, and the byte offset of
+// that bit. A torn write cannot produce that (it would need a 64-bit hash
+// collision) unless the bit lies in a piece the tear zeroed.
+func oneBitFromValid(b []byte) (int, bool) {
+	if len(b) < wire.EntryOverhead {
+		return 0, false
+	}
+	if h, err := wire.ParseEntryHeader(b); err == nil {
+		sumAt := h.Size - wire.EntryTrailerSize
+		if x := xxhash.Sum64(b[:sumAt]) ^ binary.LittleEndian.Uint64(b[sumAt:]); bits.OnesCount64(x) == 1 {
+			return sumAt + bits.TrailingZeros64(x)/8, true
+		}
 	}
 	var hdr [wire.EntryHeaderSize]byte
 	copy(hdr[:], b)
-	if h, err := wire.ParseEntryHeader(b); err == nil {
-		sumAt := h.Size - wire.EntryTrailerSize
-		if bits.OnesCount64(xxhash.Sum64(b[:sumAt])^binary.LittleEndian.Uint64(b[sumAt:])) == 1 {
-			return true
-		}
-	}
 	for bit := 0; bit < 8*wire.EntryHeaderSize; bit++ {
 		hdr[bit/8] ^= 1 << (bit % 8)
 		size := int(binary.LittleEndian.Uint32(hdr[:]))
@@ -187,12 +208,12 @@ func oneBitFromValid(b []byte) bool {
 			_, _ = d.Write(hdr[:])
 			_, _ = d.Write(b[wire.EntryHeaderSize : size-wire.EntryTrailerSize])
 			if d.Sum64() == binary.LittleEndian.Uint64(b[size-wire.EntryTrailerSize:]) {
-				return true
+				return bit / 8, true
 			}
 		}
 		hdr[bit/8] ^= 1 << (bit % 8)
 	}
-	return false
+	return 0, false
 }
 
 // offsetsCapacity guesses how many records a segment of segBytes holds

@@ -298,8 +298,10 @@ func (w *WAL) setFatal(err error) error {
 // Entries can read them immediately. On error nothing was appended.
 //
 // Safe for concurrent use, but callers must agree on indexes; the Raft
-// driver calls it from its one loop. It may block briefly when it has to
-// switch segments faster than the preparer can create them.
+// driver calls it from its one loop. It does no sync except at a segment
+// roll (once per SegmentSizeBytes: the finished segment is fdatasync'd
+// before the next is named), and waits for the preparer only when segments
+// fill faster than they can be created.
 func (w *WAL) Append(records []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -462,6 +464,16 @@ func (w *WAL) rollLocked(nextRecordBytes int) error {
 		w.segs = w.segs[:n-1]
 		if err := w.retireLocked(empty); err != nil {
 			return err
+		}
+	}
+	// The finished segment must be durable before the next one's name
+	// can be: otherwise a crash could keep the new name (the kernel may
+	// commit a rename at any time) with the old segment's tail torn,
+	// which Open could not tell from corruption before the newest
+	// segment. One fdatasync per SegmentSizeBytes, on the caller's path.
+	if n := len(w.segs); n > 0 && w.segs[n-1].count() > 0 {
+		if err := w.segs[n-1].f.Sync(); err != nil {
+			return w.setFatal(&FatalError{Op: "fdatasync", Err: err})
 		}
 	}
 	p := w.takeReserved()
