@@ -3,8 +3,6 @@ package sim
 import (
 	"container/heap"
 	"fmt"
-
-	"github.com/kraftdb/kraft/core"
 )
 
 // ElectionNetwork is the network model of the leader-replacement
@@ -59,5 +57,3 @@ func LeaderReplacementTime(seed uint64, minMs, maxMs int, preVote, checkQuorum b
 	}
 	return 0, fmt.Errorf("seed %d: simulation ran dry", seed)
 }
-
-var _ = core.RoleLeader

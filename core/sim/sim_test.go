@@ -88,7 +88,8 @@ func TestSimReplay(t *testing.T) {
 	}
 }
 
-// TestSimSoak runs KRAFT_SOAK_SEEDS seeds (make soak SEEDS=N).
+// TestSimSoak runs KRAFT_SOAK_SEEDS seeds (make soak SEEDS=N), from seed
+// 1,000,000 or KRAFT_SOAK_FROM.
 func TestSimSoak(t *testing.T) {
 	v := os.Getenv("KRAFT_SOAK_SEEDS")
 	if v == "" {
@@ -98,7 +99,13 @@ func TestSimSoak(t *testing.T) {
 	if err != nil {
 		t.Fatalf("KRAFT_SOAK_SEEDS=%q: %v", v, err)
 	}
-	for _, err := range runSeeds(t, 1_000_000, n, Profile) {
+	from := uint64(1_000_000)
+	if f := os.Getenv("KRAFT_SOAK_FROM"); f != "" {
+		if from, err = strconv.ParseUint(f, 10, 64); err != nil {
+			t.Fatalf("KRAFT_SOAK_FROM=%q: %v", f, err)
+		}
+	}
+	for _, err := range runSeeds(t, from, n, Profile) {
 		t.Error(err)
 	}
 }
