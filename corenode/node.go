@@ -190,6 +190,15 @@ func (n *Node) recover() (core.InitialState, error) {
 	}
 	hs := n.wal.HardState()
 	st.HardState = core.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
+	if st.HardState.Term < st.Snapshot.Meta.Term {
+		// A data dir emptied and restored from a snapshot file (the guide's
+		// data-corruption procedure): the node's term and vote were lost
+		// with it. It resumes at the snapshot's term with no vote. (If it
+		// had voted in a later term before the wipe, it could vote again in
+		// that term: restore a node while the cluster has a stable leader.)
+		st.HardState.Term, st.HardState.Vote = st.Snapshot.Meta.Term, 0
+		n.log.Warn("hard state lost: resuming at the restored snapshot's term", "term", st.HardState.Term, "snapshot", st.Snapshot.Meta.Index)
+	}
 	first := max(n.wal.FirstIndex(), st.Snapshot.Meta.Index+1)
 	if last := n.wal.LastIndex(); last >= first {
 		// Copy out of the mapping: the core keeps these bytes for as long as
