@@ -215,10 +215,14 @@ func (r *Raft) ProposeConfChange(ccs ...ConfChange) error {
 }
 
 // ClearPendingConfChange lifts the one-pending-change guard (kraft-ctl
-// clear-pending-config-change) so that a change stuck behind an entry that
-// cannot commit can be retried, and re-proposes leaving a joint
-// configuration if that proposal was lost. Safety does not rest on the guard:
-// an entry that no longer applies when it commits is a no-op on every node.
+// clear-pending-config-change), and with it the re-proposal of a lost
+// "leave joint" entry. It is an operator override for a change whose entry
+// can no longer commit or apply: single-server changes rely on there being
+// at most one uncommitted change in the log, so use it only when the pending
+// entry is known to be dead (for instance after the nodes it added were
+// lost). What the guard cannot break is determinism: every node validates a
+// conf entry against the membership at its index when applying it, and an
+// entry that does not apply there is a no-op everywhere.
 func (r *Raft) ClearPendingConfChange() error {
 	if r.role != RoleLeader {
 		return &NotLeaderError{Leader: r.lead}
