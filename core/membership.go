@@ -183,7 +183,9 @@ type ConfChange struct {
 // (confFlagForce) is force-new-cluster's reset: the membership becomes
 // exactly the voters the ops add. An entry that does not apply to the
 // membership at its index is a no-op on every node (validation is
-// deterministic), so safety never depends on the proposal-time checks.
+// deterministic), so every node reaches the same membership whatever was
+// proposed; the one-pending-change guard is still what keeps single-server
+// changes one at a time.
 const confFlagForce = 1
 
 func appendConfChange(dst []byte, flags byte, ccs []ConfChange) []byte {
