@@ -11,13 +11,38 @@ import (
 )
 
 // MemFS is an in-memory FS that models what a crash keeps: file contents as
-// of their last Sync and directory entries as of their directory's last
-// SyncDir. Crash returns the file system a machine would see after losing
-// power. It is meant for tests and simulators (it is not fast).
+// of their last Sync, and of the namespace changes (create, rename, remove)
+// those made durable by a SyncDir plus, at random, any prefix of the later
+// ones, as a journaling file system commits them in order at times of its
+// own choosing (a SyncDir commits every earlier change, as on ext4). Crash
+// returns the file system a machine would see after losing power. It is
+// meant for tests and simulators (it is not fast).
 type MemFS struct {
 	mu      sync.Mutex
 	live    map[string]*memInode // current namespace
-	durable map[string]*memInode // namespace as of the last SyncDir per dir
+	durable map[string]*memInode // namespace as of the last SyncDir
+	pending []memNsOp            // namespace changes since then, in order
+}
+
+// memNsOp is one namespace change not yet known durable.
+type memNsOp struct {
+	name string    // created, removed, or renamed from
+	to   string    // renamed to ("" otherwise)
+	ino  *memInode // nil: remove
+}
+
+func (m *MemFS) applyOp(ns map[string]*memInode, op memNsOp) {
+	switch {
+	case op.to != "":
+		if ino, ok := ns[op.name]; ok {
+			delete(ns, op.name)
+			ns[op.to] = ino
+		}
+	case op.ino == nil:
+		delete(ns, op.name)
+	default:
+		ns[op.name] = op.ino
+	}
 }
 
 type memInode struct {
@@ -37,16 +62,26 @@ func NewMemFS() *MemFS {
 var _ FS = (*MemFS)(nil)
 
 // Crash returns the file system as it would be found after a power loss now:
-// only synced names and synced bytes survive. With rng non-nil each
-// 512-byte sector that differs from its synced content independently keeps
-// either its new or its old bytes (a torn write); with rng nil only synced
-// bytes survive. The receiver is left untouched.
+// only synced names and synced bytes survive. With rng non-nil, a random
+// prefix of the unsynced namespace changes survives too, and each 512-byte
+// sector that differs from its synced content independently keeps either
+// its new or its old bytes (a torn write); with rng nil only synced names
+// and bytes survive. The receiver is left untouched.
 func (m *MemFS) Crash(rng *rand.Rand) *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := NewMemFS()
 	cloned := map[*memInode]*memInode{}
+	names := map[string]*memInode{}
 	for name, ino := range m.durable {
+		names[name] = ino
+	}
+	if rng != nil && len(m.pending) > 0 {
+		for _, op := range m.pending[:rng.IntN(len(m.pending)+1)] {
+			m.applyOp(names, op)
+		}
+	}
+	for name, ino := range names {
 		c, ok := cloned[ino]
 		if !ok {
 			c = &memInode{synced: crashImage(ino, rng)}
@@ -129,6 +164,7 @@ func (m *MemFS) Create(name string) (File, error) {
 	}
 	ino := &memInode{}
 	m.live[name] = ino
+	m.pending = append(m.pending, memNsOp{name: name, ino: ino})
 	return &memFile{fs: m, ino: ino, name: name}, nil
 }
 
@@ -154,6 +190,7 @@ func (m *MemFS) Remove(name string) error {
 		return notExist("remove", name)
 	}
 	delete(m.live, name)
+	m.pending = append(m.pending, memNsOp{name: name})
 	return nil
 }
 
@@ -167,6 +204,7 @@ func (m *MemFS) Rename(oldName, newName string) error {
 	}
 	delete(m.live, oldName)
 	m.live[newName] = ino
+	m.pending = append(m.pending, memNsOp{name: oldName, to: newName})
 	return nil
 }
 
@@ -189,19 +227,16 @@ func (m *MemFS) List(dir string) ([]string, error) {
 	return names, nil
 }
 
-func (m *MemFS) SyncDir(dir string) error {
+// SyncDir commits every namespace change made so far (in any directory,
+// like a journal commit).
+func (m *MemFS) SyncDir(string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for name := range m.durable {
-		if inDir(dir, name) {
-			delete(m.durable, name)
-		}
+	for _, op := range m.pending {
+		m.applyOp(m.durable, op)
 	}
-	for name, ino := range m.live {
-		if inDir(dir, name) {
-			m.durable[name] = ino
-		}
-	}
+	clear(m.pending)
+	m.pending = m.pending[:0]
 	return nil
 }
 

@@ -372,8 +372,8 @@ func (w *WAL) askPrepareLocked() {
 }
 
 // fillSpareOffsetsLocked sizes the index slice for the next segment like
-// the current one's (allocated ahead of the roll, off the append path).
-// Holds mu.
+// the current one's, once per segment, so that the index never regrows
+// record by record. Holds mu.
 func (w *WAL) fillSpareOffsetsLocked() {
 	if w.spareOffsets != nil || len(w.segs) == 0 {
 		return
@@ -834,6 +834,12 @@ func (w *WAL) CompactPrefix(upTo, upToTerm uint64) error {
 			if err := w.retireLocked(s); err != nil {
 				return err
 			}
+		}
+		// The removals must be durable before a new segment named
+		// upTo+1 can be: old segments reappearing beside it would leave
+		// a gap that Open cannot tell from lost data.
+		if err := w.fsys.SyncDir(w.dir); err != nil {
+			return w.setFatal(&FatalError{Op: "directory fsync", Err: err})
 		}
 		w.lastIndex, w.lastTerm = upTo, upToTerm
 		w.truncFloor = min(w.truncFloor, upTo)
