@@ -3,10 +3,12 @@ package wal
 import (
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // errFS wraps an FS and fails chosen operations.
@@ -16,6 +18,7 @@ type errFS struct {
 	failSync     bool // File.Sync of segment files
 	failPrealloc bool // File.Preallocate (a full disk)
 	failDirSync  bool
+	failWrite    bool // File.WriteAt of segment files
 }
 
 func (e *errFS) get(f *bool) bool {
@@ -64,6 +67,13 @@ func (f *errFile) Sync() error {
 		return syscall.EIO
 	}
 	return f.File.Sync()
+}
+
+func (f *errFile) WriteAt(p []byte, off int64) (int, error) {
+	if !strings.HasSuffix(f.name, stateFileName) && f.fs.get(&f.fs.failWrite) {
+		return 0, syscall.EIO
+	}
+	return f.File.WriteAt(p, off)
 }
 
 func (f *errFile) Preallocate(n int64, zero bool) error {
@@ -165,5 +175,55 @@ func TestFullDiskIsCleanError(t *testing.T) {
 	}
 	if err := w.Sync(); err != nil {
 		t.Fatalf("WAL unusable after a full disk: %v", err)
+	}
+}
+
+func TestWriteErrorIsFatal(t *testing.T) {
+	efs := &errFS{FS: NewMemFS()}
+	w := mustOpen(t, "/d", memOpts(efs, 4096))
+	defer w.Close()
+	rng := rand.New(rand.NewPCG(1, 4))
+	mustAppend(t, w, makeEntries(rng, 1, 1, 3, 50))
+	efs.set(&efs.failWrite, true)
+	if err := w.Append(encodeEntries(makeEntries(rng, 4, 1, 3, 50))); !IsFatal(err) {
+		t.Fatalf("Append with a failing write: %v", err)
+	}
+	efs.set(&efs.failWrite, false)
+	if err := w.Append(encodeEntries(makeEntries(rng, 4, 1, 3, 50))); !IsFatal(err) {
+		t.Fatalf("Append after a failed write: %v", err)
+	}
+	if err := w.WaitDurable(3); err != nil && !IsFatal(err) {
+		t.Fatalf("WaitDurable: %v", err)
+	}
+}
+
+// TestCloseStopsGoroutines: Open starts two goroutines, Close stops them,
+// also while the preparer is busy and after a fatal error.
+func TestCloseStopsGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for i := 0; i < 20; i++ {
+		efs := &errFS{FS: NewMemFS()}
+		w := mustOpen(t, "/d", memOpts(efs, 4096))
+		rng := rand.New(rand.NewPCG(2, uint64(i)))
+		mustAppend(t, w, makeEntries(rng, 1, 1, 40, 100))
+		if i%2 == 1 {
+			efs.set(&efs.failSync, true)
+			_ = w.WaitDurable(40)
+		}
+		_ = w.Close()
+	}
+	w, err := Open(t.TempDir(), Options{}) // a real 64 MiB preparation in flight
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after Close, %d before", n, before)
 	}
 }
