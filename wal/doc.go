@@ -17,7 +17,8 @@
 // the blocks (a full disk fails there, cleanly, never as SIGBUS later) and
 // then zeros are written and synced (zero-filled files sync faster than
 // fallocate-only ones: perf/results/wal.md). A preparer goroutine keeps the
-// next segment ready, so a roll is a rename.
+// next segment ready, so a roll is one fdatasync of the finished segment
+// and a rename.
 //
 // # Segment format
 //
@@ -102,9 +103,13 @@
 //     is the group commit: one sync per round however many batches.
 //     After the sync it publishes the durable index (DurableIndex, the
 //     Durable channel, WaitDurable). A failed sync is fatal: never retried.
-//   - The preparer goroutine (prepareLoop) creates, preallocates, syncs and
-//     maps the next segment, one ahead (a bounded slot of one). Append
-//     waits for it only when it rolls faster than files can be prepared.
+//     A goroutine blocked in WaitDurable or Sync runs the round itself when
+//     none is in progress (one context switch less); rounds never overlap.
+//   - The preparer goroutine (prepareLoop) creates, preallocates (in 4 MiB
+//     steps, so Close interrupts it), syncs and maps the next segment, one
+//     ahead (a bounded slot of one): right after each roll, and after Open
+//     once the current segment is half full. Append waits for it only when
+//     it rolls faster than files can be prepared.
 //   - Segment mappings are read-only (MAP_SHARED, PROT_READ); writes go
 //     through pwrite to the same page cache, so the mapping sees them.
 //     Views from Entries alias the mapping: never write to them. A view of
@@ -131,6 +136,23 @@
 // Errors are prefixed "kraft/wal: ". Classify with errors.Is (ErrClosed,
 // ErrCompacted, ErrUnavailable, ErrRecordTooLarge, ErrNoSnapshot) and
 // errors.As (*CorruptionError, *FatalError; IsFatal). Costly self-checks
-// (checksums verified before every write and after every range read) run
-// under the "invariants" build tag.
+// (checksums verified before every write and after every range read, the
+// whole in-memory index re-checked against the mapped headers after every
+// change) run under the "invariants" build tag.
+//
+// # Use by the Raft driver
+//
+//	w, err := wal.Open(dataDir, wal.Options{SnapshotDir: snapDir})
+//	// startup: HardState(), FirstIndex(), LastIndex(), Term(i), Entries(lo, hi, max)
+//	// each loop turn, with the entries Ready says to persist:
+//	w.Append(records)          // returns at once; the bytes it sends followers
+//	// ... send messages that need not wait, keep stepping ...
+//	case <-w.Durable():        // then w.DurableIndex(): ack "persisted up to i"
+//	// on a log conflict: w.TruncateSuffix(from) before appending the new entries
+//	// after a snapshot: w.SaveSnapshot(i, t, r); w.CompactPrefix(i, t)
+//	// on term/vote change: w.SaveHardState(hs) before sending what depends on it
+//	// on Err() != nil / IsFatal(err): stop the node; restart recovers from disk
+//
+// Tests and simulators can run the WAL on MemFS (Options.FS), whose Crash
+// keeps only what was synced.
 package wal
