@@ -26,6 +26,10 @@ var (
 	// ErrProposalDropped: another leader's entry took the proposal's place
 	// before it committed. It was not applied; retrying is safe.
 	ErrProposalDropped = errors.New("kraft/core: proposal dropped by a leadership change; retry")
+	// ErrCleared: an operator cleared the pending requests
+	// (kraft-ctl clear-pending-requests). The outcome of a cleared write is
+	// unknown: it may still commit.
+	ErrCleared = errors.New("kraft/core: request cleared by an operator; outcome unknown")
 )
 
 // Node runs one Raft replica: the loop goroutine owns the core state
@@ -54,6 +58,7 @@ type Node struct {
 	reads       map[uint64]*readReq  // by read context
 	nextReadCtx uint64
 	persistQ    []persistMark
+	commitQ     []commitMark
 	held        []heldMessages
 	savedHS     core.HardState
 	batch       [][]byte
@@ -77,6 +82,16 @@ type proposal struct {
 	res         sm.Result
 	err         error
 	done        chan struct{}
+	trace       *Trace // nil unless traced
+}
+
+// Trace is the path of one traced proposal through this node.
+type Trace struct {
+	Index, Term uint64
+	Received    time.Time // Propose called
+	Appended    time.Time // in the leader's log (the loop took it)
+	Committed   time.Time // handed to the apply goroutine as committed
+	Applied     time.Time // the state machine returned its result
 }
 
 func (p *proposal) finish(res sm.Result, err error) {
@@ -93,6 +108,12 @@ type readReq struct {
 type persistMark struct {
 	index, term uint64
 	appended    time.Time
+}
+
+// commitMark times a leader's appended batch until it commits.
+type commitMark struct {
+	index             uint64
+	appended, durable time.Time
 }
 
 // heldMessages wait until the log is durable up to index (Ready.
@@ -274,7 +295,19 @@ func (n *Node) Step(m *wire.Message) {
 // applied on this node. On a follower it fails with *core.NotLeaderError.
 // A context error means the outcome is unknown.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (sm.Result, error) {
-	p := &proposal{data: cmd, done: make(chan struct{})}
+	return n.propose1(ctx, &proposal{data: cmd, done: make(chan struct{})})
+}
+
+// ProposeTraced is Propose that also reports when the proposal reached
+// each stage (kraft-ctl trace-request).
+func (n *Node) ProposeTraced(ctx context.Context, cmd []byte) (sm.Result, Trace, error) {
+	p := &proposal{data: cmd, done: make(chan struct{}), trace: &Trace{Received: time.Now()}}
+	res, err := n.propose1(ctx, p)
+	<-p.done // the trace is complete once finished (ctx errors excepted)
+	return res, *p.trace, err
+}
+
+func (n *Node) propose1(ctx context.Context, p *proposal) (sm.Result, error) {
 	select {
 	case n.propC <- p:
 	case <-ctx.Done():
@@ -568,6 +601,9 @@ func (n *Node) propose(p *proposal) {
 	term, _ := n.raft.Term(first)
 	for i, q := range n.batchProps {
 		q.index, q.term = first+uint64(i), term
+		if q.trace != nil {
+			q.trace.Index, q.trace.Term, q.trace.Appended = q.index, term, time.Now()
+		}
 		n.waiters[q.index] = q
 	}
 	clear(n.batchProps)
@@ -638,11 +674,16 @@ func (n *Node) handleReady(rd *core.Ready) error {
 				return err
 			}
 			n.dropHeldFrom(rd.FirstIndex)
+			n.commitQ = n.commitQ[:0]
 		}
 		if err := n.wal.Append(rd.Entries); err != nil {
 			return err
 		}
-		n.persistQ = append(n.persistQ, persistMark{rd.LastIndex, rd.LastTerm, time.Now()})
+		now := time.Now()
+		n.persistQ = append(n.persistQ, persistMark{rd.LastIndex, rd.LastTerm, now})
+		if n.cfg.OnCommitLatency != nil && n.raft.Role() == core.RoleLeader {
+			n.commitQ = append(n.commitQ, commitMark{index: rd.LastIndex, appended: now})
+		}
 	}
 	hs := rd.HardState
 	if rd.HardStateChanged && (hs.Term != n.savedHS.Term || hs.Vote != n.savedHS.Vote) {
@@ -668,12 +709,18 @@ func (n *Node) handleReady(rd *core.Ready) error {
 	if len(rd.CommittedEntries) > 0 || rd.Snapshot != nil {
 		task := applyTask{entries: rd.CommittedEntries, snapshot: rd.Snapshot}
 		it := wire.NewEntryIter(rd.CommittedEntries)
+		var last uint64
 		for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {
+			last = e.Index
 			if p := n.waiters[e.Index]; p != nil {
 				delete(n.waiters, e.Index)
+				if p.trace != nil {
+					p.trace.Committed = time.Now()
+				}
 				task.waiters = append(task.waiters, p)
 			}
 		}
+		n.observeCommit(last)
 		select {
 		case n.applyC <- task:
 		case <-n.stopC:
@@ -711,6 +758,39 @@ func (n *Node) installSnapshot(s *core.Snapshot) error {
 	return nil
 }
 
+// observeCommit reports the commit latency of the leader's batches that
+// committed up to index.
+func (n *Node) observeCommit(index uint64) {
+	f := n.cfg.OnCommitLatency
+	if f == nil || len(n.commitQ) == 0 {
+		return
+	}
+	now := time.Now()
+	k := 0
+	for k < len(n.commitQ) && n.commitQ[k].index <= index {
+		m := n.commitQ[k]
+		ack := time.Duration(0)
+		if !m.durable.IsZero() {
+			ack = now.Sub(m.durable)
+		}
+		f(now.Sub(m.appended), ack)
+		k++
+	}
+	n.commitQ = n.commitQ[:copy(n.commitQ, n.commitQ[k:])]
+}
+
+// ClearPending fails every proposal and read waiting in this node with
+// ErrCleared (kraft-ctl clear-pending-requests) and returns how many.
+// Cleared writes may still commit: their outcome is unknown.
+func (n *Node) ClearPending() (int, error) {
+	cleared := 0
+	err := n.control(func(*core.Raft) {
+		cleared = len(n.waiters) + len(n.reads)
+		n.failWaiters(ErrCleared)
+	})
+	return cleared, err
+}
+
 // dropHeldFrom discards held acknowledgements of entries at or after from:
 // those entries were replaced, and acknowledging them would be a lie.
 func (n *Node) dropHeldFrom(from uint64) {
@@ -736,10 +816,15 @@ func (n *Node) onDurable() {
 		i++
 	}
 	if i > 0 {
+		now := time.Now()
 		if f := n.cfg.OnPersistLatency; f != nil {
-			now := time.Now()
 			for _, m := range n.persistQ[:i] {
 				f(now.Sub(m.appended))
+			}
+		}
+		for k := range n.commitQ {
+			if n.commitQ[k].index <= n.persistQ[i-1].index && n.commitQ[k].durable.IsZero() {
+				n.commitQ[k].durable = now
 			}
 		}
 		last := n.persistQ[i-1]

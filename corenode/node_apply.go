@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kraftdb/kraft/core"
 	"github.com/kraftdb/kraft/sm"
@@ -84,6 +85,9 @@ func (n *Node) apply(a *applier, task applyTask) error {
 			ci++
 		}
 		if ci < len(a.cmds) && a.cmds[ci].Index == p.index && a.cmds[ci].Term == p.term {
+			if p.trace != nil {
+				p.trace.Applied = time.Now()
+			}
 			p.finish(res[ci], nil)
 		} else {
 			p.finish(sm.Result{}, ErrProposalDropped)
@@ -129,14 +133,23 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		defer n.snapBusy.Store(false)
 		idx, err := n.writeSnapshot(s, index, term)
 		if err != nil {
 			n.log.Error("snapshot failed", "index", index, "error", err.Error())
 		} else {
 			n.log.Info("snapshot taken", "index", idx, "term", term)
 		}
+		n.snapBusy.Store(false)
 		answer(snapResult{index: idx, err: err})
+		// The threshold may have been crossed again while this one was
+		// written (that trigger was skipped): check now rather than wait
+		// for the next applied entry, which may never come.
+		if t := n.cfg.SnapshotEveryEntries; t > 0 && n.applied.Load()-n.lastSnap.Load() >= t {
+			select {
+			case n.snapReq <- nil:
+			default:
+			}
+		}
 	}()
 }
 

@@ -50,6 +50,10 @@ type NodeConfig struct {
 	// from its WAL append to the durable report (the group commit's fsync),
 	// on the loop goroutine.
 	OnPersistLatency func(time.Duration)
+	// OnCommitLatency, if set, receives for every batch this node appended
+	// as leader, when it commits: the time from its append to its commit,
+	// and from its local durability to its commit (waiting for followers).
+	OnCommitLatency func(appendToCommit, durableToCommit time.Duration)
 
 	// OnMembership is called on the loop goroutine whenever the membership
 	// may have changed (it must be quick: e.g. update the transport's peers).

@@ -222,6 +222,10 @@ func clusterCommand(name, usage string, nargs int, run func(f *clusterFlags, fs 
 			return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, nargs, fs.NArg()), "kraft-ctl "+name+" --help")
 		}
 		if err := run(f, fs, fs.Args(), stdout); err != nil {
+			var u usageErr
+			if errors.As(err, &u) {
+				return usageError(stderr, u.msg, "kraft-ctl "+name+" --help")
+			}
 			return failure(stderr, err)
 		}
 		return exitOK

@@ -44,6 +44,18 @@ func commands() []command {
 		healthCommand(),
 		putCommand(),
 		getCommand(),
+		dumpStateCommand(),
+		debugStateCommand(),
+		replicationStatusCommand(),
+		connectivityTestCommand(),
+		addVoterCommand(),
+		removeVoterCommand(),
+		transferCommand(),
+		waitSyncCommand(),
+		snapshotCommand(),
+		clearPendingConfigChangeCommand(),
+		setLogLevelCommand(),
+		verifyDataCommand(),
 		{"tune", "check and apply host tuning (disk queues, sysctls, file limits)", runTune},
 		{"version", "print the kraft-ctl version", runVersion},
 	}
@@ -78,7 +90,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-28s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'kraft-ctl <command> --help' for a command's flags.")
