@@ -440,7 +440,9 @@ func (r *Raft) quorumActive() error {
 // Step feeds one message from a peer. It returns nil when the message was
 // handled; the typed errors (TermMismatchError, LogMismatchError,
 // SnapshotTooOldError) report a message that Raft answered or dropped as it
-// prescribes: drivers log them at debug level and carry on.
+// prescribes: drivers log them at debug level and carry on. Step copies
+// whatever it keeps of m (entries, snapshot chunks), so m may alias a
+// network buffer that is reused as soon as Step returns.
 func (r *Raft) Step(m *wire.Message) error {
 	switch {
 	case m.Term > r.term:
