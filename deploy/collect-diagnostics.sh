@@ -192,7 +192,7 @@ if ! kctl "$F" status status; then
     echo >>"$F"
   done
 fi
-for c in health term; do
+for c in health term debug-state; do
   echo >>"$F"
   echo "== kraft-ctl $c" >>"$F"
   kctl "$F" "$c" "$c" || true
@@ -298,7 +298,7 @@ echo "== kraft-ctl version" >>"$F"
 kctl "$F" version version || true
 echo >>"$F"
 echo "== kraft-ctl tune check" >>"$F"
-kctl "$F" "tune check" tune check || true
+kctl "$F" "tune check (exit 1 = some check is WARN)" tune check || true
 echo >>"$F"
 for c in snapshot-status memory-stats disk-stats latency-breakdown; do
   echo "== kraft-ctl $c" >>"$F"
