@@ -641,10 +641,18 @@ func (s *Sim) sendMsg(from *node, m wire.Message) {
 	if s.blocked[from.idx][to] || s.rng.IntN(100) < s.o.DropPct {
 		return
 	}
-	// The message is copied: in a real network its bytes are serialized.
-	m.Entries = slices.Clone(m.Entries)
-	m.Meta = slices.Clone(m.Meta)
-	m.Data = slices.Clone(m.Data)
+	// The message goes through the wire codec, as on a real network: the
+	// receiver steps a decoded frame (entry checksums and index continuity
+	// verified), never the sender's memory.
+	frame := wire.AppendMessage(nil, &m)
+	f, _, err := wire.ParseFrame(frame, len(frame))
+	if err == nil {
+		err = wire.DecodeMessage(f, &m)
+	}
+	if err != nil {
+		s.fail("node %d sent a message that does not decode: %v", from.id, err)
+		return
+	}
 	copies := 1
 	if s.rng.IntN(100) < s.o.DupPct {
 		copies = 2
