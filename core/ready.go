@@ -17,9 +17,13 @@ import (
 //   - Messages: may be sent at once, before Entries are durable. This is
 //     where the leader's Appends are: it writes its own log in parallel with
 //     its followers (Raft thesis §10.2.1).
-//   - MessagesAfterPersist: may be sent only once everything above in this
-//     Ready is durable (votes, follower acknowledgements). Writes complete
-//     in order, so the driver releases them when this Ready's write finishes.
+//   - MessagesAfterPersist: may be sent only once the log is durable through
+//     LastIndex (including entries handed out by earlier Readys and still in
+//     flight) and HardState is durable: they are votes and follower
+//     acknowledgements, which promise exactly that. A Ready without Entries
+//     may still carry them (a duplicate Append is acknowledged again): they
+//     then wait for the earlier writes. With writes completing in order, the
+//     driver releases them when the write queued for this Ready finishes.
 //   - CommittedEntries: records to apply, in order. They are durable locally.
 //   - ReadStates: answers to ReadIndex.
 //
