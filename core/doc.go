@@ -26,8 +26,9 @@
 //  6. Send rd.Messages now. The leader's Appends are here: it replicates
 //     while its own disk write is in flight (thesis §10.2.1).
 //  7. Queue rd.MessagesAfterPersist behind this write: send them when the
-//     WAL reports the write durable (votes and follower acks must not
-//     promise what a crash could take back).
+//     WAL is durable through rd.LastIndex and rd.HardState is durable, even
+//     if this Ready had no entries of its own (votes and follower acks must
+//     not promise what a crash could take back).
 //  8. When the WAL reports the write durable, call
 //     Persisted(rd.LastIndex, rd.LastTerm) (in step 2 of a later turn) and
 //     release the messages of step 7. Writes complete in order.
