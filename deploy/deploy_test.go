@@ -725,3 +725,41 @@ func TestMetricNamesLive(t *testing.T) {
 		}
 	}
 }
+
+// TestRunbookLinks: every alert's runbook names a section of
+// docs/operations.md that exists (GitHub's heading anchors).
+func TestRunbookLinks(t *testing.T) {
+	data, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var b strings.Builder
+		for _, r := range h {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+				b.WriteRune(r)
+			case r == ' ':
+				b.WriteRune('-')
+			}
+		}
+		anchors[b.String()] = true
+	}
+	for _, g := range loadRules(t).Groups {
+		for _, r := range g.Rules {
+			file, anchor, ok := strings.Cut(r.Annotations["runbook"], "#")
+			if !ok || file != "docs/operations.md" {
+				t.Errorf("alert %s: runbook %q: want docs/operations.md#section", r.Alert, r.Annotations["runbook"])
+				continue
+			}
+			if !anchors[anchor] {
+				t.Errorf("alert %s: docs/operations.md has no section #%s", r.Alert, anchor)
+			}
+		}
+	}
+}
