@@ -527,6 +527,33 @@ func (n *Node) Close() error {
 	return err
 }
 
+// LogBytes sums the record bytes of entries lo..hi held in the WAL (the
+// same bytes the core keeps in memory for that range).
+func (n *Node) LogBytes(lo, hi uint64) (int64, error) {
+	var total int64
+	for lo <= hi && lo != 0 {
+		b, err := n.wal.Entries(lo, hi+1, 64<<20)
+		if err != nil {
+			return total, err
+		}
+		total += int64(len(b))
+		lo += uint64(countRecords(b))
+	}
+	return total, nil
+}
+
+// WALDir and SnapshotDir are where the node's files live.
+func (n *Node) WALDir() string { return n.cfg.WALDir }
+
+// SnapshotFiles lists the snapshot files, oldest first.
+func (n *Node) SnapshotFiles() ([]wal.SnapshotMeta, error) { return n.wal.Snapshots() }
+
+// LastSnapshotIndex is the index of the newest snapshot taken or installed.
+func (n *Node) LastSnapshotIndex() uint64 { return n.lastSnap.Load() }
+
+// SnapshotInProgress reports whether a snapshot is being written.
+func (n *Node) SnapshotInProgress() bool { return n.snapBusy.Load() }
+
 // InboxDropped counts peer messages dropped because the inbox was full.
 func (n *Node) InboxDropped() uint64 { return n.inboxDropped.Load() }
 

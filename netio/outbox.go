@@ -124,6 +124,14 @@ func (o *outbox) written(c gnet.Conn, err error) error {
 	return nil
 }
 
+// queued is what the outbox holds: not yet written, being written, and
+// left in gnet's buffer at the last write.
+func (o *outbox) queued() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return int64(o.backlog + len(o.writing) + len(o.pending))
+}
+
 // close drops what is queued; later sends get ErrClosed.
 func (o *outbox) close() {
 	o.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/kraftdb/kraft/wire"
@@ -67,6 +68,7 @@ type server struct {
 	clientPort int
 	booted     chan gnet.Engine
 	nextClient atomic.Uint64
+	clients    sync.Map // client ID → *ClientConn, open client connections
 }
 
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
@@ -87,6 +89,7 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if st, ok := c.Context().(*inConn); ok && st.client != nil {
 		st.client.closed.Store(true)
 		st.client.out.close()
+		s.clients.Delete(st.client.id)
 	}
 	return gnet.None
 }
@@ -151,6 +154,7 @@ func (s *server) handshake(c gnet.Conn, st *inConn, b []byte) error {
 	if h.Role == wire.RoleClient {
 		st.client = &ClientConn{id: s.nextClient.Add(1), remote: c.RemoteAddr().String(),
 			out: newOutbox(c, s.t.cfg.MaxInflightBytesPerConn, &s.t.stats)}
+		s.clients.Store(st.client.id, st.client)
 	}
 	// The reply goes through gnet's outbound buffer ahead of any response.
 	_, err = c.Write(wire.AppendHello(nil, s.t.hello(h.Role)))

@@ -183,6 +183,37 @@ func (t *Transport) hello(role wire.Role) wire.Hello {
 		PeerAddr: t.cfg.AdvertisePeer, ClientAddr: t.cfg.AdvertiseClient, AdminAddr: t.cfg.AdvertiseAdmin}
 }
 
+// QueuedBytes is what the transport holds for sending, over all
+// connections, and how many connections there are (peer and client).
+func (t *Transport) QueuedBytes() (bytes int64, conns int) {
+	t.mu.RLock()
+	for _, p := range t.peers {
+		if ob := p.out.Load(); ob != nil {
+			bytes += ob.queued()
+			conns++
+		}
+	}
+	t.mu.RUnlock()
+	t.srv.clients.Range(func(_, v any) bool {
+		bytes += v.(*ClientConn).out.queued()
+		conns++
+		return true
+	})
+	return bytes, conns
+}
+
+// Probe dials a peer address and exchanges handshakes, to learn which node
+// listens there and where it can be reached; then it hangs up.
+func (t *Transport) Probe(addr string) (wire.Hello, error) {
+	conn, err := net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
+	if err != nil {
+		return wire.Hello{}, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	return handshakeDialer(conn, t.hello(wire.RolePeer), 0)
+}
+
 // Stats returns the transport's counters.
 func (t *Transport) Stats() *Stats { return &t.stats }
 

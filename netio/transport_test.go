@@ -203,6 +203,19 @@ func TestPeersLearnAdvertisedAddresses(t *testing.T) {
 	}
 }
 
+func TestProbeAndQueuedBytes(t *testing.T) {
+	a, b := pair(t)
+	h, err := a.t.Probe(b.peer)
+	if err != nil || h.NodeID != 2 || h.ClientAddr != b.client {
+		t.Fatalf("Probe = %+v, %v", h, err)
+	}
+	if _, err := a.t.Probe(freeAddr(t)); err == nil {
+		t.Fatal("probe of a closed port succeeded")
+	}
+	rawConn(t, b.client, 7, 0)
+	waitFor(t, "client connection counted", func() bool { _, conns := b.t.QueuedBytes(); return conns == 2 })
+}
+
 func TestSendsCoalesce(t *testing.T) {
 	a, b := pair(t)
 	const n = 20000

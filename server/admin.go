@@ -39,6 +39,7 @@ func (s *Server) startAdmin() error {
 	mux.HandleFunc("GET /admin/config", s.guard(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.cfg.Effective())
 	}))
+	s.registerDiag(mux)
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
@@ -104,7 +105,7 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	st, err := s.node.Status()
+	st, err := s.n().Status()
 	switch {
 	case err != nil:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stopped", "error": err.Error()})
@@ -132,7 +133,7 @@ type healthBody struct {
 }
 
 func (s *Server) health() (healthBody, error) {
-	st, err := s.node.Status()
+	st, err := s.n().Status()
 	if err != nil {
 		return healthBody{Reason: err.Error()}, err
 	}
@@ -169,7 +170,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
-	if st, err := s.node.Status(); err == nil {
+	if st, err := s.n().Status(); err == nil {
 		s.metrics.observe(st)
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -220,7 +221,7 @@ type AddressesStatus struct {
 }
 
 func (s *Server) statusBody() (StatusBody, error) {
-	st, err := s.node.Status()
+	st, err := s.n().Status()
 	if err != nil {
 		return StatusBody{}, err
 	}
@@ -303,7 +304,7 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 // until it has caught up, and (unless learner) promotes it to voter: the
 // cluster's fault tolerance never drops while a new node copies the log.
 func (s *Server) addMember(ctx context.Context, id uint64, addr string, learner bool) error {
-	st, err := s.node.Status()
+	st, err := s.n().Status()
 	if err != nil {
 		return err
 	}
@@ -319,7 +320,7 @@ func (s *Server) addMember(ctx context.Context, id uint64, addr string, learner 
 		return nil
 	}
 	if !st.Membership.IsLearner(id) {
-		if err := s.node.AddLearner(ctx, id); err != nil {
+		if err := s.n().AddLearner(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -327,7 +328,7 @@ func (s *Server) addMember(ctx context.Context, id uint64, addr string, learner 
 		return nil
 	}
 	for {
-		err := s.node.AddVoter(ctx, id)
+		err := s.n().AddVoter(ctx, id)
 		if !errors.Is(err, core.ErrLearnerBehind) {
 			return err
 		}
@@ -347,7 +348,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	if err := s.node.RemoveServer(ctx, id); err != nil {
+	if err := s.n().RemoveServer(ctx, id); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -356,7 +357,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	st, err := s.node.Status()
+	st, err := s.n().Status()
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -377,7 +378,8 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := s.node.TransferLeadership(ctx, target); err != nil {
+	s.metrics.transfers.Inc()
+	if err := s.n().TransferLeadership(ctx, target); err != nil {
 		s.writeErr(w, err)
 		return
 	}
@@ -387,7 +389,7 @@ func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	idx, err := s.node.Snapshot(ctx)
+	idx, err := s.n().Snapshot(ctx)
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -396,7 +398,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleClearPendingConfChange(w http.ResponseWriter, r *http.Request) {
-	if err := s.node.ClearPendingConfChange(); err != nil {
+	if err := s.n().ClearPendingConfChange(); err != nil {
 		s.writeErr(w, err)
 		return
 	}

@@ -33,11 +33,15 @@ type nodeMetrics struct {
 	readLatency    *metrics.PrometheusHistogram // linearizable read: ReadIndex → applied
 	elections      *metrics.Counter
 	leaderChanges  *metrics.Counter
+	snapshots      *metrics.Counter
+	readIndexes    *metrics.Counter
+	transfers      *metrics.Counter
 
 	mu       sync.Mutex
 	requests map[string]*metrics.Counter // by op and status
 	lastTerm uint64
 	lastLead uint64
+	lastSnap uint64
 }
 
 func newNodeMetrics(nodeID uint64) *nodeMetrics {
@@ -65,9 +69,19 @@ func newNodeMetrics(nodeID uint64) *nodeMetrics {
 	m.commitLatency = m.set.NewPrometheusHistogramExt("kraft_commit_latency_seconds"+l, latencyBucketsSeconds)
 	m.persistLatency = m.set.NewPrometheusHistogramExt("kraft_fsync_latency_seconds"+l, latencyBucketsSeconds)
 	m.readLatency = m.set.NewPrometheusHistogramExt("kraft_readindex_latency_seconds"+l, latencyBucketsSeconds)
+	g("kraft_pending_entries", func(s *core.Status) float64 { return float64(s.LastIndex - min(s.LastIndex, s.Commit)) })
+	g("kraft_log_entries_since_snapshot", func(s *core.Status) float64 { return float64(s.LastIndex - min(s.LastIndex, s.SnapshotIndex)) })
 	m.elections = m.set.NewCounter("kraft_elections_total" + l)
 	m.leaderChanges = m.set.NewCounter("kraft_leader_changes_total" + l)
+	m.snapshots = m.set.NewCounter("kraft_snapshots_total" + l)
+	m.readIndexes = m.set.NewCounter("kraft_readindex_total" + l)
+	m.transfers = m.set.NewCounter("kraft_leadership_transfers_total" + l)
 	return m
+}
+
+// gauge registers a gauge of this node computed at scrape time.
+func (m *nodeMetrics) gauge(name string, f func() float64) {
+	m.set.NewGauge(name+`{node="`+m.node+`"}`, f)
 }
 
 func b2f(b bool) float64 {
@@ -93,6 +107,12 @@ func (m *nodeMetrics) observe(s core.Status) {
 		m.lastLead = s.Leader
 	}
 	m.lastTerm = s.Term
+	if s.SnapshotIndex > m.lastSnap {
+		if m.lastSnap != 0 || s.SnapshotIndex > 0 {
+			m.snapshots.Inc()
+		}
+		m.lastSnap = s.SnapshotIndex
+	}
 	if s.Role == core.RoleLeader {
 		for _, p := range s.Peers {
 			if p.ID == s.ID {

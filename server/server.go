@@ -29,8 +29,11 @@ type Server struct {
 	log      *slog.Logger
 	logLevel *slog.LevelVar
 
-	kv      *sm.KV
-	node    *node.Node
+	// The node and its state machine, replaced together when the node is
+	// reopened (force-new-cluster): a reopened node replays the log into a
+	// fresh state machine.
+	kvP     atomic.Pointer[sm.KV]
+	nodeP   atomic.Pointer[node.Node]
 	tr      *netio.Transport
 	book    *addressBook
 	metrics *nodeMetrics
@@ -41,11 +44,23 @@ type Server struct {
 	selfClientID uint64
 	selfSeq      atomic.Uint64
 
+	// Latency of the phases kraft-ctl latency-breakdown prints.
+	writeToLog, waitForAck, totalCommit, readIndex quantileHist
+
+	restartMu sync.Mutex // serializes reopening the node
+	fatalOnce sync.Once
+	fatalC    chan struct{}
+	fatalErr  error
+
 	started  time.Time
 	stopOnce sync.Once
 	stopC    chan struct{}
 	wg       sync.WaitGroup
 }
+
+// n is the current Raft node, kv its state machine.
+func (s *Server) n() *node.Node { return s.nodeP.Load() }
+func (s *Server) kv() *sm.KV    { return s.kvP.Load() }
 
 // New builds a node from cfg (already validated by LoadConfig). level is
 // the logger's level, changed by Reload; it may be nil.
@@ -56,13 +71,25 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 	if level == nil {
 		level = new(slog.LevelVar)
 	}
-	kv, err := sm.NewKV(sm.DefaultKVConfig())
-	if err != nil {
-		return nil, err
-	}
 	static, _ := ParsePeers(cfg.Peers)
-	s := &Server{cfg: cfg, log: log, logLevel: level, kv: kv, metrics: newNodeMetrics(cfg.NodeID), stopC: make(chan struct{}), started: time.Now()}
+	s := &Server{cfg: cfg, log: log, logLevel: level, metrics: newNodeMetrics(cfg.NodeID), stopC: make(chan struct{}), fatalC: make(chan struct{}), started: time.Now()}
 	s.book = newAddressBook(static, s.replicatedAddresses)
+	s.metrics.gauge("kraft_last_snapshot_time", func() float64 {
+		t, _, ok := s.newestSnapshot()
+		if !ok {
+			return 0
+		}
+		return float64(t.Unix())
+	})
+	s.metrics.gauge("kraft_snapshot_size_bytes", func() float64 { _, size, _ := s.newestSnapshot(); return float64(size) })
+	s.metrics.gauge("kraft_pending_bytes", func() float64 {
+		st := s.metrics.status.Load()
+		if st == nil || st.LastIndex <= st.Commit || s.n() == nil {
+			return 0
+		}
+		b, _ := s.n().LogBytes(st.Commit+1, st.LastIndex)
+		return float64(b)
+	})
 	var b [8]byte
 	rand.Read(b[:])
 	s.selfClientID = binary.LittleEndian.Uint64(b[:]) | 1
@@ -70,7 +97,11 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 }
 
 func (s *Server) replicatedAddresses(id uint64) (Addresses, bool) {
-	v, ok := s.kv.Get(memberKey(id))
+	kv := s.kv()
+	if kv == nil {
+		return Addresses{}, false
+	}
+	v, ok := kv.Get(memberKey(id))
 	if !ok {
 		return Addresses{}, false
 	}
@@ -95,11 +126,52 @@ func (s *Server) Start() error {
 	}
 	s.tr = tr
 
-	fsync, err := wal.ParseFsyncMode(cfg.FsyncMode)
+	n, kv, err := s.openNode(false)
 	if err != nil {
 		return err
 	}
-	if fsync == wal.FsyncNone {
+	s.kvP.Store(kv)
+	s.nodeP.Store(n)
+	for id, addr := range static {
+		tr.SetPeer(id, addr)
+	}
+	if err := tr.Start(); err != nil {
+		n.Close()
+		return err
+	}
+	s.watchNode(n)
+	if cfg.Join != "" {
+		s.log.Info("joining an existing cluster: add this node with kraft-ctl add-voter (or add-learner) on any member",
+			"node_id", cfg.NodeID, "address", cfg.AdvertisedPeerAddr(), "contact", cfg.Join)
+	}
+	if err := s.startAdmin(); err != nil {
+		tr.Close()
+		n.Close()
+		return err
+	}
+	s.wg.Add(1)
+	go s.maintain()
+	s.log.Info("kraftd started", "node", cfg.NodeID, "cluster", cfg.ClusterID,
+		"raft", cfg.listen(cfg.RaftPort), "client", cfg.listen(cfg.ClientPort), "admin", cfg.listen(cfg.AdminPort),
+		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode)
+	return nil
+}
+
+// openNode opens the storage and starts a Raft node on it; with
+// forceNewCluster the node becomes the only voter of a new cluster, keeping
+// its log (quorum-loss recovery).
+func (s *Server) openNode(forceNewCluster bool) (*node.Node, *sm.KV, error) {
+	cfg := &s.cfg
+	static, _ := ParsePeers(cfg.Peers)
+	fsync, err := wal.ParseFsyncMode(cfg.FsyncMode)
+	if err != nil {
+		return nil, nil, err
+	}
+	kv, err := sm.NewKV(sm.DefaultKVConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	if fsync == wal.FsyncNone && !forceNewCluster {
 		s.log.Warn("--fsync-mode=none: acknowledged writes are lost if the machine loses power; use it for tests and benchmarks only")
 	}
 	walDir := cfg.WALDir
@@ -120,6 +192,7 @@ func (s *Server) Start() error {
 	rc.MaxInflightMsgs = cfg.PipelineWindow
 	rc.MaxMsgBytes = min(rc.MaxMsgBytes, int(cfg.MaxFrameSize)/2)
 	rc.MaxSnapshotChunkBytes = min(rc.MaxSnapshotChunkBytes, int(cfg.MaxFrameSize)/2)
+	rc.ForceNewCluster = forceNewCluster
 	var bootstrap []uint64
 	if cfg.Bootstrap {
 		bootstrap = append(bootstrap, cfg.NodeID)
@@ -135,40 +208,19 @@ func (s *Server) Start() error {
 		WALDir: walDir,
 		WAL: wal.Options{SegmentSizeBytes: int64(cfg.SegmentSize), Fsync: fsync, SyncInterval: cfg.BatchFsyncInterval,
 			SnapshotDir: cfg.SnapshotDir, SnapshotsRetained: cfg.SnapshotRetain},
-		StateMachine:         s.kv,
-		Transport:            tr,
+		StateMachine:         kv,
+		Transport:            s.tr,
 		Bootstrap:            bootstrap,
 		SnapshotEveryEntries: cfg.SnapshotThreshold,
 		OnMembership:         s.onMembership,
-		OnPersistLatency:     func(d time.Duration) { s.metrics.persistLatency.Update(d.Seconds()) },
-		Logger:               s.log,
+		OnPersistLatency: func(d time.Duration) {
+			s.metrics.persistLatency.Update(d.Seconds())
+			s.writeToLog.Observe(d)
+		},
+		OnCommitLatency: func(_, durableToCommit time.Duration) { s.waitForAck.Observe(durableToCommit) },
+		Logger:          s.log,
 	})
-	if err != nil {
-		return err
-	}
-	s.node = n
-	for id, addr := range static {
-		tr.SetPeer(id, addr)
-	}
-	if err := tr.Start(); err != nil {
-		n.Close()
-		return err
-	}
-	if cfg.Join != "" {
-		s.log.Info("joining an existing cluster: add this node with kraft-ctl add-voter (or add-learner) on any member",
-			"node_id", cfg.NodeID, "address", cfg.AdvertisedPeerAddr(), "contact", cfg.Join)
-	}
-	if err := s.startAdmin(); err != nil {
-		tr.Close()
-		n.Close()
-		return err
-	}
-	s.wg.Add(1)
-	go s.maintain()
-	s.log.Info("kraftd started", "node", cfg.NodeID, "cluster", cfg.ClusterID,
-		"raft", cfg.listen(cfg.RaftPort), "client", cfg.listen(cfg.ClientPort), "admin", cfg.listen(cfg.AdminPort),
-		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode)
-	return nil
+	return n, kv, err
 }
 
 // onPeerHello learns where a peer listens; a node that contacts us but is
@@ -213,11 +265,11 @@ func (s *Server) maintain() {
 		select {
 		case <-s.stopC:
 			return
-		case <-s.node.Done():
+		case <-s.fatalC:
 			return
 		case <-t.C:
 		}
-		st, err := s.node.Status()
+		st, err := s.n().Status()
 		if err != nil {
 			continue
 		}
@@ -246,15 +298,58 @@ func (s *Server) writeMemberRecord(id uint64, a Addresses) error {
 	frame := wire.AppendClientRequest(nil, &r)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	_, err := s.node.Propose(ctx, sm.AppendCommand(nil, time.Now().UnixNano(), frame[wire.FrameHeaderSize:]))
+	_, err := s.n().Propose(ctx, sm.AppendCommand(nil, time.Now().UnixNano(), frame[wire.FrameHeaderSize:]))
 	return err
 }
 
+// watchNode reports n stopping by itself (a fatal storage error) as the
+// server's failure, unless n was replaced on purpose meanwhile.
+func (s *Server) watchNode(n *node.Node) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-s.stopC:
+		case <-n.Done():
+			if err := n.Err(); err != nil && s.n() == n {
+				s.fatalOnce.Do(func() { s.fatalErr = err; close(s.fatalC) })
+			}
+		}
+	}()
+}
+
 // Done is closed when the node stops by itself (a fatal storage error).
-func (s *Server) Done() <-chan struct{} { return s.node.Done() }
+func (s *Server) Done() <-chan struct{} { return s.fatalC }
 
 // Err is the fatal error that stopped the node, if any.
-func (s *Server) Err() error { return s.node.Err() }
+func (s *Server) Err() error {
+	select {
+	case <-s.fatalC:
+		return s.fatalErr
+	default:
+		return nil
+	}
+}
+
+// reopenNode closes the Raft node and opens it again on the same storage,
+// with forceNewCluster as given. The transport and admin server stay up;
+// messages arriving meanwhile are dropped (Raft retransmits).
+func (s *Server) reopenNode(forceNewCluster bool) error {
+	s.restartMu.Lock()
+	defer s.restartMu.Unlock()
+	old := s.n()
+	if err := old.Close(); err != nil {
+		s.log.Warn("closing the node for a restart", "error", err.Error())
+	}
+	n, kv, err := s.openNode(forceNewCluster)
+	if err != nil {
+		return err
+	}
+	s.kvP.Store(kv)
+	s.nodeP.Store(n)
+	s.watchNode(n)
+	return nil
+}
 
 // Reload applies the reloadable settings of cfg (SIGHUP): the log level.
 func (s *Server) Reload(cfg Config) {
@@ -268,11 +363,12 @@ func (s *Server) Reload(cfg Config) {
 // Shutdown stops the node gracefully: a leader first hands leadership to
 // the most up-to-date voter, then everything closes.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if st, err := s.node.Status(); err == nil && st.Role == core.RoleLeader && len(st.Membership.Voters) > 1 {
+	if st, err := s.n().Status(); err == nil && st.Role == core.RoleLeader && len(st.Membership.Voters) > 1 {
 		if target := bestTransferTarget(st); target != 0 {
 			tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := s.node.TransferLeadership(tctx, target)
+			err := s.n().TransferLeadership(tctx, target)
 			cancel()
+			s.metrics.transfers.Inc()
 			if err != nil {
 				s.log.Warn("leadership transfer before shutdown failed", "target", target, "error", err.Error())
 			} else {
@@ -312,8 +408,8 @@ func (s *Server) Close() error {
 			err = errors.Join(err, s.tr.Close())
 		}
 		s.wg.Wait()
-		if s.node != nil {
-			err = errors.Join(err, s.node.Close())
+		if n := s.n(); n != nil {
+			err = errors.Join(err, n.Close())
 		}
 	})
 	return err
@@ -324,7 +420,7 @@ func (s *Server) Close() error {
 // handler adapts the server to netio.Handler.
 type handler Server
 
-func (h *handler) HandleRaft(m *wire.Message) { h.node.Step(m) }
+func (h *handler) HandleRaft(m *wire.Message) { (*Server)(h).n().Step(m) }
 
 // HandleClient runs on an event loop: it copies the request and serves it
 // on its own goroutine, since a write waits for commit.
@@ -350,17 +446,20 @@ func (s *Server) serveClient(c *netio.ClientConn, r clientRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
 	resp := wire.ClientResponse{Seq: r.seq}
+	n, kv := s.n(), s.kv()
 	switch {
 	case r.op == wire.OpGet:
-		idx, err := s.node.Read(ctx, r.consistency)
+		idx, err := n.Read(ctx, r.consistency)
 		if err != nil {
 			s.fillError(&resp, err)
 			break
 		}
 		if r.consistency != wire.ReadStale {
+			s.metrics.readIndexes.Inc()
 			s.metrics.since(s.metrics.readLatency, start)
+			s.readIndex.Observe(time.Since(start))
 		}
-		v, ok := s.kv.Get([]byte(r.key))
+		v, ok := kv.Get([]byte(r.key))
 		resp.Index, resp.Value = idx, v
 		if !ok {
 			resp.Status = wire.StatusNotFound
@@ -368,12 +467,13 @@ func (s *Server) serveClient(c *netio.ClientConn, r clientRequest) {
 	case isReservedKey([]byte(r.key)):
 		resp.Status, resp.Error = wire.StatusError, []byte(`kraft/server: keys beginning with "\x00kraft/" are reserved`)
 	default:
-		res, err := s.node.Propose(ctx, r.cmd)
+		res, err := n.Propose(ctx, r.cmd)
 		if err != nil {
 			s.fillError(&resp, err)
 			break
 		}
 		s.metrics.since(s.metrics.commitLatency, start)
+		s.totalCommit.Observe(time.Since(start))
 		resp.Status, resp.Value = wire.Status(res.Value), res.Data
 		if resp.Status == wire.StatusError || resp.Status == wire.StatusSessionExpired {
 			resp.Error, resp.Value = res.Data, nil
@@ -417,7 +517,7 @@ func (s *Server) fillError(resp *wire.ClientResponse, err error) {
 // quorumError reports the seed's "quorum not reached" when this node cannot
 // reach a majority of the voters (counting itself).
 func (s *Server) quorumError() error {
-	st, err := s.node.Status()
+	st, err := s.n().Status()
 	if err != nil || len(st.Membership.Voters) == 0 {
 		return nil
 	}

@@ -72,6 +72,7 @@ type KV struct {
 
 	mu       sync.RWMutex // guards data against concurrent Get; Apply holds it per batch
 	data     map[string][]byte
+	dataB    int64  // sum of key and value lengths
 	applied  uint64 // index of the last applied command
 	sessions map[uint64]*session
 	// nowNano is the newest leader stamp applied: the store's clock.
@@ -109,6 +110,18 @@ func (kv *KV) Len() int {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
 	return len(kv.data)
+}
+
+// kvEntryOverheadBytes approximates what the Go map and slice headers cost
+// per key, for SizeBytes.
+const kvEntryOverheadBytes = 64
+
+// SizeBytes estimates the memory the keys and values hold: their bytes
+// plus a per-key overhead for the map.
+func (kv *KV) SizeBytes() int64 {
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	return kv.dataB + int64(len(kv.data))*kvEntryOverheadBytes
 }
 
 // Sessions returns the number of live client sessions.
@@ -217,13 +230,15 @@ func (kv *KV) remember(s *session, seq uint64, resp response) {
 func (kv *KV) write(r *wire.ClientRequest) (wire.Status, []byte) {
 	switch r.Op {
 	case wire.OpPut:
-		kv.data[string(r.Key)] = bytes.Clone(r.Value)
+		kv.set(r.Key, r.Value)
 		return wire.StatusOK, nil
 	case wire.OpDelete:
-		if _, ok := kv.data[string(r.Key)]; !ok {
+		old, ok := kv.data[string(r.Key)]
+		if !ok {
 			return wire.StatusNotFound, nil
 		}
 		delete(kv.data, string(r.Key))
+		kv.dataB -= int64(len(r.Key) + len(old))
 		return wire.StatusOK, nil
 	case wire.OpCAS:
 		cur, ok := kv.data[string(r.Key)]
@@ -233,10 +248,19 @@ func (kv *KV) write(r *wire.ClientRequest) (wire.Status, []byte) {
 		if !bytes.Equal(cur, r.Expect) {
 			return wire.StatusCompareFailed, cur
 		}
-		kv.data[string(r.Key)] = bytes.Clone(r.Value)
+		kv.set(r.Key, r.Value)
 		return wire.StatusOK, nil
 	}
 	panic("kraft: BUG: KV.write with op " + r.Op.String()) // decode admits no other op
+}
+
+// set stores a copy of value under key, keeping dataB current.
+func (kv *KV) set(key, value []byte) {
+	if old, ok := kv.data[string(key)]; ok {
+		kv.dataB -= int64(len(key) + len(old))
+	}
+	kv.data[string(key)] = bytes.Clone(value)
+	kv.dataB += int64(len(key) + len(value))
 }
 
 // maybeExpireSessions sweeps idle sessions at most twice per timeout, so

@@ -207,8 +207,12 @@ func (kv *KV) Restore(r io.Reader) error {
 	if uint64(len(data)) != nKeys || uint64(len(sessions)) != nSessions {
 		return fmt.Errorf("%w: duplicate keys or sessions", ErrSnapshotCorrupt)
 	}
+	var dataB int64
+	for k, v := range data {
+		dataB += int64(len(k) + len(v))
+	}
 	kv.mu.Lock()
-	kv.data, kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = data, sessions, applied, nowNano, nextSweep
+	kv.data, kv.dataB, kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = data, dataB, sessions, applied, nowNano, nextSweep
 	kv.mu.Unlock()
 	return nil
 }

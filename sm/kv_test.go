@@ -82,6 +82,10 @@ func TestKVOperations(t *testing.T) {
 	if h.kv.Len() != 1 || h.kv.Applied() != h.index {
 		t.Fatalf("Len %d Applied %d", h.kv.Len(), h.kv.Applied())
 	}
+	// One key "" with an 18-byte value is left.
+	if got := h.kv.SizeBytes(); got != 18+kvEntryOverheadBytes {
+		t.Fatalf("SizeBytes = %d", got)
+	}
 }
 
 func TestKVValuesDoNotAliasCommandBuffers(t *testing.T) {
@@ -334,6 +338,9 @@ func TestKVSnapshotRestoreContinues(t *testing.T) {
 	}
 	if !bytes.Equal(snapshotBytes(t, restored), snapshotBytes(t, whole)) {
 		t.Fatal("restored replica's final snapshot differs")
+	}
+	if restored.SizeBytes() != whole.SizeBytes() {
+		t.Fatalf("SizeBytes after restore %d, replica that applied everything %d", restored.SizeBytes(), whole.SizeBytes())
 	}
 }
 

@@ -198,6 +198,27 @@ func writeJSONOut(w io.Writer, v any) {
 	enc.Encode(v)
 }
 
+// parseInterleaved parses flags wherever they appear among the positional
+// arguments (kraft-ctl put k v --timeout 3s); after "--" everything is
+// positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(positional, rest...), nil // the flag package ate the "--"
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
 // clusterCommand wraps a cluster command's flag parsing: flags come before
 // positional arguments; nargs is the number of positional arguments
 // required (-1: any).
@@ -209,7 +230,8 @@ func clusterCommand(name, usage string, nargs int, run func(f *clusterFlags, fs 
 		if extra != nil {
 			extra(fs)
 		}
-		if err := fs.Parse(args); err != nil {
+		positional, err := parseInterleaved(fs, args)
+		if err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stdout, "Usage: kraft-ctl %s [flags]\n  %s\n\nFlags:\n", name, usage)
 				fs.SetOutput(stdout)
@@ -218,10 +240,10 @@ func clusterCommand(name, usage string, nargs int, run func(f *clusterFlags, fs 
 			}
 			return usageError(stderr, err.Error(), "kraft-ctl "+name+" --help")
 		}
-		if nargs >= 0 && fs.NArg() != nargs {
-			return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, nargs, fs.NArg()), "kraft-ctl "+name+" --help")
+		if nargs >= 0 && len(positional) != nargs {
+			return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, nargs, len(positional)), "kraft-ctl "+name+" --help")
 		}
-		if err := run(f, fs, fs.Args(), stdout); err != nil {
+		if err := run(f, fs, positional, stdout); err != nil {
 			var u usageErr
 			if errors.As(err, &u) {
 				return usageError(stderr, u.msg, "kraft-ctl "+name+" --help")
