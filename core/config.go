@@ -78,12 +78,15 @@ const (
 	BugSnapshotOffByOne
 	// BugVoteIgnoresLog: votes are granted without the up-to-date log check.
 	BugVoteIgnoresLog
+	// BugAckBeforePersist: followers acknowledge Appends before their
+	// entries are durable (a driver that sends MessagesAfterPersist early).
+	BugAckBeforePersist
 	BugCount
 )
 
 func (b Bug) String() string {
 	return [...]string{"none", "vote-not-persisted", "commit-old-term", "keep-conflict",
-		"read-no-heartbeat", "snapshot-off-by-one", "vote-ignores-log"}[b]
+		"read-no-heartbeat", "snapshot-off-by-one", "vote-ignores-log", "ack-before-persist"}[b]
 }
 
 // DefaultConfig: 1 ms ticks, 150–300 ms election timeout, 50 ms heartbeats

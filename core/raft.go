@@ -582,7 +582,12 @@ func (r *Raft) handleAppend(m *wire.Message) error {
 	}
 	lastNew := m.Index + n
 	r.commitTo(min(m.Commit, lastNew))
-	r.sendAfterPersist(wire.Message{Type: wire.MsgAppendResp, To: m.From, Index: lastNew})
+	ack := wire.Message{Type: wire.MsgAppendResp, To: m.From, Index: lastNew}
+	if r.cfg.Bug == BugAckBeforePersist {
+		r.send(ack)
+		return nil
+	}
+	r.sendAfterPersist(ack)
 	return nil
 }
 

@@ -15,12 +15,14 @@ const bugSeedBudget = 600
 // breaks a different check: election safety (vote not persisted), state
 // machine safety or log matching (conflict kept, snapshot off by one),
 // leader completeness (old-term commit, vote ignoring the log) and
-// linearizability (read without a heartbeat round). BugCommitOldTerm needs a
+// linearizability (read without a heartbeat round); acknowledging before
+// the disk write breaks whichever a crash that loses the write reaches. BugCommitOldTerm needs a
 // Figure 8 schedule and is the rarest; core's
 // TestFigure8OldTermNotCommittedByCounting also catches it directly.
 var simFindableBugs = []core.Bug{
 	core.BugVoteNotPersisted, core.BugCommitOldTerm, core.BugKeepConflict,
 	core.BugReadNoHeartbeat, core.BugSnapshotOffByOne, core.BugVoteIgnoresLog,
+	core.BugAckBeforePersist,
 }
 
 func TestSimFindsInjectedBugs(t *testing.T) {
