@@ -19,22 +19,24 @@ import (
 	"github.com/kraftdb/kraft/server"
 )
 
-// kraftdBin is built once per test binary, with the same race/invariants
-// setting as the tests.
-var kraftdBin string
+// kraftdBin and ctlBin are built once per test binary, with the same
+// race/invariants setting as the tests.
+var kraftdBin, ctlBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "kraft-e2e-bin")
 	if err != nil {
 		panic(err)
 	}
-	kraftdBin = filepath.Join(dir, "kraftd")
-	args := append([]string{"build", "-o", kraftdBin}, kraftdBuildFlags...)
-	cmd := exec.Command("go", append(args, "../cmd/kraftd")...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building kraftd:", err)
-		os.Exit(1)
+	kraftdBin, ctlBin = filepath.Join(dir, "kraftd"), filepath.Join(dir, "kraft-ctl")
+	for bin, pkg := range map[string]string{kraftdBin: "../cmd/kraftd", ctlBin: "../cmd/kraft-ctl"} {
+		args := append([]string{"build", "-o", bin}, kraftdBuildFlags...)
+		cmd := exec.Command("go", append(args, pkg)...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

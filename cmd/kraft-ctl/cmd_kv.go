@@ -100,5 +100,5 @@ func parseConsistency(s string) (wire.Consistency, error) {
 	case "stale":
 		return wire.ReadStale, nil
 	}
-	return 0, fmt.Errorf("--consistency %q: want linearizable, lease or stale", s)
+	return 0, usageErr{fmt.Sprintf("--consistency %q: want linearizable, lease or stale", s)}
 }
