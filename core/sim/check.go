@@ -108,6 +108,23 @@ func (s *Sim) checkSafety() {
 				return
 			}
 		}
+		if invariantsBuild && n.leaderT == st.Term {
+			// The whole log, not just its tail: no entry a leader holds
+			// changes while it leads.
+			for i := max(st.SnapshotIndex+1, n.leadFrom); i < n.leadFrom+uint64(len(n.leadTerms)); i++ {
+				if t, _ := n.r.Term(i); t != n.leadTerms[i-n.leadFrom] {
+					s.fail("leader append-only: leader %d's entry %d changed term %d → %d", n.id, i, n.leadTerms[i-n.leadFrom], t)
+					return
+				}
+			}
+		}
+		if invariantsBuild {
+			n.leadFrom, n.leadTerms = st.SnapshotIndex+1, n.leadTerms[:0]
+			for i := st.SnapshotIndex + 1; i <= st.LastIndex; i++ {
+				t, _ := n.r.Term(i)
+				n.leadTerms = append(n.leadTerms, t)
+			}
+		}
 		n.leaderT, n.leadLog, n.leadLogTerm = st.Term, st.LastIndex, st.LastTerm
 	}
 }

@@ -193,6 +193,8 @@ type node struct {
 	leaderT     uint64 // term this node was last seen leading (append-only check)
 	leadLog     uint64 // its last index then
 	leadLogTerm uint64
+	leadFrom    uint64 // invariants build: the leader's terms from leadFrom on
+	leadTerms   []uint64
 	reads       []pendingRead
 }
 
