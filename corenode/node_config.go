@@ -22,7 +22,8 @@ type Transport interface {
 // NodeConfig configures a Node.
 type NodeConfig struct {
 	// Raft holds the protocol parameters; its timeouts are in ticks of
-	// TickInterval. Raft.Rand may be nil: the node seeds one.
+	// TickInterval (default 1ms, matching core.DefaultConfig). Raft.Rand
+	// may be nil: the node seeds one.
 	Raft         core.Config
 	TickInterval time.Duration
 
@@ -64,7 +65,7 @@ type NodeConfig struct {
 
 func (c *NodeConfig) withDefaults() {
 	if c.TickInterval == 0 {
-		c.TickInterval = 5 * time.Millisecond
+		c.TickInterval = time.Millisecond // core.DefaultConfig's timeouts are in milliseconds
 	}
 	if c.ProposalQueueLen == 0 {
 		c.ProposalQueueLen = 8192
