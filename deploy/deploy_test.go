@@ -128,17 +128,17 @@ func stripLeadingComments(t *testing.T, path string, data []byte) []byte {
 
 type alertRule struct {
 	Alert       string            `json:"alert"`
-	Record      string            `json:"record"`
+	Record      string            `json:"record,omitempty"`
 	Expr        string            `json:"expr"`
 	For         string            `json:"for"`
 	Labels      map[string]string `json:"labels"`
-	Annotations map[string]string `json:"annotations"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 type ruleFile struct {
 	Groups []struct {
 		Name     string      `json:"name"`
-		Interval string      `json:"interval"`
+		Interval string      `json:"interval,omitempty"`
 		Rules    []alertRule `json:"rules"`
 	} `json:"groups"`
 }
@@ -761,5 +761,183 @@ func TestRunbookLinks(t *testing.T) {
 				t.Errorf("alert %s: docs/operations.md has no section #%s", r.Alert, anchor)
 			}
 		}
+	}
+}
+
+// promSeries and promAlertTest are promtool's unit-test format.
+type promSeries struct {
+	Series string `json:"series"`
+	Values string `json:"values"`
+}
+
+type promExpAlert struct {
+	ExpLabels map[string]string `json:"exp_labels"`
+}
+
+type promAlertTest struct {
+	EvalTime  string         `json:"eval_time"`
+	Alertname string         `json:"alertname"`
+	ExpAlerts []promExpAlert `json:"exp_alerts"`
+}
+
+type promTest struct {
+	Name          string          `json:"name"`
+	Interval      string          `json:"interval"`
+	InputSeries   []promSeries    `json:"input_series"`
+	AlertRuleTest []promAlertTest `json:"alert_rule_test"`
+}
+
+// s builds a series name with the labels Prometheus and kraftd attach.
+func s(metric, node string, extra ...string) string {
+	l := `job="kraft",instance="n` + node + `:7003",node="` + node + `"`
+	for i := 0; i+1 < len(extra); i += 2 {
+		l += `,` + extra[i] + `="` + extra[i+1] + `"`
+	}
+	return metric + "{" + l + "}"
+}
+
+func nodeLabels(node, severity string, extra ...string) map[string]string {
+	m := map[string]string{"job": "kraft", "instance": "n" + node + ":7003", "node": node, "severity": severity}
+	for i := 0; i+1 < len(extra); i += 2 {
+		m[extra[i]] = extra[i+1]
+	}
+	return m
+}
+
+func jobLabels(severity string) map[string]string {
+	return map[string]string{"job": "kraft", "severity": severity}
+}
+
+// alertBehaviour is what each alert must and must not fire on, in
+// promtool's unit-test format.
+func alertBehaviour() []promTest {
+	none := []promExpAlert{}
+	return []promTest{
+		{Name: "no leader", Interval: "15s", InputSeries: []promSeries{
+			{s("kraft_is_leader", "1"), "0x20"}, {s("kraft_is_leader", "2"), "0x20"}, {s("kraft_is_leader", "3"), "0x20"},
+		}, AlertRuleTest: []promAlertTest{
+			{"15s", "KraftNoLeader", none}, // not before 30s
+			{"1m", "KraftNoLeader", []promExpAlert{{jobLabels("critical")}}},
+		}},
+		{Name: "one leader: quiet", Interval: "15s", InputSeries: []promSeries{
+			{s("kraft_is_leader", "1"), "1x20"}, {s("kraft_is_leader", "2"), "0x20"}, {s("kraft_is_leader", "3"), "0x20"},
+		}, AlertRuleTest: []promAlertTest{
+			{"2m", "KraftNoLeader", none}, {"2m", "KraftMultipleLeaders", none},
+		}},
+		{Name: "two leaders", Interval: "15s", InputSeries: []promSeries{
+			{s("kraft_is_leader", "1"), "1x20"}, {s("kraft_is_leader", "2"), "1x20"}, {s("kraft_is_leader", "3"), "0x20"},
+		}, AlertRuleTest: []promAlertTest{
+			{"2m", "KraftMultipleLeaders", []promExpAlert{{jobLabels("warning")}}},
+		}},
+		{Name: "2 of 3 up: quorum at risk, not lost", Interval: "15s", InputSeries: []promSeries{
+			{`up{job="kraft",instance="n1:7003"}`, "1x20"}, {`up{job="kraft",instance="n2:7003"}`, "1x20"}, {`up{job="kraft",instance="n3:7003"}`, "0x20"},
+			{s("kraft_cluster_size", "1"), "3x20"}, {s("kraft_cluster_size", "2"), "3x20"},
+		}, AlertRuleTest: []promAlertTest{
+			{"2m", "KraftQuorumAtRisk", []promExpAlert{{jobLabels("critical")}}},
+			{"2m", "KraftQuorumLost", none},
+			{"2m", "KraftNodeDown", []promExpAlert{{map[string]string{"job": "kraft", "instance": "n3:7003", "severity": "warning"}}}},
+		}},
+		{Name: "5 of 5 up: quiet", Interval: "15s", InputSeries: []promSeries{
+			{`up{job="kraft",instance="n1:7003"}`, "1x20"}, {`up{job="kraft",instance="n2:7003"}`, "1x20"}, {`up{job="kraft",instance="n3:7003"}`, "1x20"},
+			{`up{job="kraft",instance="n4:7003"}`, "1x20"}, {`up{job="kraft",instance="n5:7003"}`, "1x20"},
+			{s("kraft_cluster_size", "1"), "5x20"},
+		}, AlertRuleTest: []promAlertTest{
+			{"2m", "KraftQuorumAtRisk", none}, {"2m", "KraftQuorumLost", none},
+		}},
+		{Name: "every node down: quorum lost", Interval: "15s", InputSeries: []promSeries{
+			{`up{job="kraft",instance="n1:7003"}`, "0x20"}, {`up{job="kraft",instance="n2:7003"}`, "0x20"}, {`up{job="kraft",instance="n3:7003"}`, "0x20"},
+		}, AlertRuleTest: []promAlertTest{
+			{"2m", "KraftQuorumLost", []promExpAlert{{jobLabels("critical")}}},
+		}},
+		{Name: "replication stalled vs idle", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_is_leader", "1"), "1x10"}, {s("kraft_last_log_index", "1"), "110x10"}, {s("kraft_commit_index", "1"), "100x10"},
+			{s("kraft_is_leader", "2"), "1x10"}, {s("kraft_last_log_index", "2"), "100x10"}, {s("kraft_commit_index", "2"), "100x10"},
+		}, AlertRuleTest: []promAlertTest{
+			{"10m", "KraftReplicationStalled", []promExpAlert{{nodeLabels("1", "critical")}}},
+		}},
+		{Name: "follower lag: only the current leader's view counts", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_is_leader", "1"), "1x10"}, {s("kraft_replication_lag_entries", "1", "follower", "3"), "20000x10"},
+			{s("kraft_replication_lag_entries", "1", "follower", "2"), "5x10"},
+			{s("kraft_is_leader", "2"), "0x10"}, {s("kraft_replication_lag_entries", "2", "follower", "3"), "50000x10"}, // stale, from an old term
+		}, AlertRuleTest: []promAlertTest{
+			{"10m", "KraftFollowerLagging", []promExpAlert{{nodeLabels("1", "warning", "follower", "3")}}},
+		}},
+		{Name: "commit and fsync latency", Interval: "1m", InputSeries: []promSeries{
+			// every observation between 0.5 s and 1 s
+			{s("kraft_commit_latency_seconds_bucket", "1", "le", "0.5"), "0x15"},
+			{s("kraft_commit_latency_seconds_bucket", "1", "le", "1"), "0+100x15"},
+			{s("kraft_commit_latency_seconds_bucket", "1", "le", "+Inf"), "0+100x15"},
+			// every observation under 1 ms
+			{s("kraft_fsync_latency_seconds_bucket", "1", "le", "0.001"), "0+100x15"},
+			{s("kraft_fsync_latency_seconds_bucket", "1", "le", "+Inf"), "0+100x15"},
+		}, AlertRuleTest: []promAlertTest{
+			{"4m", "KraftHighCommitLatency", none},
+			{"12m", "KraftHighCommitLatency", []promExpAlert{{nodeLabels("1", "warning")}}},
+			{"12m", "KraftHighFsyncLatency", none},
+		}},
+		{Name: "frequent elections", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_elections_total", "1"), "0+1x60"}, {s("kraft_elections_total", "2"), "0x60"},
+		}, AlertRuleTest: []promAlertTest{
+			{"3m", "KraftFrequentElections", none},
+			{"30m", "KraftFrequentElections", []promExpAlert{{jobLabels("warning")}}},
+		}},
+		{Name: "snapshot age", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_last_snapshot_time", "1"), "0x1600"},    // never
+			{s("kraft_last_snapshot_time", "2"), "0+60x1600"}, // every minute
+		}, AlertRuleTest: []promAlertTest{
+			{"2h", "KraftSnapshotOld", none},
+			{"25h", "KraftSnapshotOld", []promExpAlert{{nodeLabels("1", "warning")}}},
+		}},
+		{Name: "leadership and membership changes", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_leader_id", "1"), "2 2 2 3 3 3 3 3 3 3 3 3 3"},
+			{s("kraft_cluster_size", "1"), "3 3 3 3 3 3 5 5 5 5 5 5 5"},
+		}, AlertRuleTest: []promAlertTest{
+			{"2m", "KraftLeadershipChange", none},
+			{"4m", "KraftLeadershipChange", []promExpAlert{{jobLabels("info")}}},
+			{"7m", "KraftMembershipChange", []promExpAlert{{jobLabels("info")}}},
+			{"12m", "KraftMembershipChange", none},
+		}},
+		{Name: "pending config change on the leader", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_is_leader", "1"), "1x10"}, {s("kraft_pending_config_change", "1"), "1x10"},
+			{s("kraft_is_leader", "2"), "0x10"}, {s("kraft_pending_config_change", "2"), "1x10"},
+		}, AlertRuleTest: []promAlertTest{
+			{"3m", "KraftPendingConfigChange", none},
+			{"10m", "KraftPendingConfigChange", []promExpAlert{{nodeLabels("1", "warning")}}},
+		}},
+	}
+}
+
+// TestAlertRulesBehaviour runs promtool's rule unit tests (when promtool is
+// installed) against the rules with their annotations removed, so the tests
+// pin what fires, when, and with which labels, not the wording.
+func TestAlertRulesBehaviour(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not on PATH")
+	}
+	rf := loadRules(t)
+	for gi := range rf.Groups {
+		for ri := range rf.Groups[gi].Rules {
+			rf.Groups[gi].Rules[ri].Annotations = nil
+		}
+	}
+	dir := t.TempDir()
+	rules, _ := json.Marshal(rf)
+	if err := os.WriteFile(filepath.Join(dir, "rules.yml"), rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests, _ := json.MarshalIndent(map[string]any{
+		"rule_files":          []string{"rules.yml"},
+		"evaluation_interval": "15s",
+		"tests":               alertBehaviour(),
+	}, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "tests.yml"), tests, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(promtool, "test", "rules", "tests.yml")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
 }
