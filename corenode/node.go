@@ -724,8 +724,12 @@ func (n *Node) handleReady(rd *core.Ready) error {
 	for i := range rd.Messages {
 		n.cfg.Transport.Send(&rd.Messages[i])
 	}
+	// Votes and acknowledgements promise that the log is durable through
+	// LastIndex: also in a Ready without entries, whose acknowledgement may
+	// cover entries of an earlier Ready still being synced. The hard state
+	// was saved synchronously above.
 	if len(rd.MessagesAfterPersist) > 0 {
-		if len(rd.Entries) == 0 {
+		if len(n.held) == 0 && n.wal.DurableIndex() >= rd.LastIndex {
 			for i := range rd.MessagesAfterPersist {
 				n.cfg.Transport.Send(&rd.MessagesAfterPersist[i])
 			}
