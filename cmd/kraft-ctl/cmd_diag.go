@@ -45,6 +45,24 @@ func firstEndpoint(a *admin) (string, error) {
 	return ep[0], nil
 }
 
+// nodeReport GETs path from the first endpoint into out and, with -w json,
+// prints it; done is then true and the caller has nothing left to print.
+func nodeReport(f *clusterFlags, w io.Writer, method, path string, out any) (ep string, done bool, err error) {
+	a := newAdmin(f)
+	defer a.cancel()
+	if ep, err = firstEndpoint(a); err != nil {
+		return ep, false, err
+	}
+	if err = a.call(ep, method, path, nil, out); err != nil {
+		return ep, false, err
+	}
+	if *f.out == "json" {
+		writeJSONOut(w, out)
+		return ep, true, nil
+	}
+	return ep, false, nil
+}
+
 func latencyBreakdownCommand() command {
 	return clusterCommand("latency-breakdown", "commit latency by phase (P50/P95/P99): write to log, wait for ack, total", 0,
 		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
@@ -81,19 +99,9 @@ func latencyBreakdownCommand() command {
 func diskStatsCommand() command {
 	return clusterCommand("disk-stats", "fsync latency, WAL and snapshot usage, free space", 0,
 		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
-			a := newAdmin(f)
-			defer a.cancel()
-			ep, err := firstEndpoint(a)
-			if err != nil {
-				return err
-			}
 			var b server.DiskBody
-			if err := a.call(ep, "GET", "/admin/disk", nil, &b); err != nil {
+			if _, done, err := nodeReport(f, w, "GET", "/admin/disk", &b); done || err != nil {
 				return err
-			}
-			if *f.out == "json" {
-				writeJSONOut(w, b)
-				return nil
 			}
 			fmt.Fprintf(w, "Fsync mode: %s\n", b.FsyncMode)
 			fmt.Fprintf(w, "Fsync: P50 %s  P95 %s  P99 %s  max %s  (%d batches)\n", dur(b.Fsync.P50ms), dur(b.Fsync.P95ms), dur(b.Fsync.P99ms), dur(b.Fsync.Maxms), b.Fsync.Count)
@@ -109,19 +117,9 @@ func diskStatsCommand() command {
 func snapshotStatusCommand() command {
 	return clusterCommand("snapshot-status", "last snapshot, entries since, files", 0,
 		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
-			a := newAdmin(f)
-			defer a.cancel()
-			ep, err := firstEndpoint(a)
-			if err != nil {
-				return err
-			}
 			var b server.SnapshotsBody
-			if err := a.call(ep, "GET", "/admin/snapshots", nil, &b); err != nil {
+			if _, done, err := nodeReport(f, w, "GET", "/admin/snapshots", &b); done || err != nil {
 				return err
-			}
-			if *f.out == "json" {
-				writeJSONOut(w, b)
-				return nil
 			}
 			if n := len(b.Files); n > 0 {
 				last := b.Files[n-1]
@@ -146,19 +144,9 @@ func snapshotStatusCommand() command {
 func memoryStatsCommand() command {
 	return clusterCommand("memory-stats", "memory by component (log cache, pending entries, connections, state machine)", 0,
 		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
-			a := newAdmin(f)
-			defer a.cancel()
-			ep, err := firstEndpoint(a)
-			if err != nil {
-				return err
-			}
 			var comps []server.MemoryComponent
-			if err := a.call(ep, "GET", "/admin/memory", nil, &comps); err != nil {
+			if _, done, err := nodeReport(f, w, "GET", "/admin/memory", &comps); done || err != nil {
 				return err
-			}
-			if *f.out == "json" {
-				writeJSONOut(w, comps)
-				return nil
 			}
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "Component\tUsed\tMax")
@@ -176,19 +164,9 @@ func memoryStatsCommand() command {
 func pingPeersCommand() command {
 	return clusterCommand("ping-peers", "round-trip time from this node to every peer ([SLOW] flags outliers)", 0,
 		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
-			a := newAdmin(f)
-			defer a.cancel()
-			ep, err := firstEndpoint(a)
-			if err != nil {
-				return err
-			}
 			var peers []server.PeerRTT
-			if err := a.call(ep, "GET", "/admin/ping-peers", nil, &peers); err != nil {
+			if _, done, err := nodeReport(f, w, "GET", "/admin/ping-peers", &peers); done || err != nil {
 				return err
-			}
-			if *f.out == "json" {
-				writeJSONOut(w, peers)
-				return nil
 			}
 			failed := 0
 			for _, p := range peers {
@@ -269,16 +247,11 @@ func traceRequestCommand() command {
 func clearPendingRequestsCommand() command {
 	return clusterCommand("clear-pending-requests", "fail the requests waiting on the node (their outcome is unknown)", 0,
 		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
-			a := newAdmin(f)
-			defer a.cancel()
-			ep, err := firstEndpoint(a)
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Cleared int `json:"cleared"`
 			}
-			if err := a.call(ep, "POST", "/admin/clear-pending-requests", nil, &out); err != nil {
+			ep, done, err := nodeReport(f, w, "POST", "/admin/clear-pending-requests", &out)
+			if done || err != nil {
 				return err
 			}
 			fmt.Fprintf(w, "Cleared %d pending requests on %s (writes among them may still commit: outcome unknown)\n", out.Cleared, ep)
