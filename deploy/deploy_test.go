@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -937,5 +938,44 @@ func TestAlertRulesBehaviour(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+}
+
+// TestDashboardQueriesParse has promtool parse every dashboard query (as a
+// recording rule, Grafana's variables substituted) when promtool is
+// installed.
+func TestDashboardQueriesParse(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not on PATH")
+	}
+	data, err := os.ReadFile("grafana/kraft-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exprs := regexp.MustCompile(`"expr": ("(?:[^"\\]|\\.)*")`).FindAllSubmatch(data, -1)
+	if len(exprs) == 0 {
+		t.Fatal("no queries found")
+	}
+	sub := strings.NewReplacer("$__rate_interval", "1m", "$job", "kraft", "$node", ".*")
+	type rec struct {
+		Record string `json:"record"`
+		Expr   string `json:"expr"`
+	}
+	var rules []rec
+	for i, m := range exprs {
+		var e string
+		if err := json.Unmarshal(m[1], &e); err != nil {
+			t.Fatal(err)
+		}
+		rules = append(rules, rec{Record: "dashboard_query_" + strconv.Itoa(i), Expr: sub.Replace(e)})
+	}
+	body, _ := json.Marshal(map[string]any{"groups": []any{map[string]any{"name": "dashboard", "rules": rules}}})
+	path := filepath.Join(t.TempDir(), "dashboard-queries.yml")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err != nil {
+		t.Fatalf("promtool check rules (dashboard queries): %v\n%s", err, out)
 	}
 }
