@@ -857,6 +857,13 @@ func alertBehaviour() []promTest {
 		}, AlertRuleTest: []promAlertTest{
 			{"10m", "KraftFollowerLagging", []promExpAlert{{nodeLabels("1", "warning", "follower", "3")}}},
 		}},
+		{Name: "a node's own commit index far behind", Interval: "1m", InputSeries: []promSeries{
+			{s("kraft_commit_index", "1"), "20000+100x10"}, {s("kraft_commit_index", "2"), "20000+100x10"},
+			{s("kraft_commit_index", "3"), "0x10"}, // wiped, not caught up
+		}, AlertRuleTest: []promAlertTest{
+			{"3m", "KraftNodeBehind", none},
+			{"10m", "KraftNodeBehind", []promExpAlert{{nodeLabels("3", "warning")}}},
+		}},
 		{Name: "commit and fsync latency", Interval: "1m", InputSeries: []promSeries{
 			// every observation between 0.5 s and 1 s
 			{s("kraft_commit_latency_seconds_bucket", "1", "le", "0.5"), "0x15"},
