@@ -40,10 +40,10 @@ func (s *Server) startAdmin() error {
 		writeJSON(w, http.StatusOK, s.cfg.Effective())
 	}))
 	s.registerDiag(mux)
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/", s.guard(pprof.Index))
+	mux.HandleFunc("GET /debug/pprof/profile", s.guard(pprof.Profile))
+	mux.HandleFunc("GET /debug/pprof/trace", s.guard(pprof.Trace))
+	mux.HandleFunc("GET /debug/pprof/symbol", s.guard(pprof.Symbol))
 	ln, err := net.Listen("tcp", s.cfg.listen(s.cfg.AdminPort))
 	if err != nil {
 		return fmt.Errorf("kraft/server: admin port: %w", err)
@@ -54,8 +54,9 @@ func (s *Server) startAdmin() error {
 	return nil
 }
 
-// guard enforces the admin token (when configured) on mutating calls and,
-// if the token is set, on /metrics. The comparison takes constant time.
+// guard enforces the admin token, when one is configured, on the admin API,
+// /metrics and /debug/pprof (health stays open for load balancers and
+// probes). The comparison takes constant time.
 func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if tok := s.cfg.AdminToken; tok != "" {

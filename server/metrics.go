@@ -42,6 +42,10 @@ type nodeMetrics struct {
 	lastTerm uint64
 	lastLead uint64
 	lastSnap uint64
+	// followerGauges are the per-follower series this node exports while it
+	// leads; they are removed when it stops leading or a follower leaves,
+	// so no stale lag outlives the leadership it described.
+	followerGauges map[string]bool
 }
 
 func newNodeMetrics(nodeID uint64) *nodeMetrics {
@@ -113,6 +117,7 @@ func (m *nodeMetrics) observe(s core.Status) {
 		}
 		m.lastSnap = s.SnapshotIndex
 	}
+	current := map[string]bool{}
 	if s.Role == core.RoleLeader {
 		for _, p := range s.Peers {
 			if p.ID == s.ID {
@@ -125,8 +130,16 @@ func (m *nodeMetrics) observe(s core.Status) {
 			}
 			m.set.GetOrCreateGauge("kraft_replication_match_index"+f, nil).Set(match)
 			m.set.GetOrCreateGauge("kraft_replication_lag_entries"+f, nil).Set(lag)
+			current[f] = true
 		}
 	}
+	for f := range m.followerGauges {
+		if !current[f] {
+			m.set.UnregisterMetric("kraft_replication_match_index" + f)
+			m.set.UnregisterMetric("kraft_replication_lag_entries" + f)
+		}
+	}
+	m.followerGauges = current
 }
 
 // request counts one client request by operation and outcome.
@@ -150,4 +163,5 @@ func (m *nodeMetrics) since(h *metrics.PrometheusHistogram, start time.Time) {
 func (m *nodeMetrics) write(w io.Writer) {
 	m.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
+	metrics.WriteFDMetrics(w)
 }
