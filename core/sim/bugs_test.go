@@ -26,6 +26,12 @@ var simFindableBugs = []core.Bug{
 }
 
 func TestSimFindsInjectedBugs(t *testing.T) {
+	if raceBuild {
+		// It proves the checks' power, not the code's thread safety (the
+		// simulator is single-threaded); the plain and invariants builds
+		// run it, the race build would take minutes.
+		t.Skip("skipped under the race detector")
+	}
 	for _, b := range simFindableBugs {
 		t.Run(b.String(), func(t *testing.T) {
 			errs := runSeeds(t, 1, bugSeedBudget, func(seed uint64) Options {

@@ -22,7 +22,7 @@ var (
 // invariants builds, fewer under the race detector.
 func seedsPerRun() int {
 	if raceBuild {
-		return 250
+		return 200
 	}
 	return 2000
 }
