@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -67,14 +70,41 @@ type cluster struct {
 	clients []*client.Client
 }
 
+// freePort returns a port for a node to listen on. It is taken below the
+// kernel's ephemeral range (ip_local_port_range), so no outbound connection
+// of a parallel test can land on it between this check and kraftd's bind;
+// within this process ports are handed out once.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		p := int(nextPort.Add(1))
+		if p >= ephemeralLow() {
+			t.Fatal("ran out of test ports below the ephemeral range")
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+}
+
+// nextPort starts at a random point so that test binaries run one after
+// the other do not reuse each other's ports while sockets linger.
+var nextPort atomic.Int64
+
+func init() { nextPort.Store(int64(10000 + rand.IntN(8000))) }
+
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // newCluster starts n founding members.

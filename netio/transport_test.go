@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,15 +82,35 @@ func (r *recorder) wait(t *testing.T, n int) {
 	}
 }
 
+// freeAddr returns a listen address below the kernel's ephemeral port
+// range: a port probed free in the ephemeral range can be taken by some
+// outbound connection before gnet binds it, which parallel tests do.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for {
+		p := int(nextPort.Add(1))
+		if p >= low {
+			t.Fatal("ran out of test ports below the ephemeral range")
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
 }
+
+var nextPort atomic.Int64
+
+func init() { nextPort.Store(int64(18000 + rand.IntN(8000))) }
 
 type node struct {
 	t      *Transport
