@@ -3,8 +3,14 @@
 // randomness: time is Tick, randomness is the seeded Config.Rand, input is
 // Step/Propose/ReadIndex/ProposeConfChange/TransferLeadership, and output is
 // a Ready batch. That is what lets core/sim run whole clusters
-// deterministically from a seed. The embeddable driver (core.Node:
-// goroutines, WAL, network) is built on it by a later issue.
+// deterministically from a seed.
+//
+// Node (node*.go) is the embeddable driver built on it: it runs the drive
+// loop below on one goroutine with the WAL (package wal) for storage, a
+// Transport (netio in kraftd) for messages and an sm.StateMachine on a
+// separate apply goroutine. The pure files (raft.go, log.go, progress.go,
+// membership.go, ready.go, api.go, status.go) never touch goroutines, clocks
+// or I/O; only node*.go do. See ExampleNode for embedding a node.
 //
 // # The drive loop
 //

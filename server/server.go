@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/kraftdb/kraft/core"
-	node "github.com/kraftdb/kraft/corenode"
 	"github.com/kraftdb/kraft/netio"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wal"
@@ -33,7 +32,7 @@ type Server struct {
 	// reopened (force-new-cluster): a reopened node replays the log into a
 	// fresh state machine.
 	kvP     atomic.Pointer[sm.KV]
-	nodeP   atomic.Pointer[node.Node]
+	nodeP   atomic.Pointer[core.Node]
 	tr      *netio.Transport
 	book    *addressBook
 	metrics *nodeMetrics
@@ -59,7 +58,7 @@ type Server struct {
 }
 
 // n is the current Raft node, kv its state machine.
-func (s *Server) n() *node.Node { return s.nodeP.Load() }
+func (s *Server) n() *core.Node { return s.nodeP.Load() }
 func (s *Server) kv() *sm.KV    { return s.kvP.Load() }
 
 // New builds a node from cfg (already validated by LoadConfig). level is
@@ -160,7 +159,7 @@ func (s *Server) Start() error {
 // openNode opens the storage and starts a Raft node on it; with
 // forceNewCluster the node becomes the only voter of a new cluster, keeping
 // its log (quorum-loss recovery).
-func (s *Server) openNode(forceNewCluster bool) (*node.Node, *sm.KV, error) {
+func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 	cfg := &s.cfg
 	static, _ := ParsePeers(cfg.Peers)
 	fsync, err := wal.ParseFsyncMode(cfg.FsyncMode)
@@ -203,7 +202,7 @@ func (s *Server) openNode(forceNewCluster bool) (*node.Node, *sm.KV, error) {
 		}
 		slices.Sort(bootstrap)
 	}
-	n, err := node.NewNode(node.NodeConfig{
+	n, err := core.NewNode(core.NodeConfig{
 		Raft: rc, TickInterval: tick,
 		WALDir: walDir,
 		WAL: wal.Options{SegmentSizeBytes: int64(cfg.SegmentSize), Fsync: fsync, SyncInterval: cfg.BatchFsyncInterval,
@@ -304,7 +303,7 @@ func (s *Server) writeMemberRecord(id uint64, a Addresses) error {
 
 // watchNode reports n stopping by itself (a fatal storage error) as the
 // server's failure, unless n was replaced on purpose meanwhile.
-func (s *Server) watchNode(n *node.Node) {
+func (s *Server) watchNode(n *core.Node) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -496,7 +495,7 @@ func (s *Server) fillError(resp *wire.ClientResponse, err error) {
 	case errors.Is(err, core.ErrTooManyPending):
 		resp.Status, resp.Error = wire.StatusTooManyRequests, []byte(err.Error())
 		return
-	case errors.Is(err, node.ErrStopped):
+	case errors.Is(err, core.ErrStopped):
 		resp.Status, resp.Error = wire.StatusError, []byte(err.Error())
 		return
 	}

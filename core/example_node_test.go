@@ -1,4 +1,4 @@
-package node_test
+package core_test
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kraftdb/kraft/core"
-	node "github.com/kraftdb/kraft/corenode"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wire"
 )
@@ -42,10 +41,10 @@ func (alone) Send(*wire.Message) error { return nil }
 
 // Embed a Raft node with your own state machine. A real cluster passes a
 // netio.Transport and lists its peers in Bootstrap.
-func Example() {
+func ExampleNode() {
 	dir, _ := os.MkdirTemp("", "kraft-example-")
 	defer os.RemoveAll(dir)
-	n, err := node.NewNode(node.NodeConfig{
+	n, err := core.NewNode(core.NodeConfig{
 		Raft:         core.DefaultConfig(1, nil),
 		WALDir:       dir,
 		StateMachine: &counter{},

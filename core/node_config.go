@@ -1,4 +1,4 @@
-package node
+package core
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/kraftdb/kraft/core"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wal"
 	"github.com/kraftdb/kraft/wire"
@@ -22,9 +21,9 @@ type Transport interface {
 // NodeConfig configures a Node.
 type NodeConfig struct {
 	// Raft holds the protocol parameters; its timeouts are in ticks of
-	// TickInterval (default 1ms, matching core.DefaultConfig). Raft.Rand
+	// TickInterval (default 1ms, matching DefaultConfig). Raft.Rand
 	// may be nil: the node seeds one.
-	Raft         core.Config
+	Raft         Config
 	TickInterval time.Duration
 
 	// WALDir holds the log and hard state; WAL.SnapshotDir the snapshots.
@@ -58,14 +57,14 @@ type NodeConfig struct {
 
 	// OnMembership is called on the loop goroutine whenever the membership
 	// may have changed (it must be quick: e.g. update the transport's peers).
-	OnMembership func(core.Membership)
+	OnMembership func(Membership)
 
 	Logger *slog.Logger
 }
 
 func (c *NodeConfig) withDefaults() {
 	if c.TickInterval == 0 {
-		c.TickInterval = time.Millisecond // core.DefaultConfig's timeouts are in milliseconds
+		c.TickInterval = time.Millisecond // DefaultConfig's timeouts are in milliseconds
 	}
 	if c.ProposalQueueLen == 0 {
 		c.ProposalQueueLen = 8192

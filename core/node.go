@@ -1,4 +1,4 @@
-package node
+package core
 
 import (
 	"bytes"
@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kraftdb/kraft/core"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wal"
 	"github.com/kraftdb/kraft/wire"
@@ -43,8 +42,8 @@ type Node struct {
 
 	propC  chan *proposal
 	recvC  chan *wire.Message
-	readC  chan *readReq
-	ctlC   chan func(r *core.Raft)
+	readC  chan *readWaiter
+	ctlC   chan func(r *Raft)
 	applyC chan applyTask
 	stopC  chan struct{}
 	wg     sync.WaitGroup
@@ -53,14 +52,14 @@ type Node struct {
 	fatalErr atomic.Pointer[error]
 
 	// Loop goroutine only.
-	raft        *core.Raft
-	waiters     map[uint64]*proposal // by log index
-	reads       map[uint64]*readReq  // by read context
+	raft        *Raft
+	waiters     map[uint64]*proposal   // by log index
+	reads       map[uint64]*readWaiter // by read context
 	nextReadCtx uint64
 	persistQ    []persistMark
 	commitQ     []commitMark
 	held        []heldMessages
-	savedHS     core.HardState
+	savedHS     HardState
 	batch       [][]byte
 	batchProps  []*proposal
 
@@ -99,7 +98,7 @@ func (p *proposal) finish(res sm.Result, err error) {
 	close(p.done)
 }
 
-type readReq struct {
+type readWaiter struct {
 	index uint64
 	err   error
 	done  chan struct{}
@@ -124,7 +123,7 @@ type heldMessages struct {
 }
 
 type applyTask struct {
-	snapshot *core.Snapshot // restore before applying entries
+	snapshot *Snapshot // restore before applying entries
 	entries  []byte
 	waiters  []*proposal // for indexes in entries, ascending
 }
@@ -159,12 +158,12 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg: cfg, log: log, wal: w, sm: cfg.StateMachine,
 		propC:      make(chan *proposal, cfg.ProposalQueueLen),
 		recvC:      make(chan *wire.Message, cfg.InboxLen),
-		readC:      make(chan *readReq, cfg.ProposalQueueLen),
-		ctlC:       make(chan func(*core.Raft), 16),
+		readC:      make(chan *readWaiter, cfg.ProposalQueueLen),
+		ctlC:       make(chan func(*Raft), 16),
 		applyC:     make(chan applyTask, 64),
 		stopC:      make(chan struct{}),
 		waiters:    make(map[uint64]*proposal),
-		reads:      make(map[uint64]*readReq),
+		reads:      make(map[uint64]*readWaiter),
 		appliedSig: make(chan struct{}),
 		snapReq:    make(chan chan snapResult, 1),
 	}
@@ -173,7 +172,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		w.Close()
 		return nil, err
 	}
-	n.raft, err = core.New(cfg.Raft, st)
+	n.raft, err = New(cfg.Raft, st)
 	if err != nil {
 		w.Close()
 		return nil, err
@@ -183,15 +182,15 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	go n.runLoop()
 	go n.runApply()
 	if cfg.OnMembership != nil {
-		n.control(func(r *core.Raft) { cfg.OnMembership(r.Status().Membership) })
+		n.control(func(r *Raft) { cfg.OnMembership(r.Status().Membership) })
 	}
 	return n, nil
 }
 
 // recover builds the core's initial state from the newest snapshot and the
 // log after it, restoring the state machine from the snapshot.
-func (n *Node) recover() (core.InitialState, error) {
-	var st core.InitialState
+func (n *Node) recover() (InitialState, error) {
+	var st InitialState
 	meta, file, err := n.wal.LoadSnapshot()
 	switch {
 	case errors.Is(err, wal.ErrNoSnapshot):
@@ -205,12 +204,12 @@ func (n *Node) recover() (core.InitialState, error) {
 		if err := n.sm.Restore(bytes.NewReader(data)); err != nil {
 			return st, fmt.Errorf("kraft/core: restoring snapshot %s: %w", meta.File, err)
 		}
-		st.Snapshot = core.Snapshot{Meta: core.SnapshotMeta{Index: meta.Index, Term: meta.Term, Membership: m}, Data: data}
+		st.Snapshot = Snapshot{Meta: SnapshotMeta{Index: meta.Index, Term: meta.Term, Membership: m}, Data: data}
 		n.applied.Store(meta.Index)
 		n.lastSnap.Store(meta.Index)
 	}
 	hs := n.wal.HardState()
-	st.HardState = core.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
+	st.HardState = HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
 	if st.HardState.Term < st.Snapshot.Meta.Term {
 		// A data dir emptied and restored from a snapshot file (the guide's
 		// data-corruption procedure): the node's term and vote were lost
@@ -239,7 +238,7 @@ func (n *Node) recover() (core.InitialState, error) {
 	if empty && len(n.cfg.Bootstrap) > 0 {
 		// The founding entry and hard state are made durable before the
 		// node says anything, like any other log state.
-		st = core.Bootstrap(n.cfg.Bootstrap)
+		st = Bootstrap(n.cfg.Bootstrap)
 		if err := n.wal.Append(st.Entries); err != nil {
 			return st, err
 		}
@@ -292,7 +291,7 @@ func (n *Node) Step(m *wire.Message) {
 }
 
 // Propose replicates cmd and returns the state machine's result once it is
-// applied on this node. On a follower it fails with *core.NotLeaderError.
+// applied on this node. On a follower it fails with *NotLeaderError.
 // A context error means the outcome is unknown.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (sm.Result, error) {
 	return n.propose1(ctx, &proposal{data: cmd, done: make(chan struct{})})
@@ -333,7 +332,7 @@ func (n *Node) Read(ctx context.Context, c wire.Consistency) (uint64, error) {
 	if c == wire.ReadStale {
 		return n.applied.Load(), nil
 	}
-	r := &readReq{done: make(chan struct{})}
+	r := &readWaiter{done: make(chan struct{})}
 	select {
 	case n.readC <- r:
 	case <-ctx.Done():
@@ -377,10 +376,10 @@ func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
 func (n *Node) Applied() uint64 { return n.applied.Load() }
 
 // control runs f on the loop goroutine and waits for it.
-func (n *Node) control(f func(r *core.Raft)) error {
+func (n *Node) control(f func(r *Raft)) error {
 	done := make(chan struct{})
 	select {
-	case n.ctlC <- func(r *core.Raft) { f(r); close(done) }:
+	case n.ctlC <- func(r *Raft) { f(r); close(done) }:
 	case <-n.stopC:
 		return n.stoppedErr()
 	}
@@ -393,18 +392,18 @@ func (n *Node) control(f func(r *core.Raft)) error {
 }
 
 // Status returns the core's status with this node's applied index.
-func (n *Node) Status() (core.Status, error) {
-	var st core.Status
-	err := n.control(func(r *core.Raft) { st = r.Status() })
+func (n *Node) Status() (Status, error) {
+	var st Status
+	err := n.control(func(r *Raft) { st = r.Status() })
 	st.Applied = n.applied.Load()
 	return st, err
 }
 
 // ChangeMembership proposes ccs and waits until the change is applied here.
-func (n *Node) ChangeMembership(ctx context.Context, ccs ...core.ConfChange) error {
+func (n *Node) ChangeMembership(ctx context.Context, ccs ...ConfChange) error {
 	var pending uint64
 	var err error
-	if cerr := n.control(func(r *core.Raft) {
+	if cerr := n.control(func(r *Raft) {
 		if err = r.ProposeConfChange(ccs...); err == nil {
 			pending = r.Status().PendingConfIndex
 		}
@@ -419,21 +418,21 @@ func (n *Node) ChangeMembership(ctx context.Context, ccs ...core.ConfChange) err
 
 // AddVoter, AddLearner and RemoveServer are the single-node changes.
 func (n *Node) AddVoter(ctx context.Context, id uint64) error {
-	return n.ChangeMembership(ctx, core.ConfChange{Op: core.ConfAddVoter, NodeID: id})
+	return n.ChangeMembership(ctx, ConfChange{Op: ConfAddVoter, NodeID: id})
 }
 
 func (n *Node) AddLearner(ctx context.Context, id uint64) error {
-	return n.ChangeMembership(ctx, core.ConfChange{Op: core.ConfAddLearner, NodeID: id})
+	return n.ChangeMembership(ctx, ConfChange{Op: ConfAddLearner, NodeID: id})
 }
 
 func (n *Node) RemoveServer(ctx context.Context, id uint64) error {
-	return n.ChangeMembership(ctx, core.ConfChange{Op: core.ConfRemoveNode, NodeID: id})
+	return n.ChangeMembership(ctx, ConfChange{Op: ConfRemoveNode, NodeID: id})
 }
 
 // ClearPendingConfChange lifts a stuck membership change's guard.
 func (n *Node) ClearPendingConfChange() error {
 	var err error
-	if cerr := n.control(func(r *core.Raft) { err = r.ClearPendingConfChange() }); cerr != nil {
+	if cerr := n.control(func(r *Raft) { err = r.ClearPendingConfChange() }); cerr != nil {
 		return cerr
 	}
 	return err
@@ -443,7 +442,7 @@ func (n *Node) ClearPendingConfChange() error {
 // than this node is known (or ctx ends).
 func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 	var err error
-	if cerr := n.control(func(r *core.Raft) { err = r.TransferLeadership(id) }); cerr != nil {
+	if cerr := n.control(func(r *Raft) { err = r.TransferLeadership(id) }); cerr != nil {
 		return cerr
 	}
 	if err != nil {
@@ -636,7 +635,7 @@ func (n *Node) propose(p *proposal) {
 	clear(n.batchProps)
 }
 
-func (n *Node) read(r *readReq) {
+func (n *Node) read(r *readWaiter) {
 	n.nextReadCtx++
 	ctx := n.nextReadCtx
 	if err := n.raft.ReadIndex(ctx); err != nil {
@@ -689,7 +688,7 @@ func hasConfEntries(b []byte) bool {
 
 // handleReady persists, sends and applies one Ready in the order the core's
 // contract requires (see Ready's doc in the core).
-func (n *Node) handleReady(rd *core.Ready) error {
+func (n *Node) handleReady(rd *Ready) error {
 	if rd.Snapshot != nil {
 		if err := n.installSnapshot(rd.Snapshot); err != nil {
 			return err
@@ -708,7 +707,7 @@ func (n *Node) handleReady(rd *core.Ready) error {
 		}
 		now := time.Now()
 		n.persistQ = append(n.persistQ, persistMark{rd.LastIndex, rd.LastTerm, now})
-		if n.cfg.OnCommitLatency != nil && n.raft.Role() == core.RoleLeader {
+		if n.cfg.OnCommitLatency != nil && n.raft.Role() == RoleLeader {
 			n.commitQ = append(n.commitQ, commitMark{index: rd.LastIndex, appended: now})
 		}
 	}
@@ -774,7 +773,7 @@ func (n *Node) handleReady(rd *core.Ready) error {
 
 // installSnapshot persists a snapshot received from the leader and resets
 // the log to start after it; the apply goroutine restores the state machine.
-func (n *Node) installSnapshot(s *core.Snapshot) error {
+func (n *Node) installSnapshot(s *Snapshot) error {
 	file := encodeSnapshotFile(s.Meta.Membership, s.Data)
 	if _, err := n.wal.SaveSnapshot(s.Meta.Index, s.Meta.Term, bytes.NewReader(file)); err != nil {
 		return err
@@ -815,7 +814,7 @@ func (n *Node) observeCommit(index uint64) {
 // Cleared writes may still commit: their outcome is unknown.
 func (n *Node) ClearPending() (int, error) {
 	cleared := 0
-	err := n.control(func(*core.Raft) {
+	err := n.control(func(*Raft) {
 		cleared = len(n.waiters) + len(n.reads)
 		n.failWaiters(ErrCleared)
 	})

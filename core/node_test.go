@@ -1,4 +1,4 @@
-package node
+package core
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kraftdb/kraft/core"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wal"
 	"github.com/kraftdb/kraft/wire"
@@ -42,7 +41,7 @@ func (t memTransport) Send(m *wire.Message) error {
 	return nil
 }
 
-type cluster struct {
+type nodeCluster struct {
 	t   *testing.T
 	net *memNet
 	dir string
@@ -52,8 +51,8 @@ type cluster struct {
 	snapshotEvery uint64
 }
 
-func newCluster(t *testing.T, ids ...uint64) *cluster {
-	c := &cluster{t: t, net: &memNet{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}, dir: t.TempDir(), kvs: map[uint64]*sm.KV{}, ids: ids}
+func newNodeCluster(t *testing.T, ids ...uint64) *nodeCluster {
+	c := &nodeCluster{t: t, net: &memNet{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}, dir: t.TempDir(), kvs: map[uint64]*sm.KV{}, ids: ids}
 	t.Cleanup(func() {
 		for _, n := range c.net.nodes {
 			n.Close()
@@ -62,10 +61,10 @@ func newCluster(t *testing.T, ids ...uint64) *cluster {
 	return c
 }
 
-func (c *cluster) start(id uint64, bootstrap []uint64) *Node {
+func (c *nodeCluster) start(id uint64, bootstrap []uint64) *Node {
 	c.t.Helper()
 	kv, _ := sm.NewKV(sm.DefaultKVConfig())
-	rc := core.DefaultConfig(id, rand.NewPCG(id, 42))
+	rc := DefaultConfig(id, rand.NewPCG(id, 42))
 	n, err := NewNode(NodeConfig{
 		Raft: rc, TickInterval: time.Millisecond,
 		WALDir:               filepath.Join(c.dir, fmt.Sprint(id)),
@@ -86,7 +85,7 @@ func (c *cluster) start(id uint64, bootstrap []uint64) *Node {
 	return n
 }
 
-func (c *cluster) stop(id uint64) {
+func (c *nodeCluster) stop(id uint64) {
 	c.net.mu.Lock()
 	n := c.net.nodes[id]
 	delete(c.net.nodes, id)
@@ -96,7 +95,7 @@ func (c *cluster) stop(id uint64) {
 	}
 }
 
-func (c *cluster) leader() *Node {
+func (c *nodeCluster) leader() *Node {
 	c.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -109,7 +108,7 @@ func (c *cluster) leader() *Node {
 		}
 		c.net.mu.RUnlock()
 		for _, n := range nodes {
-			if st, err := n.Status(); err == nil && st.Role == core.RoleLeader {
+			if st, err := n.Status(); err == nil && st.Role == RoleLeader {
 				return n
 			}
 		}
@@ -129,7 +128,7 @@ func put(key, value string) []byte {
 }
 
 // write proposes through whichever node leads, retrying across elections.
-func (c *cluster) write(key, value string) {
+func (c *nodeCluster) write(key, value string) {
 	c.t.Helper()
 	cmd := put(key, value)
 	for attempt := 0; attempt < 50; attempt++ {
@@ -147,7 +146,7 @@ func (c *cluster) write(key, value string) {
 	c.t.Fatalf("put %s never succeeded", key)
 }
 
-func (c *cluster) waitConverged(ids []uint64, key, want string) {
+func (c *nodeCluster) waitConverged(ids []uint64, key, want string) {
 	c.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for _, id := range ids {
@@ -165,7 +164,7 @@ func (c *cluster) waitConverged(ids []uint64, key, want string) {
 }
 
 func TestNodeReplicatesAndSurvivesRestarts(t *testing.T) {
-	c := newCluster(t)
+	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}
 	for _, id := range voters {
 		c.start(id, voters)
@@ -195,7 +194,7 @@ func TestNodeReplicatesAndSurvivesRestarts(t *testing.T) {
 }
 
 func TestNodeLinearizableReadOnFollower(t *testing.T) {
-	c := newCluster(t)
+	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}
 	for _, id := range voters {
 		c.start(id, voters)
@@ -222,7 +221,7 @@ func TestNodeLinearizableReadOnFollower(t *testing.T) {
 }
 
 func TestNodeSnapshotCatchesUpNewNode(t *testing.T) {
-	c := newCluster(t)
+	c := newNodeCluster(t)
 	c.snapshotEvery = 100
 	voters := []uint64{1, 2, 3}
 	for _, id := range voters {
@@ -268,7 +267,7 @@ func TestNodeSnapshotCatchesUpNewNode(t *testing.T) {
 }
 
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
-	c := newCluster(t)
+	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}
 	for _, id := range voters {
 		c.start(id, voters)
@@ -283,7 +282,7 @@ func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 			return err == nil && st.Leader == lead.cfg.Raft.ID
 		})
 		_, err := n.Propose(context.Background(), put("k", "v"))
-		var nl *core.NotLeaderError
+		var nl *NotLeaderError
 		if !errors.As(err, &nl) || nl.Leader != lead.cfg.Raft.ID {
 			t.Fatalf("follower propose: %v", err)
 		}
@@ -295,7 +294,7 @@ func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 }
 
 func TestNodeCloseFailsOutstandingCalls(t *testing.T) {
-	c := newCluster(t)
+	c := newNodeCluster(t)
 	n := c.start(1, []uint64{1, 2, 3}) // no quorum: proposals cannot commit
 	done := make(chan error, 1)
 	go func() {

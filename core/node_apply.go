@@ -1,4 +1,4 @@
-package node
+package core
 
 import (
 	"bytes"
@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kraftdb/kraft/core"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wire"
 )
@@ -165,8 +164,8 @@ func (n *Node) writeSnapshot(s sm.Snapshot, index, term uint64) (uint64, error) 
 		return 0, err
 	}
 	data := buf.Bytes()
-	var m core.Membership
-	if cerr := n.control(func(r *core.Raft) {
+	var m Membership
+	if cerr := n.control(func(r *Raft) {
 		if err = r.CreateSnapshot(index, data); err == nil {
 			m = snapshotMembership(r)
 		}
@@ -187,33 +186,34 @@ func (n *Node) writeSnapshot(s sm.Snapshot, index, term uint64) (uint64, error) 
 }
 
 // snapshotMembership is the membership recorded with the snapshot the core
-// just created.
-func snapshotMembership(r *core.Raft) core.Membership {
-	return r.Status().Membership
+// just created: the membership at the snapshot's index, which may differ
+// from the current one when a change committed after it.
+func snapshotMembership(r *Raft) Membership {
+	return r.snap.Meta.Membership.clone()
 }
 
 // A snapshot file's data (inside the WAL's checksummed snapshot file):
 //
-//	membership length u32 | membership (core.AppendMembership) | state machine snapshot
-func encodeSnapshotFile(m core.Membership, data []byte) []byte {
-	enc := core.AppendMembership(nil, m)
+//	membership length u32 | membership (AppendMembership) | state machine snapshot
+func encodeSnapshotFile(m Membership, data []byte) []byte {
+	enc := AppendMembership(nil, m)
 	out := make([]byte, 0, 4+len(enc)+len(data))
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(enc)))
 	out = append(out, enc...)
 	return append(out, data...)
 }
 
-func decodeSnapshotFile(b []byte) (core.Membership, []byte, error) {
+func decodeSnapshotFile(b []byte) (Membership, []byte, error) {
 	if len(b) < 4 {
-		return core.Membership{}, nil, errors.New("snapshot data shorter than its header")
+		return Membership{}, nil, errors.New("snapshot data shorter than its header")
 	}
 	l := binary.LittleEndian.Uint32(b)
 	if uint64(l) > uint64(len(b)-4) {
-		return core.Membership{}, nil, fmt.Errorf("membership length %d beyond the data (%d bytes)", l, len(b)-4)
+		return Membership{}, nil, fmt.Errorf("membership length %d beyond the data (%d bytes)", l, len(b)-4)
 	}
-	m, err := core.DecodeMembership(b[4 : 4+l])
+	m, err := DecodeMembership(b[4 : 4+l])
 	if err != nil {
-		return core.Membership{}, nil, err
+		return Membership{}, nil, err
 	}
 	return m, b[4+l:], nil
 }
