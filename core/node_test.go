@@ -212,6 +212,13 @@ func TestNodeLinearizableReadOnFollower(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	idx, err := follower.Read(ctx, wire.ReadLinearizable)
+	var nl *NotLeaderError
+	for errors.As(err, &nl) && nl.Leader == 0 && ctx.Err() == nil {
+		// Between elections (a loaded machine can delay heartbeats past the
+		// timeout) the follower knows no leader to ask; a client retries.
+		time.Sleep(10 * time.Millisecond)
+		idx, err = follower.Read(ctx, wire.ReadLinearizable)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,8 +237,21 @@ func TestNodeSnapshotCatchesUpNewNode(t *testing.T) {
 	for i := 0; i < 450; i++ {
 		c.write(fmt.Sprint("k", i), "v")
 	}
-	lead := c.leader()
-	waitFor(t, "leader snapshot", func() bool { return lead.lastSnap.Load() >= 400 })
+	// Automatic snapshots (every 100 entries) land at batch boundaries;
+	// one taken now makes sure the log before 450 is compacted away.
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	var snapIdx uint64
+	for snapIdx < 450 {
+		idx, err := c.leader().Snapshot(sctx)
+		if err != nil && !errors.Is(err, ErrSnapshotInProgress) {
+			t.Fatal(err)
+		}
+		snapIdx = idx
+		if sctx.Err() != nil {
+			t.Fatal("no snapshot at or after index 450")
+		}
+	}
 	// A new node joins as a learner: the log it needs is compacted, so it
 	// gets the snapshot, then is promoted.
 	c.start(4, nil)

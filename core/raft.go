@@ -692,6 +692,15 @@ func (r *Raft) handleAppendResp(p *progress, m *wire.Message) {
 			p.state != ProgressReplicate && m.Index != p.next-1 {
 			return // stale
 		}
+		// The answer to the current probe, at or below the index the follower
+		// acknowledged, says its log now ends before it: it lost entries (a
+		// node restored into an empty data dir, the guide's data-corruption
+		// procedure). Its progress starts over; otherwise the probe would
+		// repeat at match+1 forever. Forgetting an acknowledgement is safe:
+		// commitment never moves back.
+		if p.state == ProgressProbe && m.Index <= p.match && m.Hint < p.match {
+			p.match, p.sentCommit = 0, 0
+		}
 		idx := m.Hint
 		if m.LogTerm > 0 {
 			idx = r.log.findConflictByTerm(m.Hint, m.LogTerm)

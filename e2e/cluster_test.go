@@ -369,3 +369,39 @@ func TestRestoreFromSnapshotIntoEmptyDataDir(t *testing.T) {
 	defer only.Close()
 	checkAllReadable(t, only, acked, wire.ReadStale)
 }
+
+// A follower wiped without any snapshot to restore (its data and snapshot
+// dirs emptied) restarts empty: the leader must send it everything again,
+// though it once acknowledged it all.
+func TestWipedFollowerWithoutSnapshotCatchesUp(t *testing.T) {
+	c := newCluster(t, 3)
+	cl := c.client()
+	acked := writeMany(t, cl, "w", 1000, 16)
+	leader := c.waitLeader(5 * time.Second)
+	var victim uint64
+	for id := range c.procs {
+		if id != leader {
+			victim = id
+			break
+		}
+	}
+	c.signal(victim, syscall.SIGTERM)
+	os.RemoveAll(c.procs[victim].dataDir)
+	os.RemoveAll(c.procs[victim].snapDir)
+	c.start(victim)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := c.status(victim)
+		lst, _ := c.status(leader)
+		if err == nil && lst.CommitIndex > 0 && st.LastApplied >= lst.CommitIndex {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wiped follower stuck: %+v (leader commit %d)", st, lst.CommitIndex)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	only, _ := client.New(client.Config{Endpoints: []string{c.procs[victim].clientAddr()}, ClusterID: c.clientCluster()})
+	defer only.Close()
+	checkAllReadable(t, only, acked, wire.ReadStale)
+}
