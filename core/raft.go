@@ -513,7 +513,9 @@ func stepFollower(r *Raft, m *wire.Message) error {
 	case wire.MsgHeartbeat:
 		r.electionElapsed, r.lead = 0, m.From
 		r.commitTo(min(m.Commit, r.log.lastIndex()))
-		r.send(wire.Message{Type: wire.MsgHeartbeatResp, To: m.From, Context: m.Context})
+		// Index tells the leader how far this log reaches, so that it notices
+		// a follower that lost entries it had acknowledged.
+		r.send(wire.Message{Type: wire.MsgHeartbeatResp, To: m.From, Context: m.Context, Index: r.log.lastIndex()})
 	case wire.MsgSnapshot:
 		r.electionElapsed, r.lead = 0, m.From
 		return r.handleSnapshot(m)
@@ -664,6 +666,16 @@ func stepLeader(r *Raft, m *wire.Message) error {
 	case wire.MsgHeartbeatResp:
 		p.ackedRound = max(p.ackedRound, m.Context)
 		r.releaseReads()
+		if m.Context == r.round && m.Index < p.match && p.state != ProgressSnapshot {
+			// An answer to the current round from a log that ends below what
+			// the follower acknowledged: it lost entries (a node restored into
+			// an empty data dir). Replication to it starts over with a probe;
+			// without new writes nothing else would reach it. (Only the
+			// current round counts, so a reordered old answer cannot do this.)
+			p.match, p.sentCommit = 0, 0
+			p.becomeProbe()
+			p.next = m.Index + 1
+		}
 		switch {
 		case p.state == ProgressSnapshot:
 			r.sendSnapshotChunk(p)

@@ -15,16 +15,17 @@ type Message struct {
 
 	// Index: Append prev log index; AppendResp match index (or, rejected,
 	// the prev index that did not match); Vote/PreVote last log index;
-	// Snapshot and SnapshotResp snapshot index; HeartbeatResp and
-	// ReadIndexResp the index the leader reports.
+	// Snapshot and SnapshotResp snapshot index; HeartbeatResp the
+	// follower's last log index; ReadIndexResp the read index.
 	Index uint64
 	// LogTerm: Append prev log term; AppendResp conflict term; Vote/PreVote
 	// last log term; Snapshot snapshot term.
 	LogTerm uint64
 	// Commit: the leader's commit index (Append, Heartbeat).
 	Commit uint64
-	// Hint: AppendResp conflict index, the first index the follower wants
-	// next (fast backtracking, Raft §5.3).
+	// Hint: rejected AppendResp, for fast backtracking (Raft §5.3): the
+	// follower's last index whose term is at most the Append's prev log
+	// term (LogTerm holds that term).
 	Hint uint64
 	// Context: an opaque read-index context echoed by the receiver
 	// (Heartbeat, HeartbeatResp, ReadIndex, ReadIndexResp).
