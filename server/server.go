@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -531,12 +530,4 @@ func (s *Server) quorumError() error {
 		return &core.QuorumError{Got: got, Total: total, Need: need}
 	}
 	return nil
-}
-
-// errString is for JSON: an error's text or "".
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return fmt.Sprint(err)
 }
