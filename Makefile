@@ -9,7 +9,7 @@ BIN       := bin
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test vet fmt-check race invariants bench fuzz soak lint clean
+.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen lint clean
 
 all: build
 
@@ -58,6 +58,14 @@ fuzz:
 # it is unset, so they cost nothing in `make test`.
 soak:
 	KRAFT_SOAK_SEEDS=$(SEEDS) $(GO) test -run 'Soak' -count 1 -timeout $(SOAKTIME) ./...
+
+# Long fault runs on real kraftd processes with a porcupine check of the
+# whole history; the short version runs in make test.
+DURATION  ?= 5m
+NODES     ?= 3
+jepsen:
+	KRAFT_FAULTS_DURATION=$(DURATION) KRAFT_FAULTS_NODES=$(NODES) KRAFT_FAULTS_OUT=$(CURDIR)/perf/results \
+	  $(GO) test -run 'TestLinearizableUnderFaults' -count 1 -timeout 0 -v ./e2e
 
 lint: vet fmt-check
 	@if $(GO) run $(STATICCHECK) -version >/dev/null 2>&1; then $(GO) run $(STATICCHECK) ./...; \

@@ -48,6 +48,7 @@ func TestMain(m *testing.M) {
 
 // proc is one kraftd process.
 type proc struct {
+	extra                   []string // flags for every start of this node
 	id                      uint64
 	raft, clientP, adminP   int
 	dataDir, snapDir, logFn string
@@ -149,7 +150,7 @@ func (c *cluster) start(id uint64, flags ...string) {
 	args := []string{"--node-id", fmt.Sprint(id), "--cluster-id", c.name, "--bind-address", "127.0.0.1",
 		"--raft-port", fmt.Sprint(p.raft), "--client-port", fmt.Sprint(p.clientP), "--admin-port", fmt.Sprint(p.adminP),
 		"--peers", c.peersFlag(), "--data-dir", p.dataDir, "--snapshot-dir", p.snapDir, "--log-level", "debug"}
-	args = append(append(args, c.extra...), flags...)
+	args = append(append(append(args, c.extra...), p.extra...), flags...)
 	cmd := exec.Command(kraftdBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}

@@ -313,7 +313,7 @@ func (s *Server) addMember(ctx context.Context, id uint64, addr string, learner 
 		return &core.NotLeaderError{Leader: st.Leader}
 	}
 	s.book.learn(id, Addresses{Peer: addr}.merge(s.book.get(id)))
-	s.tr.SetPeer(id, addr)
+	s.tr.SetPeer(id, s.dialAddr(id, addr))
 	if err := s.writeMemberRecord(id, s.book.get(id)); err != nil {
 		return fmt.Errorf("recording the address of node %d: %w", id, err)
 	}

@@ -31,6 +31,10 @@ type Config struct {
 	AdminPort     int
 	Peers         string // "1=host:7001,2=host:7001": founding or known members' peer addresses
 
+	// PeerDial overrides, per peer, the address this node dials ("2=host:port,...")
+	// whatever the peer advertises: NAT, port forwarding, or a test's proxies.
+	PeerDial string
+
 	Bootstrap bool   // found a new cluster with the members of Peers (and this node)
 	Join      string // peer address of a member of an existing cluster to contact
 
@@ -58,6 +62,10 @@ type Config struct {
 	MaxFrameSize      Size
 	PipelineWindow    int
 	RequestTimeout    time.Duration
+
+	// UnsafeLocalReads serves linearizable reads from the local state machine
+	// without ReadIndex: wrong on purpose, for the fault tests' canary.
+	UnsafeLocalReads bool
 
 	AdminToken string
 	LogLevel   string // debug | info | warn | error
@@ -228,6 +236,7 @@ func settings() []setting {
 		mk("client-port", "client port", integer(func(c *Config) *int { return &c.ClientPort })),
 		mk("admin-port", "admin HTTP port (metrics, health, admin API)", integer(func(c *Config) *int { return &c.AdminPort })),
 		mk("peers", "members' peer addresses: 1=host:7001,2=host:7001", str(func(c *Config) *string { return &c.Peers })),
+		mk("peer-dial", "dial these addresses for these peers instead of what they advertise: 2=host:port,3=host:port (NAT, port forwarding)", str(func(c *Config) *string { return &c.PeerDial })),
 		mk("bootstrap", "found a new cluster whose voters are this node and --peers (only with empty storage)", boolean(func(c *Config) *bool { return &c.Bootstrap })),
 		mk("join", "peer address of a member of the existing cluster this node joins (then: kraft-ctl add-voter)", str(func(c *Config) *string { return &c.Join })),
 		mk("data-dir", "WAL and hard state", str(func(c *Config) *string { return &c.DataDir })),
@@ -250,6 +259,7 @@ func settings() []setting {
 		mk("max-frame-size", "largest frame accepted on any port", size(func(c *Config) *Size { return &c.MaxFrameSize })),
 		mk("pipeline-window", "AppendEntries messages in flight per follower", integer(func(c *Config) *int { return &c.PipelineWindow })),
 		mk("request-timeout", "how long a client request may wait for commit", duration(func(c *Config) *time.Duration { return &c.RequestTimeout })),
+		mk("unsafe-local-reads", "TESTING ONLY: answer linearizable reads locally without ReadIndex (stale reads; the fault tests' canary)", boolean(func(c *Config) *bool { return &c.UnsafeLocalReads })),
 		mk("admin-token", "bearer token required by mutating admin calls and /metrics (empty: none)", str(func(c *Config) *string { return &c.AdminToken })),
 		mk("log-level", "debug | info | warn | error", str(func(c *Config) *string { return &c.LogLevel })),
 		mk("log-format", "text | json", str(func(c *Config) *string { return &c.LogFormat })),
@@ -439,6 +449,9 @@ func (c *Config) Validate() error {
 	}
 	if addr, ok := peers[c.NodeID]; ok && c.NodeID != 0 && addr != c.AdvertisedPeerAddr() {
 		bad("--peers gives node %d the address %s, but it advertises %s: set --advertise-host or --raft-port to match", c.NodeID, addr, c.AdvertisedPeerAddr())
+	}
+	if _, err := ParsePeers(c.PeerDial); err != nil {
+		bad("--peer-dial: %v", err)
 	}
 	if c.Bootstrap && c.Join != "" {
 		bad("--bootstrap and --join exclude each other: found a new cluster, or join an existing one")

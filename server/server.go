@@ -38,6 +38,9 @@ type Server struct {
 	admin   *http.Server
 	adminLn net.Listener
 
+	// dial overrides the address dialled per peer (--peer-dial).
+	dial map[uint64]string
+
 	// The server's own client session, for member records it writes.
 	selfClientID uint64
 	selfSeq      atomic.Uint64
@@ -70,7 +73,8 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		level = new(slog.LevelVar)
 	}
 	static, _ := ParsePeers(cfg.Peers)
-	s := &Server{cfg: cfg, log: log, logLevel: level, metrics: newNodeMetrics(cfg.NodeID), stopC: make(chan struct{}), fatalC: make(chan struct{}), started: time.Now()}
+	dial, _ := ParsePeers(cfg.PeerDial)
+	s := &Server{dial: dial, cfg: cfg, log: log, logLevel: level, metrics: newNodeMetrics(cfg.NodeID), stopC: make(chan struct{}), fatalC: make(chan struct{}), started: time.Now()}
 	s.book = newAddressBook(static, s.replicatedAddresses)
 	s.metrics.gauge("kraft_last_snapshot_time", func() float64 {
 		t, _, ok := s.newestSnapshot()
@@ -131,7 +135,7 @@ func (s *Server) Start() error {
 	s.kvP.Store(kv)
 	s.nodeP.Store(n)
 	for id, addr := range static {
-		tr.SetPeer(id, addr)
+		tr.SetPeer(id, s.dialAddr(id, addr))
 	}
 	if err := tr.Start(); err != nil {
 		n.Close()
@@ -227,8 +231,16 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 func (s *Server) onPeerHello(h wire.Hello) {
 	s.book.learn(h.NodeID, Addresses{Peer: h.PeerAddr, Client: h.ClientAddr, Admin: h.AdminAddr})
 	if h.PeerAddr != "" {
-		s.tr.SetPeer(h.NodeID, h.PeerAddr)
+		s.tr.SetPeer(h.NodeID, s.dialAddr(h.NodeID, h.PeerAddr))
 	}
+}
+
+// dialAddr is where to dial peer id: the --peer-dial override, else addr.
+func (s *Server) dialAddr(id uint64, addr string) string {
+	if d, ok := s.dial[id]; ok {
+		return d
+	}
+	return addr
 }
 
 // onMembership keeps the transport's peers equal to the members with a
@@ -240,7 +252,7 @@ func (s *Server) onMembership(m core.Membership) {
 			continue
 		}
 		if a := s.book.get(id); a.Peer != "" {
-			s.tr.SetPeer(id, a.Peer)
+			s.tr.SetPeer(id, s.dialAddr(id, a.Peer))
 		}
 	}
 	if len(members) > 0 && slices.Contains(members, s.cfg.NodeID) {
@@ -447,7 +459,11 @@ func (s *Server) serveClient(c *netio.ClientConn, r clientRequest) {
 	n, kv := s.n(), s.kv()
 	switch {
 	case r.op == wire.OpGet:
-		idx, err := n.Read(ctx, r.consistency)
+		consistency := r.consistency
+		if s.cfg.UnsafeLocalReads {
+			consistency = wire.ReadStale // the canary: deliberately not linearizable
+		}
+		idx, err := n.Read(ctx, consistency)
 		if err != nil {
 			s.fillError(&resp, err)
 			break
