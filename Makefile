@@ -9,7 +9,7 @@ BIN       := bin
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen lint clean
+.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen elections lint clean
 
 all: build
 
@@ -66,6 +66,12 @@ NODES     ?= 3
 jepsen:
 	KRAFT_FAULTS_DURATION=$(DURATION) KRAFT_FAULTS_NODES=$(NODES) KRAFT_FAULTS_OUT=$(CURDIR)/perf/results \
 	  $(GO) test -run 'TestLinearizableUnderFaults' -count 1 -timeout 0 -v ./e2e
+
+# Time to the next committed write after killing the leader of 5 real
+# kraftd processes, KILLS times (perf/results/elections.md).
+KILLS ?= 100
+elections:
+	KRAFT_ELECTION_KILLS=$(KILLS) $(GO) test -run 'TestLeaderKillRecoveryTiming' -count 1 -timeout 0 -v ./e2e
 
 lint: vet fmt-check
 	@if $(GO) run $(STATICCHECK) -version >/dev/null 2>&1; then $(GO) run $(STATICCHECK) ./...; \
