@@ -253,18 +253,27 @@ func doOp(h *history, cl *client.Client, id int, rng *rand.Rand, keys int, seq i
 type faultCluster struct {
 	*cluster
 	proxies map[[2]uint64]*linkProxy // {from, to}
+	spare   uint64                   // a node the membership nemesis adds and removes (0: none)
+	spareIn bool                     // the spare is a member now
 }
 
-// newFaultCluster starts n nodes whose peer links all go through proxies.
-func newFaultCluster(t *testing.T, n int, extra ...string) *faultCluster {
+// newFaultCluster starts n nodes whose peer links all go through proxies,
+// plus, with spare, one more node's proxies for the membership nemesis.
+func newFaultCluster(t *testing.T, n int, spare bool, extra ...string) *faultCluster {
 	c := &cluster{t: t, dir: t.TempDir(), name: "e2e-" + t.Name(), procs: map[uint64]*proc{}, extra: extra}
 	fc := &faultCluster{cluster: c, proxies: map[[2]uint64]*linkProxy{}}
-	for i := uint64(1); i <= uint64(n); i++ {
-		c.procs[i] = c.newProc(i)
+	total := uint64(n)
+	if spare {
+		total++
+		fc.spare = total
 	}
-	for from := uint64(1); from <= uint64(n); from++ {
+	for i := uint64(1); i <= total; i++ {
+		c.procs[i] = c.newProc(i)
+		c.procs[i].spare = i == fc.spare
+	}
+	for from := uint64(1); from <= total; from++ {
 		var dial []string
-		for to := uint64(1); to <= uint64(n); to++ {
+		for to := uint64(1); to <= total; to++ {
 			if from == to {
 				continue
 			}
@@ -280,6 +289,38 @@ func newFaultCluster(t *testing.T, n int, extra ...string) *faultCluster {
 	}
 	c.waitLeader(15 * time.Second)
 	return fc
+}
+
+// toggleSpare adds the spare node (started empty with --join, added as a
+// learner and promoted by the leader) or removes it again (and wipes it,
+// so that the next add starts from nothing).
+func (fc *faultCluster) toggleSpare() string {
+	l := fc.leaderNow()
+	if l == 0 || fc.spare == 0 {
+		return ""
+	}
+	p := fc.procs[fc.spare]
+	if !fc.spareIn {
+		os.RemoveAll(filepath.Dir(p.dataDir))
+		fc.start(fc.spare, "--join", fc.procs[l].peerAddr())
+		code, _ := fc.adminCall(l, "POST", "/admin/members", map[string]any{"id": fc.spare, "address": p.peerAddr(), "wait_seconds": 5})
+		if code != 200 {
+			// Not added (leadership moved, or it could not catch up in time):
+			// it may still be a learner; remove whatever is there.
+			fc.adminCall(l, "DELETE", fmt.Sprintf("/admin/members/%d", fc.spare), nil)
+			fc.signal(fc.spare, syscall.SIGKILL)
+			return "add a voter (refused)"
+		}
+		fc.spareIn = true
+		return "add a voter"
+	}
+	code, _ := fc.adminCall(l, "DELETE", fmt.Sprintf("/admin/members/%d", fc.spare), nil)
+	if code != 200 {
+		return "remove a voter (refused)"
+	}
+	fc.spareIn = false
+	fc.signal(fc.spare, syscall.SIGKILL)
+	return "remove a voter"
 }
 
 func (fc *faultCluster) isolate(id uint64, cut bool) {
@@ -335,7 +376,7 @@ func (fc *faultCluster) nemesis(rng *rand.Rand, stop <-chan struct{}, faults *at
 	}
 	ids := slices.Sorted(func(yield func(uint64) bool) {
 		for id := range fc.procs {
-			if !yield(id) {
+			if id != fc.spare && !yield(id) {
 				return
 			}
 		}
@@ -346,7 +387,15 @@ func (fc *faultCluster) nemesis(rng *rand.Rand, stop <-chan struct{}, faults *at
 			victim = l // the leader is the interesting target half the time
 		}
 		var kind string
-		switch rng.IntN(5) {
+		choice := rng.IntN(5)
+		if fc.spare != 0 && rng.IntN(6) == 0 {
+			choice = 5
+		}
+		switch choice {
+		case 5:
+			if kind = fc.toggleSpare(); kind == "" {
+				continue
+			}
 		case 0:
 			kind = "kill -9 and restart"
 			fc.signal(victim, syscall.SIGKILL)
@@ -413,7 +462,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 	seed := uint64(envInt("KRAFT_FAULTS_SEED", int(time.Now().UnixNano()%1_000_000)))
 	t.Logf("seed %d (replay the fault schedule with KRAFT_FAULTS_SEED=%d), %d nodes, %ds", seed, seed, nodes, seconds)
-	fc := newFaultCluster(t, nodes)
+	fc := newFaultCluster(t, nodes, true)
 	h := newHistory()
 	// A few operations per key at a time keep the check fast (porcupine is
 	// exponential in concurrency per key); think time bounds the count.
@@ -422,7 +471,9 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	var wg sync.WaitGroup
 	all := make([]uint64, 0, nodes)
 	for id := range fc.procs {
-		all = append(all, id)
+		if id != fc.spare {
+			all = append(all, id)
+		}
 	}
 	for w := 0; w < workers; w++ {
 		cl := fc.clientFor(all...)
@@ -457,9 +508,11 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	// Heal: every node up, every link open; final reads join the history.
 	fc.healAll()
 	for id, p := range fc.procs {
-		if p.cmd == nil {
+		switch {
+		case id == fc.spare && !fc.spareIn:
+		case p.cmd == nil:
 			fc.start(id)
-		} else {
+		default:
 			fc.signal(id, syscall.SIGCONT)
 		}
 	}
@@ -484,6 +537,8 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	fc.checkConverged(keys)
+	t.Logf("summary: operations %d (unknown outcome %d), faults %d, linearizability violations 0, lost acknowledged writes 0, nodes converged",
+		h.ok.Load(), h.unknown.Load(), faults.Load())
 	// The short run's floor; race-instrumented daemons are several times
 	// slower, so there only the faults are counted.
 	raced := slices.Contains(kraftdBuildFlags, "-race")
@@ -494,6 +549,17 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 }
 
+// running lists the nodes that run (a removed spare does not).
+func (fc *faultCluster) running() []uint64 {
+	var ids []uint64
+	for id, p := range fc.procs {
+		if p.cmd != nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 // checkConverged waits until every node has applied the same index and
 // holds the same value for every key.
 func (fc *faultCluster) checkConverged(keys int) {
@@ -501,7 +567,7 @@ func (fc *faultCluster) checkConverged(keys int) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var applied []uint64
-		for id := range fc.procs {
+		for _, id := range fc.running() {
 			st, err := fc.status(id)
 			if err != nil {
 				applied = nil
@@ -509,7 +575,7 @@ func (fc *faultCluster) checkConverged(keys int) {
 			}
 			applied = append(applied, st.LastApplied)
 		}
-		if len(applied) == len(fc.procs) && slices.Min(applied) == slices.Max(applied) {
+		if len(applied) == len(fc.running()) && slices.Min(applied) == slices.Max(applied) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -519,7 +585,7 @@ func (fc *faultCluster) checkConverged(keys int) {
 	}
 	for k := 0; k < keys; k++ {
 		var vals []string
-		for id := range fc.procs {
+		for _, id := range fc.running() {
 			cl := fc.clientFor(id)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			res, err := cl.Get(ctx, key(k), client.WithConsistency(wire.ReadStale))
@@ -538,7 +604,7 @@ func (fc *faultCluster) checkConverged(keys int) {
 // The canary: with reads served locally (no ReadIndex), a node cut off
 // from the others answers a stale value, and the checker must say so.
 func TestCanaryUnsafeLocalReadsIsCaught(t *testing.T) {
-	fc := newFaultCluster(t, 3, "--unsafe-local-reads")
+	fc := newFaultCluster(t, 3, false, "--unsafe-local-reads")
 	h := newHistory()
 	leader := fc.waitLeader(10 * time.Second)
 	var follower uint64

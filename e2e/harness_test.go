@@ -49,6 +49,7 @@ func TestMain(m *testing.M) {
 // proc is one kraftd process.
 type proc struct {
 	extra                   []string // flags for every start of this node
+	spare                   bool     // not a founder: left out of --peers, joins later
 	id                      uint64
 	raft, clientP, adminP   int
 	dataDir, snapDir, logFn string
@@ -131,7 +132,9 @@ func (c *cluster) newProc(id uint64) *proc {
 func (c *cluster) peersFlag() string {
 	var parts []string
 	for id, p := range c.procs {
-		parts = append(parts, fmt.Sprintf("%d=%s", id, p.peerAddr()))
+		if !p.spare {
+			parts = append(parts, fmt.Sprintf("%d=%s", id, p.peerAddr()))
+		}
 	}
 	return strings.Join(parts, ",")
 }
