@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"net"
 	"os/exec"
+	"time"
 
 	"github.com/kraftdb/kraft/server"
 )
@@ -25,4 +27,8 @@ func readAll(c net.Conn, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }
