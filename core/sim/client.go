@@ -16,7 +16,6 @@ type client struct {
 	target int
 	cur    int // index into Sim.ops of the outstanding op; -1: none
 	busy   bool
-	n      int
 }
 
 type op struct {

@@ -44,16 +44,6 @@ func (s *Sim) leader() *node {
 	return best
 }
 
-func (s *Sim) upCount() int {
-	c := 0
-	for _, n := range s.nodes {
-		if n.up {
-			c++
-		}
-	}
-	return c
-}
-
 func (s *Sim) crashOne() {
 	var cand []*node
 	for _, n := range s.nodes {

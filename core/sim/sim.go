@@ -188,7 +188,6 @@ type node struct {
 	disk        disk
 	writes      []write // not yet durable, FIFO
 	syncing     int     // how many of writes the sync under way covers (0: idle)
-	slow        Time    // extra latency when slow
 	kv          kvState
 	leaderT     uint64 // term this node was last seen leading (append-only check)
 	leadLog     uint64 // its last index then
