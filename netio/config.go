@@ -45,6 +45,13 @@ type Config struct {
 	// Beyond it Send returns ErrBusy; Raft retransmits.
 	MaxInflightBytesPerConn int
 
+	// MaxConnsPerPort caps accepted connections on each of the peer and
+	// client ports; beyond it a connection gets an "overloaded" Error frame.
+	MaxConnsPerPort int
+
+	// DialTimeout bounds an outbound dial; HandshakeTimeout bounds the
+	// handshake both ways: an accepted connection that has not completed
+	// its Hello by then is closed (a slowloris holds nothing for long).
 	DialTimeout      time.Duration
 	HandshakeTimeout time.Duration
 	ReconnectMin     time.Duration // first backoff after a failed dial
@@ -61,6 +68,7 @@ func DefaultConfig() Config {
 		DialerLoops:             1,
 		MaxFrameBytes:           wire.DefaultMaxFrameSize,
 		MaxInflightBytesPerConn: 64 << 20,
+		MaxConnsPerPort:         10000,
 		DialTimeout:             time.Second,
 		HandshakeTimeout:        2 * time.Second,
 		ReconnectMin:            50 * time.Millisecond,
@@ -82,6 +90,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxInflightBytesPerConn == 0 {
 		c.MaxInflightBytesPerConn = d.MaxInflightBytesPerConn
+	}
+	if c.MaxConnsPerPort == 0 {
+		c.MaxConnsPerPort = d.MaxConnsPerPort
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = d.DialTimeout
@@ -122,6 +133,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kraft/netio: MaxFrameBytes must be at least 1KiB, got %d", c.MaxFrameBytes)
 	case c.MaxInflightBytesPerConn < c.MaxFrameBytes:
 		return fmt.Errorf("kraft/netio: MaxInflightBytesPerConn (%d) must hold one frame of MaxFrameBytes (%d)", c.MaxInflightBytesPerConn, c.MaxFrameBytes)
+	case c.MaxConnsPerPort < 1:
+		return fmt.Errorf("kraft/netio: MaxConnsPerPort must be positive, got %d", c.MaxConnsPerPort)
 	case c.DialTimeout <= 0 || c.HandshakeTimeout <= 0:
 		return fmt.Errorf("kraft/netio: DialTimeout and HandshakeTimeout must be positive")
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:

@@ -143,15 +143,17 @@ func (o *outbox) close() {
 // Stats counts transport activity. All fields are updated atomically and
 // may be read at any time.
 type Stats struct {
-	FramesIn         atomic.Uint64
-	BytesIn          atomic.Uint64
-	FramesOut        atomic.Uint64 // frames queued
-	BytesOut         atomic.Uint64
-	Writes           atomic.Uint64 // buffers handed to the kernel (one per coalesced batch)
-	SendsRefused     atomic.Uint64 // ErrBusy
-	SendsUnconnected atomic.Uint64 // ErrNotConnected
-	HandshakesFailed atomic.Uint64
-	BadFrames        atomic.Uint64
-	Dials            atomic.Uint64
-	DialFailures     atomic.Uint64
+	FramesIn          atomic.Uint64
+	BytesIn           atomic.Uint64
+	FramesOut         atomic.Uint64 // frames queued
+	BytesOut          atomic.Uint64
+	Writes            atomic.Uint64 // buffers handed to the kernel (one per coalesced batch)
+	SendsRefused      atomic.Uint64 // ErrBusy
+	SendsUnconnected  atomic.Uint64 // ErrNotConnected
+	HandshakesFailed  atomic.Uint64
+	HandshakeTimeouts atomic.Uint64 // accepted connections closed for not completing the Hello in time
+	ConnsRefused      atomic.Uint64 // accepted connections refused at MaxConnsPerPort
+	BadFrames         atomic.Uint64
+	Dials             atomic.Uint64
+	DialFailures      atomic.Uint64
 }

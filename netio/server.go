@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/kraftdb/kraft/wire"
 	"github.com/panjf2000/gnet/v2"
@@ -52,12 +53,13 @@ func (c *ClientConn) Respond(r *wire.ClientResponse) error {
 // inConn is the per-connection state of an accepted connection, kept in the
 // gnet.Conn's context and touched only on its event loop.
 type inConn struct {
-	port   wire.Role // which listener accepted it
-	hello  bool      // handshake done
-	peerID uint64    // RolePeer: the node ID of the handshake
-	client *ClientConn
-	msg    wire.Message
-	req    wire.ClientRequest
+	port    wire.Role // which listener accepted it
+	counted bool      // holds one of the port's MaxConnsPerPort slots
+	hello   bool      // handshake done
+	peerID  uint64    // RolePeer: the node ID of the handshake
+	client  *ClientConn
+	msg     wire.Message
+	req     wire.ClientRequest
 }
 
 // server is the gnet event handler for the peer and client listeners.
@@ -69,6 +71,27 @@ type server struct {
 	booted     chan gnet.Engine
 	nextClient atomic.Uint64
 	clients    sync.Map // client ID → *ClientConn, open client connections
+
+	conns   [3]atomic.Int64 // open accepted connections, by wire.Role (1 peer, 2 client)
+	pending sync.Map        // gnet.Conn → time.Time: accepted, Hello not yet complete
+}
+
+// OnTick closes accepted connections whose handshake has not completed
+// within HandshakeTimeout.
+func (s *server) OnTick() (time.Duration, gnet.Action) {
+	limit := s.t.cfg.HandshakeTimeout
+	now := time.Now()
+	s.pending.Range(func(k, v any) bool {
+		if now.Sub(v.(time.Time)) > limit {
+			s.pending.Delete(k)
+			s.t.stats.HandshakeTimeouts.Add(1)
+			c := k.(gnet.Conn)
+			frame := wire.AppendErrorFrame(nil, wire.ErrCodeBadHandshake, "handshake not completed within "+limit.String())
+			c.AsyncWrite(frame, func(c gnet.Conn, _ error) error { return c.Close() })
+		}
+		return true
+	})
+	return max(limit/4, 20*time.Millisecond), gnet.None
 }
 
 func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
@@ -82,10 +105,27 @@ func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		st.port = wire.RoleClient
 	}
 	c.SetContext(st)
+	if n := s.conns[st.port].Add(1); n > int64(s.t.cfg.MaxConnsPerPort) {
+		s.conns[st.port].Add(-1)
+		s.t.stats.ConnsRefused.Add(1)
+		msg := fmt.Sprintf("the %s port has its maximum of %d connections", st.port, s.t.cfg.MaxConnsPerPort)
+		return wire.AppendErrorFrame(nil, wire.ErrCodeOverloaded, msg), gnet.Close
+	}
+	st.counted = true
+	s.pending.Store(c, time.Now())
 	return nil, gnet.None
 }
 
+// Conns is the number of open accepted connections on the peer and client ports.
+func (t *Transport) Conns() (peer, client int64) {
+	return t.srv.conns[wire.RolePeer].Load(), t.srv.conns[wire.RoleClient].Load()
+}
+
 func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	s.pending.Delete(c)
+	if st, ok := c.Context().(*inConn); ok && st.counted {
+		s.conns[st.port].Add(-1)
+	}
 	if st, ok := c.Context().(*inConn); ok && st.client != nil {
 		st.client.closed.Store(true)
 		st.client.out.close()
@@ -108,6 +148,7 @@ func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 		if err := s.handshake(c, st, b[:n]); err != nil {
 			return s.refuse(c, codeFor(err), err)
 		}
+		s.pending.Delete(c)
 		c.Discard(n)
 	}
 	for {

@@ -81,7 +81,7 @@ func (t *Transport) Start() error {
 		t.serveErr <- gnet.Rotate(t.srv, addrs,
 			gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.ServerLoops),
 			gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithLogger(logger))
+			gnet.WithTicker(true), gnet.WithLogger(logger))
 	}()
 	select {
 	case t.eng = <-t.srv.booted:

@@ -599,3 +599,54 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("New accepted a nil handler")
 	}
 }
+
+// A connection that never finishes its handshake (slowloris) is closed
+// after HandshakeTimeout with a reason, and the node keeps serving.
+func TestSlowHandshakeIsClosed(t *testing.T) {
+	b := startNode(t, 2, 7, func(c *Config) { c.HandshakeTimeout = 200 * time.Millisecond })
+	c, err := net.Dial("tcp", b.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("KRF")) // three bytes, then nothing
+	start := time.Now()
+	expectRefusal(t, c, "handshake not completed within 200ms")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+	if b.t.Stats().HandshakeTimeouts.Load() == 0 {
+		t.Fatal("handshake timeout not counted")
+	}
+	if _, client := b.t.Conns(); client != 0 {
+		t.Fatalf("the closed connection still holds a slot: %d", client)
+	}
+	rawConn(t, b.client, 7, 0) // still serving
+}
+
+// Beyond MaxConnsPerPort a connection is refused as overloaded; closing
+// one frees its slot.
+func TestMaxConnsPerPort(t *testing.T) {
+	n := startNode(t, 1, 7, func(c *Config) { c.MaxConnsPerPort = 3 })
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		conns = append(conns, rawConn(t, n.client, 7, 0))
+	}
+	over, err := net.Dial("tcp", n.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectRefusal(t, over, "maximum of 3 connections")
+	over.Close()
+	if n.t.Stats().ConnsRefused.Load() != 1 {
+		t.Fatalf("refusals counted: %d", n.t.Stats().ConnsRefused.Load())
+	}
+	if _, client := n.t.Conns(); client != 3 {
+		t.Fatalf("open client connections: %d", client)
+	}
+	conns[0].Close()
+	waitFor(t, "the slot to free", func() bool { _, client := n.t.Conns(); return client == 2 })
+	rawConn(t, n.client, 7, 0) // accepted again
+	// The peer port has its own budget.
+	rawConn(t, n.peer, 7, 9)
+}

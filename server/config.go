@@ -62,6 +62,7 @@ type Config struct {
 	MaxFrameSize      Size
 	PipelineWindow    int
 	RequestTimeout    time.Duration
+	MaxConnections    int // per port
 
 	// UnsafeLocalReads serves linearizable reads from the local state machine
 	// without ReadIndex: wrong on purpose, for the fault tests' canary.
@@ -99,6 +100,7 @@ func DefaultConfig() Config {
 		MaxFrameSize:       16 << 20,
 		PipelineWindow:     10,
 		RequestTimeout:     5 * time.Second,
+		MaxConnections:     10000,
 		LogLevel:           "info",
 		LogFormat:          "text",
 	}
@@ -258,6 +260,7 @@ func settings() []setting {
 		mk("max-entry-size", "largest single command", size(func(c *Config) *Size { return &c.MaxEntrySize })),
 		mk("max-frame-size", "largest frame accepted on any port", size(func(c *Config) *Size { return &c.MaxFrameSize })),
 		mk("pipeline-window", "AppendEntries messages in flight per follower", integer(func(c *Config) *int { return &c.PipelineWindow })),
+		mk("max-connections", "accepted connections per port (peer, client) before new ones are refused as overloaded", integer(func(c *Config) *int { return &c.MaxConnections })),
 		mk("request-timeout", "how long a client request may wait for commit", duration(func(c *Config) *time.Duration { return &c.RequestTimeout })),
 		mk("unsafe-local-reads", "TESTING ONLY: answer linearizable reads locally without ReadIndex (stale reads; the fault tests' canary)", boolean(func(c *Config) *bool { return &c.UnsafeLocalReads })),
 		mk("admin-token", "bearer token required by mutating admin calls and /metrics (empty: none)", str(func(c *Config) *string { return &c.AdminToken })),
@@ -502,6 +505,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PipelineWindow < 1 || c.PipelineWindow > 1024 {
 		bad("--pipeline-window %d must be in [1,1024]", c.PipelineWindow)
+	}
+	if c.MaxConnections < 1 {
+		bad("--max-connections %d must be positive", c.MaxConnections)
 	}
 	if c.RequestTimeout < 10*time.Millisecond {
 		bad("--request-timeout %v must be at least 10ms", c.RequestTimeout)

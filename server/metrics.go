@@ -46,6 +46,7 @@ type nodeMetrics struct {
 	// leads; they are removed when it stops leading or a follower leaves,
 	// so no stale lag outlives the leadership it described.
 	followerGauges map[string]bool
+	sources        []counterSource
 }
 
 func newNodeMetrics(nodeID uint64) *nodeMetrics {
@@ -81,6 +82,20 @@ func newNodeMetrics(nodeID uint64) *nodeMetrics {
 	m.readIndexes = m.set.NewCounter("kraft_readindex_total" + l)
 	m.transfers = m.set.NewCounter("kraft_leadership_transfers_total" + l)
 	return m
+}
+
+// counterFunc registers a counter of this node whose value is read at
+// scrape time from a monotonic source (the transport's counters).
+func (m *nodeMetrics) counterFunc(name string, f func() uint64) {
+	c := m.set.NewCounter(name + `{node="` + m.node + `"}`)
+	m.mu.Lock()
+	m.sources = append(m.sources, counterSource{c, f})
+	m.mu.Unlock()
+}
+
+type counterSource struct {
+	c *metrics.Counter
+	f func() uint64
 }
 
 // gauge registers a gauge of this node computed at scrape time.
@@ -161,6 +176,11 @@ func (m *nodeMetrics) since(h *metrics.PrometheusHistogram, start time.Time) {
 
 // write renders the Prometheus text: this node's set and the process's.
 func (m *nodeMetrics) write(w io.Writer) {
+	m.mu.Lock()
+	for _, src := range m.sources {
+		src.c.Set(src.f())
+	}
+	m.mu.Unlock()
 	m.set.WritePrometheus(w)
 	metrics.WriteProcessMetrics(w)
 	metrics.WriteFDMetrics(w)

@@ -83,6 +83,38 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		}
 		return float64(t.Unix())
 	})
+	s.metrics.gauge("kraft_peer_connections", func() float64 {
+		if s.tr == nil {
+			return 0
+		}
+		p, _ := s.tr.Conns()
+		return float64(p)
+	})
+	s.metrics.gauge("kraft_client_connections", func() float64 {
+		if s.tr == nil {
+			return 0
+		}
+		_, c := s.tr.Conns()
+		return float64(c)
+	})
+	s.metrics.counterFunc("kraft_connections_refused_total", func() uint64 {
+		if s.tr == nil {
+			return 0
+		}
+		return s.tr.Stats().ConnsRefused.Load()
+	})
+	s.metrics.counterFunc("kraft_handshake_timeouts_total", func() uint64 {
+		if s.tr == nil {
+			return 0
+		}
+		return s.tr.Stats().HandshakeTimeouts.Load()
+	})
+	s.metrics.counterFunc("kraft_bad_frames_total", func() uint64 {
+		if s.tr == nil {
+			return 0
+		}
+		return s.tr.Stats().BadFrames.Load() + s.tr.Stats().HandshakesFailed.Load()
+	})
 	s.metrics.gauge("kraft_snapshot_size_bytes", func() float64 { _, size, _ := s.newestSnapshot(); return float64(size) })
 	s.metrics.gauge("kraft_pending_bytes", func() float64 {
 		st := s.metrics.status.Load()
@@ -120,8 +152,9 @@ func (s *Server) Start() error {
 		PeerAddr: cfg.listen(cfg.RaftPort), ClientAddr: cfg.listen(cfg.ClientPort),
 		AdvertisePeer: cfg.AdvertisedPeerAddr(), AdvertiseClient: cfg.AdvertisedClientAddr(), AdvertiseAdmin: cfg.AdvertisedAdminAddr(),
 		MaxFrameBytes: int(cfg.MaxFrameSize), MaxInflightBytesPerConn: 4 * int(cfg.MaxFrameSize),
-		OnPeerHello: s.onPeerHello,
-		Logger:      s.log,
+		MaxConnsPerPort: cfg.MaxConnections,
+		OnPeerHello:     s.onPeerHello,
+		Logger:          s.log,
 	}, (*handler)(s))
 	if err != nil {
 		return err
