@@ -305,12 +305,9 @@ func (s *Server) handleAddMember(w http.ResponseWriter, r *http.Request) {
 // until it has caught up, and (unless learner) promotes it to voter: the
 // cluster's fault tolerance never drops while a new node copies the log.
 func (s *Server) addMember(ctx context.Context, id uint64, addr string, learner bool) error {
-	st, err := s.n().Status()
+	st, err := s.leaderStatus()
 	if err != nil {
 		return err
-	}
-	if st.Role != core.RoleLeader {
-		return &core.NotLeaderError{Leader: st.Leader}
 	}
 	s.book.learn(id, Addresses{Peer: addr}.merge(s.book.get(id)))
 	s.tr.SetPeer(id, s.dialAddr(id, addr))
@@ -358,13 +355,9 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	st, err := s.n().Status()
+	st, err := s.leaderStatus()
 	if err != nil {
 		s.writeErr(w, err)
-		return
-	}
-	if st.Role != core.RoleLeader {
-		s.writeErr(w, &core.NotLeaderError{Leader: st.Leader})
 		return
 	}
 	target := uint64(0)

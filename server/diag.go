@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kraftdb/kraft/core"
-	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wire"
 )
 
@@ -297,10 +296,7 @@ func (s *Server) handleTrace(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "reserved key"})
 		return
 	}
-	seq := s.selfSeq.Add(1)
-	cr := wire.ClientRequest{ClientID: s.selfClientID, Seq: seq, FirstUnacked: seq, NewSession: true, Op: wire.OpPut, Key: []byte(req.Key), Value: []byte(*req.Value)}
-	frame := wire.AppendClientRequest(nil, &cr)
-	res, tr, err := n.ProposeTraced(ctx, sm.AppendCommand(nil, time.Now().UnixNano(), frame[wire.FrameHeaderSize:]))
+	res, tr, err := n.ProposeTraced(ctx, s.selfPut([]byte(req.Key), []byte(*req.Value)))
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -328,13 +324,9 @@ func (s *Server) handleClearPending(w http.ResponseWriter, r *http.Request) {
 // up-to-date voter, or with force=true to any voter that takes it.
 func (s *Server) handleStepDown(w http.ResponseWriter, r *http.Request) {
 	n := s.n()
-	st, err := n.Status()
+	st, err := s.leaderStatus()
 	if err != nil {
 		s.writeErr(w, err)
-		return
-	}
-	if st.Role != core.RoleLeader {
-		s.writeErr(w, &core.NotLeaderError{Leader: st.Leader})
 		return
 	}
 	targets := []uint64{bestTransferTarget(st)}

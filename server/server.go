@@ -335,14 +335,30 @@ func (s *Server) maintain() {
 // writeMemberRecord replicates a member's addresses as a KV put in the
 // server's own session.
 func (s *Server) writeMemberRecord(id uint64, a Addresses) error {
-	seq := s.selfSeq.Add(1)
-	r := wire.ClientRequest{ClientID: s.selfClientID, Seq: seq, FirstUnacked: seq, NewSession: true,
-		Op: wire.OpPut, Key: memberKey(id), Value: a.encode()}
-	frame := wire.AppendClientRequest(nil, &r)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 	defer cancel()
-	_, err := s.n().Propose(ctx, sm.AppendCommand(nil, time.Now().UnixNano(), frame[wire.FrameHeaderSize:]))
+	_, err := s.n().Propose(ctx, s.selfPut(memberKey(id), a.encode()))
 	return err
+}
+
+// selfPut is the log command of a put in the server's own client session
+// (member records, traced requests), encoded as a client's would be.
+func (s *Server) selfPut(key, value []byte) []byte {
+	seq := s.selfSeq.Add(1)
+	r := wire.ClientRequest{ClientID: s.selfClientID, Seq: seq, FirstUnacked: seq, NewSession: true,
+		Op: wire.OpPut, Key: key, Value: value}
+	frame := wire.AppendClientRequest(nil, &r)
+	return sm.AppendCommand(nil, time.Now().UnixNano(), frame[wire.FrameHeaderSize:])
+}
+
+// leaderStatus is the node's status, or the NotLeaderError that admin calls
+// needing the leader answer with.
+func (s *Server) leaderStatus() (core.Status, error) {
+	st, err := s.n().Status()
+	if err == nil && st.Role != core.RoleLeader {
+		err = &core.NotLeaderError{Leader: st.Leader}
+	}
+	return st, err
 }
 
 // watchNode reports n stopping by itself (a fatal storage error) as the
