@@ -665,45 +665,39 @@ func (n *Node) read(r *readWaiter) {
 func (n *Node) processReady() error {
 	for n.raft.HasReady() {
 		rd := n.raft.Ready()
-		if err := n.handleReady(&rd); err != nil {
+		membershipMayChange, err := n.handleReady(&rd)
+		if err != nil {
 			return err
 		}
 		n.raft.Advance(rd)
-		if n.cfg.OnMembership != nil && (rd.Snapshot != nil || hasConfEntries(rd.CommittedEntries)) {
+		if n.cfg.OnMembership != nil && membershipMayChange {
 			n.cfg.OnMembership(n.raft.Status().Membership)
 		}
 	}
 	return nil
 }
 
-func hasConfEntries(b []byte) bool {
-	it := wire.NewEntryIter(b)
-	for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {
-		if e.Type == wire.EntryConfChange || e.Type == wire.EntryConfChangeJoint {
-			return true
-		}
-	}
-	return false
-}
-
 // handleReady persists, sends and applies one Ready in the order the core's
 // contract requires (see Ready's doc in the core).
-func (n *Node) handleReady(rd *Ready) error {
+// It reports whether the membership may have changed (a snapshot, or a
+// committed conf-change entry), for OnMembership.
+func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
+	confChanged := false
 	if rd.Snapshot != nil {
 		if err := n.installSnapshot(rd.Snapshot); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if len(rd.Entries) > 0 {
 		if rd.FirstIndex <= n.wal.LastIndex() {
 			if err := n.wal.TruncateSuffix(rd.FirstIndex); err != nil {
-				return err
+				return false, err
 			}
 			n.dropHeldFrom(rd.FirstIndex)
 			n.commitQ = n.commitQ[:0]
 		}
 		if err := n.wal.Append(rd.Entries); err != nil {
-			return err
+			return false, err
 		}
 		now := time.Now()
 		n.persistQ = append(n.persistQ, persistMark{rd.LastIndex, rd.LastTerm, now})
@@ -716,7 +710,7 @@ func (n *Node) handleReady(rd *Ready) error {
 		// Term and vote must be durable before any vote leaves; the commit
 		// index rides along (it need not be durable: it is re-learned).
 		if err := n.wal.SaveHardState(wal.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}); err != nil {
-			return err
+			return false, err
 		}
 		n.savedHS = hs
 	}
@@ -742,6 +736,9 @@ func (n *Node) handleReady(rd *Ready) error {
 		var last uint64
 		for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {
 			last = e.Index
+			if e.Type == wire.EntryConfChange || e.Type == wire.EntryConfChangeJoint {
+				confChanged = true
+			}
 			if p := n.waiters[e.Index]; p != nil {
 				delete(n.waiters, e.Index)
 				if p.trace != nil {
@@ -754,7 +751,7 @@ func (n *Node) handleReady(rd *Ready) error {
 		select {
 		case n.applyC <- task:
 		case <-n.stopC:
-			return n.stoppedErr()
+			return false, n.stoppedErr()
 		}
 	}
 	for _, rs := range rd.ReadStates {
@@ -768,7 +765,7 @@ func (n *Node) handleReady(rd *Ready) error {
 	if len(rd.Entries) > 0 && n.wal.DurableIndex() >= rd.LastIndex {
 		n.onDurable()
 	}
-	return nil
+	return confChanged || rd.Snapshot != nil, nil
 }
 
 // installSnapshot persists a snapshot received from the leader and resets
