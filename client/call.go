@@ -228,7 +228,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest,
 			return false, a.expired(ctx)
 		case errors.Is(err, ErrClosed):
 			return false, a.errorf(ErrClosed, "", nil)
-		case errors.Is(err, ErrRefused):
+		case errors.Is(err, ErrRefused), errors.Is(err, ErrTLS):
 			return false, a.fromConnError(err) // configuration error: retrying cannot help
 		}
 		a.last = a.fromConnError(err)

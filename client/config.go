@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -19,7 +20,16 @@ type Config struct {
 	// the handshake and the call fails with ErrRefused.
 	ClusterID uint64
 
-	// DialTimeout bounds one TCP dial plus handshake. Default 5s.
+	// TLS, when set, makes every connection TLS (crypto/tls over the
+	// standard net package); nil is plaintext. LoadTLS builds one from PEM
+	// files. With ServerName empty, each node's certificate is verified
+	// against the host of the address dialled (endpoint or redirect
+	// target): a DNS SAN for a name, an IP SAN for an address. MinVersion
+	// must be TLS 1.2 or later (zero means crypto/tls's default, 1.2).
+	TLS *tls.Config
+
+	// DialTimeout bounds one TCP dial plus handshakes (TLS and Kraft's
+	// Hello). Default 5s.
 	DialTimeout time.Duration
 	// RequestTimeout bounds a call, retries included, when its context has
 	// no deadline of its own. Default 30s.
@@ -141,6 +151,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kraft/client: AttemptTimeout must be positive, got %v", c.AttemptTimeout)
 	case c.AttemptTimeout > c.RequestTimeout:
 		return fmt.Errorf("kraft/client: AttemptTimeout (%v) must not exceed RequestTimeout (%v)", c.AttemptTimeout, c.RequestTimeout)
+	case c.TLS != nil && c.TLS.MinVersion != 0 && c.TLS.MinVersion < tls.VersionTLS12:
+		return fmt.Errorf("kraft/client: TLS.MinVersion must be TLS 1.2 or later, got %s", tls.VersionName(c.TLS.MinVersion))
 	case c.DialTimeout > c.RequestTimeout:
 		return fmt.Errorf("kraft/client: DialTimeout (%v) must not exceed RequestTimeout (%v)", c.DialTimeout, c.RequestTimeout)
 	}

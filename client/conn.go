@@ -3,12 +3,14 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,8 +61,20 @@ func dialConn(ctx context.Context, cfg *Config, addr string) (*conn, error) {
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
 	// A context cancelled mid-handshake must not leave us blocked in Read.
+	// The deadline and the cancellation cover the TLS handshake too: the
+	// tls.Conn reads and writes through nc.
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	err = handshake(nc, cfg)
+	sc := nc // what the session speaks over: nc, or TLS over nc
+	if cfg.TLS != nil {
+		tc := tls.Client(nc, tlsFor(cfg.TLS, addr))
+		if err = tc.Handshake(); err != nil {
+			err = tlsHandshakeError(addr, err)
+		}
+		sc = tc
+	}
+	if err == nil {
+		err = handshake(sc, cfg)
+	}
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
@@ -71,7 +85,7 @@ func dialConn(ctx context.Context, cfg *Config, addr string) (*conn, error) {
 	_ = nc.SetDeadline(time.Time{})
 	return &conn{
 		addr:    addr,
-		nc:      nc,
+		nc:      sc,
 		cfg:     cfg,
 		pending: make(map[uint64]*call),
 		wake:    make(chan struct{}, 1),
@@ -88,9 +102,15 @@ func handshake(nc net.Conn, cfg *Config) error {
 	}
 	var b [wire.MaxHelloSize]byte
 	if _, err := io.ReadFull(nc, b[:4]); err != nil {
+		if isRemoteAlert(err) { // TLS 1.3: the node refused our certificate
+			return tlsRefusedError(nc.RemoteAddr().String(), err)
+		}
 		return &Error{Kind: ErrUnavailable, Err: fmt.Errorf("handshake with %s: %w", nc.RemoteAddr(), err)}
 	}
 	if binary.LittleEndian.Uint32(b[:]) != wire.Magic {
+		if cfg.TLS == nil && looksLikeTLSRecord(b[:4]) {
+			return errRequiresTLS(nc.RemoteAddr().String(), nil)
+		}
 		return readRefusal(nc, b[:4], cfg)
 	}
 	// A node answers a client with a client-role Hello (HelloSize bytes);
@@ -139,7 +159,14 @@ func readRefusal(nc net.Conn, prefix []byte, cfg *Config) error {
 	if t := wire.MsgType(frame[4]); t != wire.MsgError {
 		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: got a %v frame instead of a Hello", nc.RemoteAddr(), t)}
 	}
-	return refusalError(nc.RemoteAddr().String(), frame[wire.FrameHeaderSize:])
+	err = refusalError(nc.RemoteAddr().String(), frame[wire.FrameHeaderSize:])
+	var e *Error
+	// A TLS-only port answers a plaintext Hello with an Error frame saying
+	// so ("this port requires TLS"); the client names the fix.
+	if cfg.TLS == nil && errors.As(err, &e) && e.Kind == ErrRefused && strings.Contains(e.Text, "TLS") {
+		return errRequiresTLS(nc.RemoteAddr().String(), errors.New(e.Text))
+	}
+	return err
 }
 
 // refusalError turns an Error frame body into an *Error carrying its text.

@@ -83,6 +83,26 @@
 // ends. Close fails the calls in progress with ErrClosed and returns after
 // both goroutines have exited.
 //
+// # TLS
+//
+// Config.TLS (nil: plaintext) makes every connection crypto/tls over the
+// standard net package; LoadTLS builds it from PEM files (the CA that
+// signed the nodes' certificates, and optionally a client certificate and
+// key for nodes run with --client-ca), TLS 1.2 at least. The TLS handshake
+// counts in DialTimeout and is interrupted by the call's context, as the
+// Kraft Hello is. Each node's certificate is verified against the host of
+// the address dialled, endpoint or redirect target, so a node's certificate
+// must name the host clients reach it by (DNS SAN, or IP SAN for an
+// address such as 127.0.0.1).
+//
+// A TLS mismatch is a configuration error, returned at once (ErrTLS) with
+// what is wrong: "endpoint 10.0.0.1:7002 requires TLS" (a plaintext client
+// at a TLS-only port, which answers with an Error frame or a TLS alert),
+// "does not speak TLS" (a TLS client at a plaintext port), "its certificate
+// is not trusted" (CA or names), "refused the TLS handshake" (the node
+// wants a client certificate its CA signed). A node that accepts the
+// connection and then stays silent is only unavailable: retried elsewhere.
+//
 // # Errors
 //
 // Every error is an *Error: the operation, a Kind (one of the Err*

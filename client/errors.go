@@ -42,6 +42,12 @@ var (
 	// ErrRefused: a node refused the connection with an Error frame (wrong
 	// cluster ID, bad handshake); the server's text follows.
 	ErrRefused = errors.New("kraft/client: connection refused by node")
+	// ErrTLS: TLS is not agreed between the client and a node: the node
+	// requires TLS and Config.TLS is nil, the node does not speak TLS, its
+	// certificate is not trusted (CA, names), or it refused the client's
+	// certificate (or the lack of one). The text says which. Not retried:
+	// it is a configuration error that another attempt cannot fix.
+	ErrTLS = errors.New("kraft/client: TLS error")
 	// ErrProtocol: a node sent bytes that are not a valid response (bad
 	// handshake, oversized or undecodable frame). The connection is dropped.
 	ErrProtocol = errors.New("kraft/client: protocol error")

@@ -2,6 +2,8 @@ package client
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"io"
 	"net"
@@ -28,6 +30,10 @@ type fakeServer struct {
 	policy func(n int, req *wire.ClientRequest) action // nil: apply everything
 	// handshakeReply replaces the server's Hello when set.
 	handshakeReply []byte
+	// tlsConfig makes the port TLS-only, as netio's client port with
+	// --client-cert: a connection whose first byte does not start a TLS
+	// handshake gets an Error frame saying the port requires TLS.
+	tlsConfig *tls.Config
 	// reverse > 1 answers requests in groups of that many, last first.
 	reverse int
 
@@ -38,6 +44,8 @@ type fakeServer struct {
 	mu       sync.Mutex
 	received []wire.ClientRequest // headers only (no key/value)
 	accepted int
+	tlsConns int      // connections that completed a TLS handshake
+	peerCNs  []string // client certificates' CommonNames, per TLS connection
 	conns    map[net.Conn]struct{}
 	closed   bool
 
@@ -160,14 +168,26 @@ func (sc *serverConn) write(b []byte) {
 	_, _ = sc.nc.Write(b)
 }
 
-func (fs *fakeServer) serve(nc net.Conn) {
+func (fs *fakeServer) serve(raw net.Conn) {
 	defer fs.wg.Done()
 	defer func() {
 		fs.mu.Lock()
-		delete(fs.conns, nc)
+		delete(fs.conns, raw)
 		fs.mu.Unlock()
-		_ = nc.Close()
+		_ = raw.Close()
 	}()
+	// Test fields are read only after the first read, which orders them
+	// after the client's first write (for the race detector too).
+	var first [1]byte
+	if _, err := io.ReadFull(raw, first[:]); err != nil {
+		return
+	}
+	var nc net.Conn = &prefixedConn{Conn: raw, prefix: bytes.NewReader(first[:])}
+	if fs.tlsConfig != nil {
+		if nc = fs.serveTLS(nc, first[0]); nc == nil {
+			return
+		}
+	}
 	var hb [wire.HelloSize]byte
 	if _, err := io.ReadFull(nc, hb[:]); err != nil {
 		return
@@ -307,4 +327,43 @@ func rawFrame(t wire.MsgType, body []byte) []byte {
 	out := binary.LittleEndian.AppendUint32(nil, uint32(len(body)+1))
 	out = append(out, byte(t))
 	return append(out, body...)
+}
+
+// serveTLS answers a plaintext Hello (first is its first byte, still to
+// be read from nc) with an Error frame, as a TLS-only port does, or
+// completes a TLS handshake and returns the TLS connection. nil: the
+// connection is done.
+func (fs *fakeServer) serveTLS(nc net.Conn, first byte) net.Conn {
+	if first != 0x16 { // TLS handshake record
+		// Read the rest of the Hello first: closing with unread bytes
+		// would reset the connection before the client reads our answer.
+		var hello [wire.HelloSize]byte
+		_, _ = io.ReadFull(nc, hello[:])
+		_, _ = nc.Write(wire.AppendErrorFrame(nil, wire.ErrCodeBadHandshake, "this port requires TLS"))
+		return nil
+	}
+	tc := tls.Server(nc, fs.tlsConfig)
+	if err := tc.Handshake(); err != nil {
+		return nil
+	}
+	fs.mu.Lock()
+	fs.tlsConns++
+	if pc := tc.ConnectionState().PeerCertificates; len(pc) > 0 {
+		fs.peerCNs = append(fs.peerCNs, pc[0].Subject.CommonName)
+	}
+	fs.mu.Unlock()
+	return tc
+}
+
+// prefixedConn gives back bytes already read from Conn before reading on.
+type prefixedConn struct {
+	net.Conn
+	prefix *bytes.Reader
+}
+
+func (c *prefixedConn) Read(b []byte) (int, error) {
+	if c.prefix.Len() > 0 {
+		return c.prefix.Read(b)
+	}
+	return c.Conn.Read(b)
 }
