@@ -60,9 +60,15 @@
 //
 // # Snapshot files
 //
-//	magic "KRSNAP01" | index u64 | term u64 | data | data length u64 | xxh64
+//	magic "KRSNAP02" | index u64 | term u64 | base u64 | codec u8 | zero [7]u8 |
+//	stored data | stored length u64 | xxh64
 //
-// written to <name>.tmp, fdatasync'd, renamed, directory fsync'd.
+// written to <name>.tmp, fdatasync'd, renamed, directory fsync'd. codec 0
+// stores the data as is, 1 zstd-compressed; the checksum covers the stored
+// bytes. base 0: self-contained; otherwise the file is a delta on the
+// snapshot at index base (retention keeps every base a retained file needs;
+// LoadSnapshotChain returns the chain). "KRSNAP01" files (no base, no codec,
+// 24-byte header) are still read. Details in snapshot.go.
 //
 // # Recovery
 //

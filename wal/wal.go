@@ -169,7 +169,7 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 			s := snaps[len(snaps)-1]
 			// Read it whole once: starting a log after a snapshot that
 			// cannot be loaded would leave the node with neither.
-			if _, err := readSnapshot(w.fsys, s); err != nil {
+			if _, _, err := readSnapshot(w.fsys, s); err != nil {
 				return err
 			}
 			w.start = logStart{index: s.Index, term: s.Term}
@@ -894,42 +894,10 @@ func (s *stateFile) snapshotHS() HardState {
 	return s.hs
 }
 
-// SaveSnapshot durably writes a snapshot file for (index, term) with the
-// data read from r (temp file, fsync, rename, directory fsync), then
-// removes the oldest snapshot files beyond Options.SnapshotsRetained. It
-// does not compact the log: call CompactPrefix after. Safe for concurrent
-// use with every method; not with another SaveSnapshot of the same index.
+// SaveSnapshot is SaveSnapshotFile with default options: a self-contained,
+// uncompressed file.
 func (w *WAL) SaveSnapshot(index, term uint64, r io.Reader) (SnapshotMeta, error) {
-	w.closeMu.RLock()
-	defer w.closeMu.RUnlock()
-	w.mu.RLock()
-	err := w.writable()
-	w.mu.RUnlock()
-	if err != nil {
-		return SnapshotMeta{}, err
-	}
-	meta, err := writeSnapshot(w.fsys, w.opts.SnapshotDir, index, term, r)
-	if err != nil {
-		if IsFatal(err) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return SnapshotMeta{}, w.setFatal(err)
-		}
-		return SnapshotMeta{}, err
-	}
-	snaps, err := listSnapshots(w.fsys, w.opts.SnapshotDir)
-	if err != nil {
-		return meta, err
-	}
-	for i := 0; i < len(snaps)-w.opts.SnapshotsRetained; i++ {
-		if snaps[i].Index >= index {
-			break
-		}
-		if err := w.fsys.Remove(snaps[i].File); err != nil {
-			return meta, errorf("remove old snapshot: %w", err)
-		}
-	}
-	return meta, nil
+	return w.SaveSnapshotFile(index, term, r, SnapshotFileOptions{})
 }
 
 // Snapshots lists the snapshot files, oldest first (names only; LoadSnapshot
@@ -938,7 +906,8 @@ func (w *WAL) Snapshots() ([]SnapshotMeta, error) {
 	return listSnapshots(w.fsys, w.opts.SnapshotDir)
 }
 
-// LoadSnapshot reads and verifies the newest snapshot file. ErrNoSnapshot
+// LoadSnapshot reads and verifies the newest snapshot file (which may be a
+// delta: see LoadSnapshotChain). ErrNoSnapshot
 // if there is none; a *CorruptionError if it is damaged.
 func (w *WAL) LoadSnapshot() (SnapshotMeta, []byte, error) {
 	snaps, err := listSnapshots(w.fsys, w.opts.SnapshotDir)
@@ -948,10 +917,13 @@ func (w *WAL) LoadSnapshot() (SnapshotMeta, []byte, error) {
 	if len(snaps) == 0 {
 		return SnapshotMeta{}, nil, ErrNoSnapshot
 	}
-	meta := snaps[len(snaps)-1]
-	data, err := readSnapshot(w.fsys, meta)
+	data, meta, err := readSnapshot(w.fsys, snaps[len(snaps)-1])
 	return meta, data, err
 }
+
+// SyncRounds counts completed sync rounds (each one fdatasync per dirty
+// segment, covering every append before it: the group commits).
+func (w *WAL) SyncRounds() uint64 { return w.syncRounds.Load() }
 
 // Close syncs what was appended, stops the writer and preparer goroutines
 // and releases every file and mapping. Views from Entries become invalid.
