@@ -51,6 +51,14 @@ type Config struct {
 	// MaxSnapshotChunkBytes is the InstallSnapshot chunk size.
 	MaxSnapshotChunkBytes int
 
+	// LogCacheBytes bounds the memory of log entries that are stable and
+	// applied (0: keep every entry since the snapshot). Older entries are
+	// read back through LogReader when a lagging follower needs them; both
+	// must be set for the bound to apply. Entries not yet stable or applied
+	// are always in memory (MaxUncommitted* bound those on a leader).
+	LogCacheBytes int
+	LogReader     LogReader
+
 	// ForceNewCluster restarts a surviving node as the only voter of a new
 	// one-member cluster, keeping its log (quorum-loss recovery,
 	// kraft-ctl force-new-cluster). Everything in its log counts as committed.
@@ -59,6 +67,15 @@ type Config struct {
 	// Bug injects a deliberate protocol bug. Tests only: it exists so that
 	// the simulator can prove it catches each one. Zero in production.
 	Bug Bug
+}
+
+// LogReader reads stored entry records back (the WAL's mapping: see
+// wal.WAL.Entries, which implements it). It returns the records of
+// entries lo, lo+1, ... below hi, at least one, at most maxBytes unless the
+// first alone is larger; the bytes must stay valid until the call that
+// asked for them returns.
+type LogReader interface {
+	Entries(lo, hi uint64, maxBytes int) ([]byte, error)
 }
 
 // Bug names a deliberately injected protocol bug (see Config.Bug).

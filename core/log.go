@@ -1,6 +1,8 @@
 package core
 
 import (
+	"fmt"
+
 	"github.com/kraftdb/kraft/wire"
 )
 
@@ -11,11 +13,24 @@ import (
 // Ownership: byte ranges of buf that were handed out (in a Ready or a
 // message) are never written again. Appends only write past len(buf), and
 // truncation and compaction move the kept entries to a fresh buffer.
+//
+// The log cache: with a reader and a cacheBytes limit, buf holds only the
+// entries from cacheFirst on; older entries (stable and applied, so never
+// needed by this node again except to send to a lagging follower) are read
+// back from the reader (the WAL's mapping). Offsets are positions in the
+// log's whole byte stream since the snapshot, so that evicting a prefix of
+// buf moves nothing but the bytes: buf[0] is at stream position base.
 type raftLog struct {
 	snapIndex, snapTerm uint64
 	buf                 []byte
-	offs                []int    // offs[k]: start in buf of entry snapIndex+1+k
+	base                int      // stream position of buf[0]
+	cacheFirst          uint64   // first index whose record is in buf
+	offs                []int    // offs[k]: stream position of entry snapIndex+1+k
 	terms               []uint64 // terms[k]: term of entry snapIndex+1+k
+
+	// reader and cacheBytes enable eviction (both set) — see above.
+	reader     LogReader
+	cacheBytes int
 
 	committed uint64 // highest index known committed
 	applied   uint64 // highest index handed out in Ready.CommittedEntries
@@ -51,17 +66,18 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 	return lastTerm > lt || (lastTerm == lt && lastIndex >= l.lastIndex())
 }
 
-// start and end are entry i's byte range in buf; i must be in the log.
+// start and end are entry i's byte range as stream positions (see
+// raftLog); i must be in the log (cached or not).
 func (l *raftLog) start(i uint64) int { return l.offs[i-l.snapIndex-1] }
 func (l *raftLog) end(i uint64) int {
 	k := i - l.snapIndex
 	if k == uint64(len(l.offs)) {
-		return len(l.buf)
+		return l.base + len(l.buf)
 	}
 	return l.offs[k]
 }
 
-// slice returns the records of entries [lo, hi]; empty when lo > hi.
+// slice returns the cached records of entries [lo, hi]; empty when lo > hi.
 func (l *raftLog) slice(lo, hi uint64) []byte {
 	if lo > hi {
 		return nil
@@ -69,9 +85,60 @@ func (l *raftLog) slice(lo, hi uint64) []byte {
 	if lo <= l.snapIndex || hi > l.lastIndex() {
 		bug("log slice [%d, %d] outside (%d, %d]", lo, hi, l.snapIndex, l.lastIndex())
 	}
-	b := l.buf[l.start(lo):l.end(hi)]
+	if lo < l.cacheFirst {
+		bug("log slice [%d, %d] reaches below the cache (first cached %d)", lo, hi, l.cacheFirst)
+	}
+	b := l.buf[l.start(lo)-l.base : l.end(hi)-l.base]
 	return b[:len(b):len(b)]
 }
+
+// sliceForSend returns the records of entries [lo, last] for a follower,
+// with last <= hi: from the cache, or, for evicted entries, from the
+// reader, which may return fewer (it stops at a segment's end).
+func (l *raftLog) sliceForSend(lo, hi uint64) (b []byte, last uint64, err error) {
+	if lo >= l.cacheFirst || lo > hi {
+		return l.slice(lo, hi), hi, nil
+	}
+	end := min(hi, l.cacheFirst-1)
+	b, err = l.reader.Entries(lo, end+1, l.end(end)-l.start(lo))
+	if err != nil {
+		return nil, 0, err
+	}
+	n := uint64(countRecords(b))
+	if n == 0 {
+		return nil, 0, fmt.Errorf("log reader returned no entries at %d", lo)
+	}
+	return b, lo + n - 1, nil
+}
+
+// evict drops cached records of entries that are stable and applied while
+// the cache holds more than cacheBytes, down to half of it (so the copy of
+// the kept records is paid once per cacheBytes/2 of appends).
+func (l *raftLog) evict() {
+	if l.reader == nil || l.cacheBytes <= 0 || len(l.buf) <= l.cacheBytes {
+		return
+	}
+	limit := min(l.stable, l.applied) // entries this node still needs stay
+	from := l.cacheFirst
+	endStream := l.base + len(l.buf)
+	for from <= limit && endStream-l.start(from) > l.cacheBytes/2 {
+		from++
+	}
+	if from == l.cacheFirst {
+		return
+	}
+	cut := len(l.buf)
+	if from <= l.lastIndex() {
+		cut = l.start(from) - l.base
+	}
+	rest := l.buf[cut:]
+	l.buf = append(make([]byte, 0, max(l.cacheBytes, 2*len(rest)+64)), rest...)
+	l.base += cut
+	l.cacheFirst = from
+}
+
+// cachedBytes is what the cache holds: bytes of records and the buffer's capacity.
+func (l *raftLog) cachedBytes() (used, capacity int) { return len(l.buf), cap(l.buf) }
 
 // bytesBetween is the record size of entries (lo, hi].
 func (l *raftLog) bytesBetween(lo, hi uint64) int {
@@ -81,11 +148,16 @@ func (l *raftLog) bytesBetween(lo, hi uint64) int {
 	return l.end(hi) - l.start(lo+1)
 }
 
-func (l *raftLog) entryType(i uint64) wire.EntryType { return wire.EntryType(l.buf[l.start(i)+4]) }
+func (l *raftLog) entryType(i uint64) wire.EntryType {
+	if i < l.cacheFirst {
+		bug("entry type of evicted entry %d (first cached %d)", i, l.cacheFirst)
+	}
+	return wire.EntryType(l.buf[l.start(i)-l.base+4])
+}
 
 func (l *raftLog) appendEntry(t wire.EntryType, term uint64, payload []byte) uint64 {
 	i := l.lastIndex() + 1
-	l.offs = append(l.offs, len(l.buf))
+	l.offs = append(l.offs, l.base+len(l.buf))
 	l.terms = append(l.terms, term)
 	l.buf = wire.AppendEntry(l.buf, t, i, term, payload)
 	return i
@@ -96,7 +168,7 @@ func (l *raftLog) appendRaw(raw []byte, index, term uint64) {
 	if index != l.lastIndex()+1 {
 		bug("append of entry %d after %d", index, l.lastIndex())
 	}
-	l.offs = append(l.offs, len(l.buf))
+	l.offs = append(l.offs, l.base+len(l.buf))
 	l.terms = append(l.terms, term)
 	l.buf = append(l.buf, raw...)
 }
@@ -109,8 +181,11 @@ func (l *raftLog) truncateFrom(i uint64) {
 	if i > l.lastIndex() {
 		return
 	}
+	if i < l.cacheFirst {
+		bug("truncating evicted entry %d (first cached %d)", i, l.cacheFirst)
+	}
 	k := i - l.snapIndex - 1
-	cut := l.offs[k]
+	cut := l.offs[k] - l.base
 	l.buf = append(make([]byte, 0, cut+cut/2+64), l.buf[:cut]...)
 	l.offs = append([]int(nil), l.offs[:k]...)
 	l.terms = append([]uint64(nil), l.terms[:k]...)
@@ -128,24 +203,24 @@ func (l *raftLog) compactTo(i uint64) {
 	}
 	t, _ := l.term(i)
 	k := i - l.snapIndex
-	base := l.end(i)
-	rest := l.buf[base:]
-	// Keep the capacity: the log grows back to about the same size before
-	// the next compaction, and regrowing it would copy it several times.
-	l.buf = append(make([]byte, 0, max(cap(l.buf), 2*len(rest)+64)), rest...)
-	offs := make([]int, len(l.offs)-int(k), cap(l.offs))
-	for j := range offs {
-		offs[j] = l.offs[int(k)+j] - base
+	if i >= l.cacheFirst {
+		cut := l.end(i) - l.base
+		rest := l.buf[cut:]
+		// Keep the capacity: the log grows back to about the same size before
+		// the next compaction, and regrowing it would copy it several times.
+		l.buf = append(make([]byte, 0, max(cap(l.buf), 2*len(rest)+64)), rest...)
+		l.base += cut
+		l.cacheFirst = i + 1
 	}
-	l.offs = offs
+	l.offs = append(make([]int, 0, cap(l.offs)), l.offs[k:]...)
 	l.terms = append(make([]uint64, 0, cap(l.terms)), l.terms[k:]...)
 	l.snapIndex, l.snapTerm = i, t
 }
 
 // reset discards the whole log in favour of a snapshot at (i, t).
 func (l *raftLog) reset(i, t uint64) {
-	l.buf, l.offs, l.terms = nil, nil, nil
-	l.snapIndex, l.snapTerm = i, t
+	l.buf, l.offs, l.terms, l.base = nil, nil, nil, 0
+	l.snapIndex, l.snapTerm, l.cacheFirst = i, t, i+1
 	l.committed, l.applied, l.stable, l.unsent = i, i, i, i+1
 }
 
@@ -168,10 +243,13 @@ func (l *raftLog) checkLog() {
 		return
 	}
 	it := wire.NewEntryIter(l.buf)
-	for k := range l.offs {
+	if l.cacheFirst <= l.snapIndex || l.cacheFirst > l.lastIndex()+1 || (l.cacheFirst <= l.lastIndex() && l.start(l.cacheFirst) != l.base) {
+		bug("log cache starts at %d (base %d) outside (%d, %d]", l.cacheFirst, l.base, l.snapIndex, l.lastIndex()+1)
+	}
+	for k := int(l.cacheFirst - l.snapIndex - 1); k < len(l.offs); k++ {
 		e, raw, ok := it.Next()
 		i := l.snapIndex + 1 + uint64(k)
-		if !ok || e.Index != i || e.Term != l.terms[k] || &raw[0] != &l.buf[l.offs[k]] {
+		if !ok || e.Index != i || e.Term != l.terms[k] || &raw[0] != &l.buf[l.offs[k]-l.base] {
 			bug("log record %d inconsistent with its index", i)
 		}
 		if k > 0 && l.terms[k] < l.terms[k-1] {

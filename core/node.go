@@ -60,8 +60,10 @@ type Node struct {
 	commitQ     []commitMark
 	held        []heldMessages
 	savedHS     HardState
-	batch       [][]byte
-	batchProps  []*proposal
+	batch       [][]byte    // proposals gathered for the next Propose
+	batchProps  []*proposal // their waiters, in the same order
+	batchTimer  *time.Timer // armed while a partial batch waits (BatchTimeout)
+	batchArmed  bool
 
 	// Apply goroutine, published for readers.
 	applied    atomic.Uint64
@@ -73,6 +75,8 @@ type Node struct {
 
 	// Counters.
 	inboxDropped atomic.Uint64
+	batches      atomic.Uint64 // proposal batches handed to the core
+	batchEntries atomic.Uint64 // proposals in them
 }
 
 type proposal struct {
@@ -171,6 +175,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		w.Close()
 		return nil, err
+	}
+	if cfg.Raft.LogReader == nil {
+		cfg.Raft.LogReader = w
+		n.cfg.Raft.LogReader = w
 	}
 	n.raft, err = New(cfg.Raft, st)
 	if err != nil {
@@ -553,6 +561,37 @@ func (n *Node) LastSnapshotIndex() uint64 { return n.lastSnap.Load() }
 // SnapshotInProgress reports whether a snapshot is being written.
 func (n *Node) SnapshotInProgress() bool { return n.snapBusy.Load() }
 
+// BatchStats are counts since start: batches of proposals handed to the
+// core, the proposals in them, and the WAL's completed sync rounds
+// (group commits). syncs/proposals is the syncs paid per write.
+type BatchStats struct {
+	Batches, Proposals, WALSyncs uint64
+}
+
+// Batches returns the node's batching counters.
+func (n *Node) Batches() BatchStats {
+	return BatchStats{Batches: n.batches.Load(), Proposals: n.batchEntries.Load(), WALSyncs: n.wal.SyncRounds()}
+}
+
+// LogCache is the memory of the core's in-memory log (see
+// Config.LogCacheBytes): record bytes held, the buffer's capacity, and the
+// first index held (older entries are read from the WAL).
+type LogCache struct {
+	Bytes, Capacity int
+	FirstIndex      uint64
+	Limit           int
+}
+
+// LogCache reports the in-memory log's size.
+func (n *Node) LogCache() (LogCache, error) {
+	var lc LogCache
+	err := n.control(func(r *Raft) {
+		lc.Bytes, lc.Capacity = r.log.cachedBytes()
+		lc.FirstIndex, lc.Limit = r.log.cacheFirst, r.log.cacheBytes
+	})
+	return lc, err
+}
+
 // InboxDropped counts peer messages dropped because the inbox was full.
 func (n *Node) InboxDropped() uint64 { return n.inboxDropped.Load() }
 
@@ -565,7 +604,14 @@ func (n *Node) runLoop() {
 	defer close(n.applyC)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.batchTimer = time.NewTimer(time.Hour)
+	n.batchTimer.Stop()
+	defer n.batchTimer.Stop()
 	for {
+		var batchDue <-chan time.Time
+		if n.batchArmed {
+			batchDue = n.batchTimer.C
+		}
 		select {
 		case <-n.stopC:
 			n.failWaiters(n.stoppedErr())
@@ -574,6 +620,9 @@ func (n *Node) runLoop() {
 			n.raft.Tick()
 		case p := <-n.propC:
 			n.propose(p)
+		case <-batchDue:
+			n.batchArmed = false
+			n.flushBatch()
 		case m := <-n.recvC:
 			n.step(m)
 			for i := 0; i < maxDrain; i++ {
@@ -604,11 +653,15 @@ func (n *Node) step(m *wire.Message) {
 	}
 }
 
-// propose takes p and every proposal already queued behind it into one
-// batch: one Propose, one WAL append, one Append per follower.
+// propose adds p and every proposal already queued behind it to the
+// batch, up to BatchSize, which becomes one Propose: one WAL append and
+// one Append per follower. A full batch goes at once; a partial one goes
+// at once too unless BatchTimeout is set, in which case it waits at most
+// that long (from its first proposal's arrival) for more proposals.
 func (n *Node) propose(p *proposal) {
-	n.batch, n.batchProps = append(n.batch[:0], p.data), append(n.batchProps[:0], p)
-	for len(n.batch) < maxDrain {
+	limit := n.cfg.BatchSize
+	n.batch, n.batchProps = append(n.batch, p.data), append(n.batchProps, p)
+	for len(n.batch) < limit {
 		select {
 		case q := <-n.propC:
 			n.batch, n.batchProps = append(n.batch, q.data), append(n.batchProps, q)
@@ -617,22 +670,51 @@ func (n *Node) propose(p *proposal) {
 		}
 		break
 	}
+	if len(n.batch) < limit && n.cfg.BatchTimeout > 0 {
+		if !n.batchArmed {
+			n.batchTimer.Reset(n.cfg.BatchTimeout)
+			n.batchArmed = true
+		}
+		return
+	}
+	if n.batchArmed {
+		n.batchTimer.Stop()
+		n.batchArmed = false
+	}
+	n.flushBatch()
+}
+
+// flushBatch proposes the gathered batch to the core.
+func (n *Node) flushBatch() {
+	if len(n.batch) == 0 {
+		return
+	}
+	n.batches.Add(1)
+	n.batchEntries.Add(uint64(len(n.batch)))
 	first, err := n.raft.Propose(n.batch)
 	if err != nil {
 		for _, q := range n.batchProps {
 			q.finish(sm.Result{}, err)
 		}
+		n.resetBatch()
 		return
 	}
 	term, _ := n.raft.Term(first)
+	now := time.Now()
 	for i, q := range n.batchProps {
 		q.index, q.term = first+uint64(i), term
 		if q.trace != nil {
-			q.trace.Index, q.trace.Term, q.trace.Appended = q.index, term, time.Now()
+			q.trace.Index, q.trace.Term, q.trace.Appended = q.index, term, now
 		}
 		n.waiters[q.index] = q
 	}
+	n.resetBatch()
+}
+
+func (n *Node) resetBatch() {
+	clear(n.batch)
 	clear(n.batchProps)
+	n.batch, n.batchProps = n.batch[:0], n.batchProps[:0]
 }
 
 func (n *Node) read(r *readWaiter) {
@@ -812,7 +894,7 @@ func (n *Node) observeCommit(index uint64) {
 func (n *Node) ClearPending() (int, error) {
 	cleared := 0
 	err := n.control(func(*Raft) {
-		cleared = len(n.waiters) + len(n.reads)
+		cleared = len(n.waiters) + len(n.reads) + len(n.batchProps)
 		n.failWaiters(ErrCleared)
 	})
 	return cleared, err
@@ -869,6 +951,10 @@ func (n *Node) onDurable() {
 }
 
 func (n *Node) failWaiters(err error) {
+	for _, p := range n.batchProps {
+		p.finish(sm.Result{}, err)
+	}
+	n.resetBatch()
 	for i, p := range n.waiters {
 		p.finish(sm.Result{}, err)
 		delete(n.waiters, i)

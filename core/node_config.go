@@ -42,6 +42,14 @@ type NodeConfig struct {
 	// applied since the last one (0: only on request).
 	SnapshotEveryEntries uint64
 
+	// BatchSize caps the proposals that become one batch (one Propose, one
+	// WAL append, one Append per follower; default 4096). Proposals queued
+	// while the loop works are batched without waiting; BatchTimeout (0:
+	// never wait) lets a partial batch wait up to that long for more,
+	// trading a lone proposal's latency for fewer, larger batches.
+	BatchSize    int
+	BatchTimeout time.Duration
+
 	// ProposalQueueLen and InboxLen bound the queues into the loop.
 	ProposalQueueLen int
 	InboxLen         int
@@ -66,6 +74,9 @@ func (c *NodeConfig) withDefaults() {
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Millisecond // DefaultConfig's timeouts are in milliseconds
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 4096
+	}
 	if c.ProposalQueueLen == 0 {
 		c.ProposalQueueLen = 8192
 	}
@@ -88,6 +99,10 @@ func (c *NodeConfig) Validate() error {
 		return errors.New("kraft/core: StateMachine is required")
 	case c.Transport == nil:
 		return errors.New("kraft/core: Transport is required")
+	case c.BatchSize < 1:
+		return fmt.Errorf("kraft/core: BatchSize must be positive, got %d", c.BatchSize)
+	case c.BatchTimeout < 0:
+		return fmt.Errorf("kraft/core: BatchTimeout must not be negative, got %v", c.BatchTimeout)
 	case c.ProposalQueueLen < 1 || c.InboxLen < 1:
 		return errors.New("kraft/core: ProposalQueueLen and InboxLen must be positive")
 	}

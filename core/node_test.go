@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,8 +48,9 @@ type nodeCluster struct {
 	dir string
 	kvs map[uint64]*sm.KV
 	ids []uint64
-	// snapshotEvery is passed to new nodes.
+	// snapshotEvery is passed to new nodes; tweak, if set, edits their config.
 	snapshotEvery uint64
+	tweak         func(*NodeConfig)
 }
 
 func newNodeCluster(t *testing.T, ids ...uint64) *nodeCluster {
@@ -65,7 +67,7 @@ func (c *nodeCluster) start(id uint64, bootstrap []uint64) *Node {
 	c.t.Helper()
 	kv, _ := sm.NewKV(sm.DefaultKVConfig())
 	rc := DefaultConfig(id, rand.NewPCG(id, 42))
-	n, err := NewNode(NodeConfig{
+	cfg := NodeConfig{
 		Raft: rc, TickInterval: time.Millisecond,
 		WALDir:               filepath.Join(c.dir, fmt.Sprint(id)),
 		WAL:                  wal.Options{SegmentSizeBytes: 1 << 20, Fsync: wal.FsyncNone},
@@ -74,7 +76,11 @@ func (c *nodeCluster) start(id uint64, bootstrap []uint64) *Node {
 		Bootstrap:            bootstrap,
 		SnapshotEveryEntries: c.snapshotEvery,
 		Logger:               slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	n, err := NewNode(cfg)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -118,11 +124,11 @@ func (c *nodeCluster) leader() *Node {
 	return nil
 }
 
-var clientSeq uint64
+var clientSeq atomic.Uint64
 
 func put(key, value string) []byte {
-	clientSeq++
-	r := wire.ClientRequest{ClientID: 1, Seq: clientSeq, FirstUnacked: clientSeq, NewSession: true, Op: wire.OpPut, Key: []byte(key), Value: []byte(value)}
+	seq := clientSeq.Add(1)
+	r := wire.ClientRequest{ClientID: 1, Seq: seq, FirstUnacked: seq, NewSession: true, Op: wire.OpPut, Key: []byte(key), Value: []byte(value)}
 	f := wire.AppendClientRequest(nil, &r)
 	return sm.AppendCommand(nil, time.Now().UnixNano(), f[wire.FrameHeaderSize:])
 }

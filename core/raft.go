@@ -144,6 +144,7 @@ func New(cfg Config, st InitialState) (*Raft, error) {
 	r := &Raft{id: cfg.ID, cfg: cfg, rng: rand.New(cfg.Rand), votes: map[uint64]bool{}}
 	sm := st.Snapshot.Meta
 	r.log.reset(sm.Index, sm.Term)
+	r.log.reader, r.log.cacheBytes = cfg.LogReader, cfg.LogCacheBytes
 	r.snap = Snapshot{Meta: SnapshotMeta{Index: sm.Index, Term: sm.Term, Membership: sm.Membership.clone()}, Data: st.Snapshot.Data}
 	r.snapMeta = AppendMembership(nil, sm.Membership)
 	r.members = sm.Membership.clone()
@@ -804,9 +805,20 @@ func (r *Raft) sendAppends(p *progress) {
 			r.sendCommit(p)
 			return
 		}
+		ents, got, err := r.log.sliceForSend(prev+1, hi)
+		if err != nil {
+			// The stored entries cannot be read (a storage error the
+			// driver reports on its own): the next heartbeat round or
+			// acknowledgement tries again.
+			return
+		}
+		if got < hi {
+			size = r.log.end(got) - r.log.start(prev+1)
+			hi = got
+		}
 		commit := r.log.committed
 		r.send(wire.Message{Type: wire.MsgAppend, To: p.id, Index: prev, LogTerm: prevTerm, Commit: commit,
-			Entries: r.log.slice(prev+1, hi), EntryCount: int(hi - prev)})
+			Entries: ents, EntryCount: int(hi - prev)})
 		p.sentCommit = commit
 		if p.state == ProgressProbe {
 			p.paused = true

@@ -117,6 +117,7 @@ func (r *Raft) Ready() Ready {
 func (r *Raft) Advance(rd Ready) {
 	r.recycleMsgs = rd.Messages[:0]
 	r.recycleAft = rd.MessagesAfterPersist[:0]
+	r.log.evict()
 }
 
 func (r *Raft) collectCommitted(rd *Ready) {

@@ -61,7 +61,10 @@ type Options struct {
 	// for persist-before-acknowledge mistakes.
 	CrashAfterAckPct int
 	MaxMsgBytes      int // per Append; 0: 600
-	Bug              core.Bug
+	// LogCacheBytes > 0 bounds each node's in-memory log: older entries
+	// are read back from the node's simulated disk (core.Config.LogReader).
+	LogCacheBytes int
+	Bug           core.Bug
 
 	// Trace prints every event (debugging a replay).
 	Trace bool
@@ -85,6 +88,7 @@ func Profile(seed uint64) Options {
 		FaultGapMin: 100 * Millisecond, FaultGapMax: 500 * Millisecond, DownMax: 850 * Millisecond,
 	}
 	o.LeaseReads = o.CheckQuorum && rng.IntN(3) == 0
+	o.LogCacheBytes = []int{0, 0, 300, 3000}[rng.IntN(4)]
 	if seed%2 == 0 {
 		harsh(&o, seed)
 	}
@@ -292,6 +296,7 @@ type Sim struct {
 type Stats struct {
 	Events, Messages, Elections, Crashes, Partitions, ConfChanges, Transfers, Snapshots, SnapshotsSent int
 	OpsOK, OpsUnknown, Reads                                                                           int
+	CacheReads                                                                                         int // entries read back from disk after eviction
 	MaxCommit                                                                                          uint64
 }
 
@@ -402,7 +407,11 @@ func (s *Sim) start(n *node) {
 	for _, e := range n.disk.entries {
 		st.Entries = append(st.Entries, e...)
 	}
-	r, err := core.New(s.config(n.id), st)
+	cfg := s.config(n.id)
+	if s.o.LogCacheBytes > 0 {
+		cfg.LogCacheBytes, cfg.LogReader = s.o.LogCacheBytes, diskReader{s, n}
+	}
+	r, err := core.New(cfg, st)
 	if err != nil {
 		s.fail("node %d restart: %v", n.id, err)
 		return
@@ -594,6 +603,33 @@ func (s *Sim) completeWrite(n *node, w write) {
 	if w.last > 0 {
 		n.r.Persisted(w.last, w.lastTerm)
 	}
+}
+
+// diskReader serves a node's evicted log entries from its simulated disk.
+// The core asks only for entries it reported stable, so an entry missing
+// from the disk is a bug in the core's cache and fails the run.
+type diskReader struct {
+	s *Sim
+	n *node
+}
+
+func (d diskReader) Entries(lo, hi uint64, maxBytes int) ([]byte, error) {
+	first := d.n.disk.snap.Meta.Index + 1
+	if lo < first || hi <= lo || lo-first >= uint64(len(d.n.disk.entries)) {
+		d.s.fail("node %d: log cache asked for entries [%d, %d) but the disk holds [%d, %d)",
+			d.n.id, lo, hi, first, first+uint64(len(d.n.disk.entries)))
+		return nil, fmt.Errorf("entries [%d, %d) not on disk", lo, hi)
+	}
+	var out []byte
+	for i := lo; i < hi && i-first < uint64(len(d.n.disk.entries)); i++ {
+		raw := d.n.disk.entries[i-first]
+		if len(out) > 0 && len(out)+len(raw) > maxBytes {
+			break
+		}
+		out = append(out, raw...)
+	}
+	d.s.Stats.CacheReads++
+	return out, nil
 }
 
 func (s *Sim) maybeSnapshot(n *node) {

@@ -74,6 +74,35 @@ func TestSimSeeds(t *testing.T) {
 	t.Logf("%d seeds in %v", n, time.Since(start))
 }
 
+// TestSimLogCache runs seeds with a tiny log cache, so that entries for
+// lagging and restarted followers come back from the disk under every fault,
+// and checks that the path was taken.
+func TestSimLogCache(t *testing.T) {
+	n := seedsPerRun() / 10
+	reads := 0
+	errs := runSeeds(t, 500000, n, func(seed uint64) Options {
+		o := Profile(seed)
+		o.LogCacheBytes = 200
+		return o
+	})
+	for _, err := range errs {
+		t.Error(err)
+	}
+	for seed := uint64(500000); seed < 500000+uint64(min(n, 20)); seed++ {
+		o := Profile(seed)
+		o.LogCacheBytes = 200
+		st, err := Run(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads += st.CacheReads
+	}
+	if reads == 0 {
+		t.Fatal("no entry was read back from disk: the cache never evicted")
+	}
+	t.Logf("%d seeds; %d reads from disk in the first %d", n, reads, min(n, 20))
+}
+
 func TestSimReplay(t *testing.T) {
 	if *seedFlag == 0 {
 		t.Skip("set -sim.seed=N to replay a seed")

@@ -1,0 +1,164 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kraftdb/kraft/wal"
+)
+
+// The log cache bounds the leader's memory for entries that are stable and
+// applied; a follower that was down catches up from entries the leader
+// reads back from its WAL.
+func TestNodeLogCacheBoundedAndServedFromWAL(t *testing.T) {
+	const limit = 64 << 10
+	c := newNodeCluster(t, 1, 2, 3)
+	c.tweak = func(cfg *NodeConfig) { cfg.Raft.LogCacheBytes = limit }
+	for _, id := range c.ids {
+		c.start(id, c.ids)
+	}
+	c.write("warm", "up")
+	c.stop(3)
+	value := strings.Repeat("v", 200)
+	for i := 0; i < 3000; i++ {
+		c.write(fmt.Sprintf("k%04d", i), value)
+	}
+	lead := c.leader()
+	var lc LogCache
+	waitFor(t, "the leader's cache to evict", func() bool {
+		lc, _ = lead.LogCache()
+		return lc.FirstIndex > 1000
+	})
+	if lc.Bytes > limit || lc.Capacity > 2*limit+4096 {
+		t.Fatalf("log cache holds %d bytes (capacity %d), limit %d", lc.Bytes, lc.Capacity, limit)
+	}
+	t.Logf("leader cache: %d bytes, capacity %d, first cached index %d", lc.Bytes, lc.Capacity, lc.FirstIndex)
+	n3 := c.start(3, nil)
+	c.waitConverged([]uint64{3}, "k0000", value)
+	c.waitConverged([]uint64{3}, "k2999", value)
+	if lc3, err := n3.LogCache(); err == nil && lc3.Bytes > limit+(256<<10) {
+		t.Fatalf("caught-up follower caches %d bytes, limit %d", lc3.Bytes, limit)
+	}
+}
+
+// Without a limit the in-memory log keeps every entry since the snapshot
+// (the control for the test above).
+func TestNodeLogCacheUnlimitedKeepsEverything(t *testing.T) {
+	c := newNodeCluster(t, 1)
+	c.start(1, c.ids)
+	for i := 0; i < 500; i++ {
+		c.write(fmt.Sprintf("k%d", i), strings.Repeat("v", 200))
+	}
+	lc, err := c.leader().LogCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lc.FirstIndex != 1 || lc.Bytes < 500*200 {
+		t.Fatalf("unlimited cache: first %d, %d bytes", lc.FirstIndex, lc.Bytes)
+	}
+}
+
+// A lone proposal waits for company at most BatchTimeout; a batch that
+// fills up goes at once.
+func TestNodeBatchTimeoutBoundsTheWait(t *testing.T) {
+	const timeout = 40 * time.Millisecond
+	c := newNodeCluster(t, 1)
+	c.tweak = func(cfg *NodeConfig) { cfg.BatchSize, cfg.BatchTimeout = 8, timeout }
+	n := c.start(1, c.ids)
+	c.write("warm", "up")
+	for i := 0; i < 3; i++ {
+		_, tr, err := n.ProposeTraced(context.Background(), put("lone", "x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait := tr.Appended.Sub(tr.Received)
+		// It waited (the knob works) and not much longer than the timeout
+		// (generous slack: this machine is shared and noisy).
+		if wait < timeout*3/4 || wait > timeout+250*time.Millisecond {
+			t.Fatalf("a lone proposal waited %v for its batch, timeout %v", wait, timeout)
+		}
+	}
+}
+
+// A batch that fills up goes at once, whatever the timeout.
+func TestNodeFullBatchDoesNotWait(t *testing.T) {
+	c := newNodeCluster(t, 1)
+	c.tweak = func(cfg *NodeConfig) { cfg.BatchSize, cfg.BatchTimeout = 8, 20*time.Second }
+	n := c.start(1, c.ids)
+	c.leader()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, err := n.Propose(ctx, put(fmt.Sprint("k", i), "v"))
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a full batch of 8 took %v (timeout 20s): it waited for the timer", d)
+	}
+	if b := n.Batches(); b.Batches == 0 || b.Proposals < 8 {
+		t.Fatalf("batch counters %+v", b)
+	}
+}
+
+// Larger batches mean fewer WAL syncs per write: 64 writers with
+// BatchSize 1 against BatchSize 64 with a short timeout, fsync always.
+func TestNodeLargerBatchesFewerSyncsPerWrite(t *testing.T) {
+	run := func(size int, timeout time.Duration) BatchStats {
+		c := newNodeCluster(t, 1)
+		c.tweak = func(cfg *NodeConfig) {
+			cfg.BatchSize, cfg.BatchTimeout = size, timeout
+			cfg.WAL.Fsync = wal.FsyncAlways
+		}
+		n := c.start(1, c.ids)
+		c.leader()
+		before := n.Batches()
+		var wg sync.WaitGroup
+		for w := 0; w < 64; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < 20; i++ {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					if _, err := n.Propose(ctx, put(fmt.Sprint("k", w, "-", i), "v")); err != nil {
+						t.Error(err)
+					}
+					cancel()
+				}
+			}(w)
+		}
+		wg.Wait()
+		after := n.Batches()
+		return BatchStats{Batches: after.Batches - before.Batches, Proposals: after.Proposals - before.Proposals, WALSyncs: after.WALSyncs - before.WALSyncs}
+	}
+	small := run(1, 0)
+	large := run(64, 2*time.Millisecond)
+	perWrite := func(b BatchStats) float64 { return float64(b.WALSyncs) / float64(b.Proposals) }
+	t.Logf("batch size 1: %+v (%.3f syncs/write); batch size 64, 2ms: %+v (%.3f syncs/write)", small, perWrite(small), large, perWrite(large))
+	if small.Batches != small.Proposals {
+		t.Fatalf("batch size 1 made %d batches of %d proposals", small.Batches, small.Proposals)
+	}
+	if float64(large.Proposals)/float64(large.Batches) < 4 {
+		t.Fatalf("batch size 64 averaged %.1f proposals per batch", float64(large.Proposals)/float64(large.Batches))
+	}
+	if perWrite(large) > perWrite(small) {
+		t.Fatalf("larger batches paid more syncs per write: %.3f > %.3f", perWrite(large), perWrite(small))
+	}
+}
