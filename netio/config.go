@@ -57,6 +57,27 @@ type Config struct {
 	ReconnectMin     time.Duration // first backoff after a failed dial
 	ReconnectMax     time.Duration // backoff cap
 
+	// IdleTimeout closes a client connection that has sent no frame for
+	// this long and waits for no response, with an Error frame saying so.
+	// Peer connections are not idled: Raft heartbeats them.
+	IdleTimeout time.Duration
+	// MaxInflightRequestsPerConn bounds the requests of one client
+	// connection handed to HandleClient and not yet answered (Respond).
+	// Beyond it a request is answered StatusTooManyRequests at once and
+	// never reaches the handler.
+	MaxInflightRequestsPerConn int
+
+	// PeerTLS, if set, serves the peer port with mutual TLS (crypto/tls
+	// instead of gnet) and dials peers with it: both sides present a
+	// certificate that verifies against the source's CA (required) and
+	// names the node (NodeIDs): the node ID of the Hello must be one the
+	// certificate names.
+	PeerTLS *TLSSource
+	// ClientTLS, if set, serves the client port with TLS. If the source
+	// has a CA, clients must present a certificate that verifies against
+	// it.
+	ClientTLS *TLSSource
+
 	Logger *slog.Logger
 }
 
@@ -73,6 +94,9 @@ func DefaultConfig() Config {
 		HandshakeTimeout:        2 * time.Second,
 		ReconnectMin:            50 * time.Millisecond,
 		ReconnectMax:            2 * time.Second,
+
+		IdleTimeout:                5 * time.Minute,
+		MaxInflightRequestsPerConn: 1024,
 	}
 }
 
@@ -105,6 +129,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReconnectMax == 0 {
 		c.ReconnectMax = d.ReconnectMax
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.MaxInflightRequestsPerConn == 0 {
+		c.MaxInflightRequestsPerConn = d.MaxInflightRequestsPerConn
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -139,6 +169,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("kraft/netio: DialTimeout and HandshakeTimeout must be positive")
 	case c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin:
 		return fmt.Errorf("kraft/netio: need 0 < ReconnectMin (%v) <= ReconnectMax (%v)", c.ReconnectMin, c.ReconnectMax)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("kraft/netio: IdleTimeout must be positive, got %v", c.IdleTimeout)
+	case c.MaxInflightRequestsPerConn < 1:
+		return fmt.Errorf("kraft/netio: MaxInflightRequestsPerConn must be positive, got %d", c.MaxInflightRequestsPerConn)
+	case c.PeerTLS != nil && !c.PeerTLS.HasCA():
+		return fmt.Errorf("kraft/netio: PeerTLS needs a CA file: peers authenticate each other (mutual TLS)")
 	}
 	for _, a := range []struct{ name, addr string }{{"PeerAddr", c.PeerAddr}, {"ClientAddr", c.ClientAddr}} {
 		if a.addr == "" {

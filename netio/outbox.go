@@ -26,10 +26,10 @@ var (
 // one. Two buffers alternate, so steady state allocates nothing.
 //
 // Any goroutine may enqueue. The write completion runs on the connection's
-// event loop. gnet's AsyncWrite does not copy, so the buffer being written
-// is owned by gnet until the completion callback.
+// event loop (gnet) or writer goroutine (TLS). The sink does not copy, so
+// the buffer being written is owned by it until the completion callback.
 type outbox struct {
-	conn     gnet.Conn
+	w        sink
 	maxBytes int
 	stats    *Stats
 
@@ -45,9 +45,32 @@ type outbox struct {
 	closed  bool
 }
 
-func newOutbox(c gnet.Conn, maxBytes int, stats *Stats) *outbox {
-	return &outbox{conn: c, maxBytes: maxBytes, stats: stats}
+// sink is where an outbox writes: a gnet connection or a TLS writer
+// goroutine. asyncWrite hands buf over; unless it returns an error, the
+// sink later calls the outbox's written exactly once, after which buf is
+// the outbox's again.
+type sink interface {
+	asyncWrite(buf []byte) error
 }
+
+// newOutbox returns an outbox writing to a gnet connection.
+func newOutbox(c gnet.Conn, maxBytes int, stats *Stats) *outbox {
+	o := &outbox{maxBytes: maxBytes, stats: stats}
+	o.w = &gnetSink{c: c, done: func(c gnet.Conn, err error) error {
+		o.written(c.OutboundBuffered(), err)
+		return nil
+	}}
+	return o
+}
+
+// gnetSink writes with gnet's AsyncWrite; done is built once, so a write
+// allocates no callback.
+type gnetSink struct {
+	c    gnet.Conn
+	done gnet.AsyncCallback
+}
+
+func (g *gnetSink) asyncWrite(buf []byte) error { return g.c.AsyncWrite(buf, g.done) }
 
 // sendMessage queues one Raft message.
 func (o *outbox) sendMessage(m *wire.Message) error {
@@ -100,28 +123,28 @@ func (o *outbox) flushLocked() {
 	o.writing, o.pending, o.spare = o.pending, o.spare[:0], nil
 	o.stats.Writes.Add(1)
 	o.stats.BytesOut.Add(uint64(len(o.writing)))
-	if err := o.conn.AsyncWrite(o.writing, o.written); err != nil {
+	if err := o.w.asyncWrite(o.writing); err != nil {
 		// The loop is gone (engine stopping): nothing will call back.
 		o.closed = true
 		o.writing = nil
 	}
 }
 
-// written is gnet's completion callback, on the event loop.
-func (o *outbox) written(c gnet.Conn, err error) error {
+// written is the sink's completion callback. backlog is what the sink
+// still holds because the kernel would not take it yet.
+func (o *outbox) written(backlog int, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.spare, o.writing = o.writing[:0], nil
-	o.backlog = c.OutboundBuffered()
+	o.backlog = backlog
 	if err != nil {
 		o.closed = true
 		o.pending = o.pending[:0]
-		return nil
+		return
 	}
 	if len(o.pending) > 0 && !o.closed {
 		o.flushLocked()
 	}
-	return nil
 }
 
 // queued is what the outbox holds: not yet written, being written, and
@@ -156,4 +179,10 @@ type Stats struct {
 	BadFrames         atomic.Uint64
 	Dials             atomic.Uint64
 	DialFailures      atomic.Uint64
+
+	TLSHandshakeFailures atomic.Uint64 // TLS handshakes failed, accepted or dialled (no/expired/foreign certificate, ...)
+	TLSIdentityRefused   atomic.Uint64 // verified certificates that do not name the node ID of the handshake (either side)
+	TLSRequired          atomic.Uint64 // plaintext connections refused on a TLS port
+	IdleTimeouts         atomic.Uint64 // client connections closed after IdleTimeout without a frame
+	InflightRefused      atomic.Uint64 // client requests answered StatusTooManyRequests at MaxInflightRequestsPerConn
 }

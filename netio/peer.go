@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -53,25 +54,24 @@ func (p *peer) run() {
 		p.t.stats.Dials.Add(1)
 		conn, err := p.dial()
 		if err == nil {
-			var gc gnet.Conn
-			gc, err = p.t.dialer.EnrollContext(conn, &outConn{p: p})
+			var ob *outbox
+			var hangup func()
+			ob, hangup, err = p.attach(conn)
 			if err == nil {
 				if failing {
 					log.Info("peer reachable again")
 				}
 				failing, backoff = false, p.t.cfg.ReconnectMin
-				ob := newOutbox(gc, p.t.cfg.MaxInflightBytesPerConn, &p.t.stats)
 				p.out.Store(ob)
 				select {
 				case <-p.lost:
 				case <-p.done:
-					gc.Close()
 				}
+				hangup()
 				p.out.Store(nil)
 				ob.close()
 				continue
 			}
-			err = fmt.Errorf("registering with the event loop: %w", err)
 		}
 		p.t.stats.DialFailures.Add(1)
 		if !failing || errors.Is(err, wire.ErrClusterMismatch) || errors.Is(err, wire.ErrNodeMismatch) {
@@ -87,12 +87,45 @@ func (p *peer) run() {
 	}
 }
 
-// dial connects and runs the handshake synchronously: send our Hello, read
-// the peer's Hello (or the Error frame it refuses us with) and check that
-// it is the node we meant to reach.
+// attach hands a handshaken connection to what writes it: a gnet event
+// loop (plaintext) or a writer goroutine (TLS, which gnet cannot carry).
+// Either way the connection's end is reported on p.lost. hangup closes it.
+func (p *peer) attach(conn net.Conn) (*outbox, func(), error) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		ob, w := newStreamOutbox(tc, p.t.cfg.MaxInflightBytesPerConn, &p.t.stats)
+		go p.watchTLS(tc)
+		return ob, func() { tc.Close(); w.stop() }, nil
+	}
+	gc, err := p.t.dialer.EnrollContext(conn, &outConn{p: p})
+	if err != nil {
+		return nil, nil, fmt.Errorf("registering with the event loop: %w", err)
+	}
+	return newOutbox(gc, p.t.cfg.MaxInflightBytesPerConn, &p.t.stats), func() { gc.Close() }, nil
+}
+
+// watchTLS reads a dialled TLS connection, on which nothing but the Error
+// frame of a refusing peer is expected, and reports its end on p.lost.
+func (p *peer) watchTLS(tc *tls.Conn) {
+	b := make([]byte, 4096)
+	n, _ := io.ReadAtLeast(tc, b, wire.FrameHeaderSize)
+	if f, k, err := wire.ParseFrame(b[:n], len(b)); err == nil && k > 0 && f.Type == wire.MsgError {
+		_, text, _ := wire.DecodeErrorFrame(f.Body)
+		p.t.log.Warn("peer reported an error on our connection", "peer", p.id, "error", string(text))
+	}
+	tc.Close()
+	select {
+	case p.lost <- struct{}{}:
+	default:
+	}
+}
+
+// dial connects (over TLS when PeerTLS is set, checking that the server's
+// certificate names p.id) and runs the handshake synchronously: send our
+// Hello, read the peer's Hello (or the Error frame it refuses us with) and
+// check that it is the node we meant to reach.
 func (p *peer) dial() (net.Conn, error) {
 	cfg := &p.t.cfg
-	conn, err := net.DialTimeout("tcp", p.addr, cfg.DialTimeout)
+	conn, err := p.t.dialPeer(p.addr, p.id)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +141,30 @@ func (p *peer) dial() (net.Conn, error) {
 		cfg.OnPeerHello(h)
 	}
 	return conn, nil
+}
+
+// dialPeer connects to a peer port, with mutual TLS when PeerTLS is set:
+// the server's certificate must verify against the CA and name want (any
+// node if want is 0); both the handshake and the dial are bounded.
+func (t *Transport) dialPeer(addr string, want uint64) (net.Conn, error) {
+	if t.cfg.PeerTLS == nil {
+		return net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
+	}
+	conn, err := net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	tc := tls.Client(conn, t.cfg.PeerTLS.PeerConfig(want))
+	if err := tc.Handshake(); err != nil {
+		conn.Close()
+		t.stats.TLSHandshakeFailures.Add(1)
+		if errors.As(err, new(*identityError)) {
+			t.stats.TLSIdentityRefused.Add(1)
+		}
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }
 
 // handshakeDialer is the dialling side of the handshake: send ours, read
@@ -184,7 +241,7 @@ func readRefusal(conn net.Conn, head []byte) error {
 	switch code {
 	case wire.ErrCodeClusterMismatch:
 		kind = wire.ErrClusterMismatch
-	case wire.ErrCodeNodeMismatch:
+	case wire.ErrCodeNodeMismatch, wire.ErrCodeIdentity:
 		kind = wire.ErrNodeMismatch
 	case wire.ErrCodeBadHandshake:
 		kind = wire.ErrVersion

@@ -1,7 +1,6 @@
 package netio
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -31,8 +30,16 @@ type Handler interface {
 type ClientConn struct {
 	id     uint64
 	remote string
+	conn   acceptedConn
 	out    *outbox
 	closed atomic.Bool
+
+	// inflight counts requests handed to HandleClient and not yet
+	// answered through Respond; beyond maxInflight a request is answered
+	// StatusTooManyRequests without reaching the handler.
+	inflight    atomic.Int64
+	maxInflight int64
+	lastIn      atomic.Int64 // server.now when the last frame arrived
 }
 
 // ID is unique among this transport's client connections.
@@ -43,23 +50,45 @@ func (c *ClientConn) RemoteAddr() string { return c.remote }
 
 // Respond queues r on the connection. It returns ErrClosed if the client
 // went away and ErrBusy if the client is not reading its responses.
+//
+// Each call counts as the answer to one request for the connection's
+// in-flight limit (Config.MaxInflightRequestsPerConn): call it once per
+// request handed to HandleClient.
 func (c *ClientConn) Respond(r *wire.ClientResponse) error {
+	for {
+		n := c.inflight.Load()
+		if n <= 0 || c.inflight.CompareAndSwap(n, n-1) {
+			break
+		}
+	}
 	if c.closed.Load() {
 		return ErrClosed
 	}
 	return c.out.sendResponse(r)
 }
 
-// inConn is the per-connection state of an accepted connection, kept in the
-// gnet.Conn's context and touched only on its event loop.
+// gnetConn adapts a gnet.Conn to the session of an accepted connection.
+type gnetConn struct{ c gnet.Conn }
+
+func (g gnetConn) remoteAddr() string { return g.c.RemoteAddr().String() }
+
+// writeNow goes into gnet's outbound buffer, ahead of any AsyncWrite
+// queued after it. It is called on the event loop.
+func (g gnetConn) writeNow(b []byte) error { _, err := g.c.Write(b); return err }
+
+func (g gnetConn) newOutbox(maxBytes int, stats *Stats) *outbox {
+	return newOutbox(g.c, maxBytes, stats)
+}
+
+func (g gnetConn) closeWith(frame []byte) {
+	g.c.AsyncWrite(frame, func(c gnet.Conn, _ error) error { return c.Close() })
+}
+
+// inConn is the per-connection state of an accepted gnet connection, kept
+// in the gnet.Conn's context and touched only on its event loop.
 type inConn struct {
-	port    wire.Role // which listener accepted it
-	counted bool      // holds one of the port's MaxConnsPerPort slots
-	hello   bool      // handshake done
-	peerID  uint64    // RolePeer: the node ID of the handshake
-	client  *ClientConn
-	msg     wire.Message
-	req     wire.ClientRequest
+	session
+	counted bool // holds one of the port's MaxConnsPerPort slots
 }
 
 // server is the gnet event handler for the peer and client listeners.
@@ -74,6 +103,12 @@ type server struct {
 
 	conns   [3]atomic.Int64 // open accepted connections, by wire.Role (1 peer, 2 client)
 	pending sync.Map        // gnet.Conn → time.Time: accepted, Hello not yet complete
+
+	// now is a coarse clock (UnixNano) set by the idle sweeper, so that
+	// marking a client connection active costs no clock read per frame.
+	now          atomic.Int64
+	inflightText []byte // the StatusTooManyRequests error text
+	tls          tlsServers
 }
 
 // OnTick closes accepted connections whose handshake has not completed
@@ -100,20 +135,29 @@ func (s *server) OnBoot(eng gnet.Engine) gnet.Action {
 }
 
 func (s *server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	st := &inConn{port: wire.RolePeer}
+	st := &inConn{session: session{s: s, conn: gnetConn{c}, port: wire.RolePeer}}
 	if a, ok := c.LocalAddr().(*net.TCPAddr); ok && a.Port == s.clientPort && s.clientPort != 0 {
 		st.port = wire.RoleClient
 	}
 	c.SetContext(st)
-	if n := s.conns[st.port].Add(1); n > int64(s.t.cfg.MaxConnsPerPort) {
-		s.conns[st.port].Add(-1)
-		s.t.stats.ConnsRefused.Add(1)
-		msg := fmt.Sprintf("the %s port has its maximum of %d connections", st.port, s.t.cfg.MaxConnsPerPort)
-		return wire.AppendErrorFrame(nil, wire.ErrCodeOverloaded, msg), gnet.Close
+	if frame := s.takeSlot(st.port); frame != nil {
+		return frame, gnet.Close
 	}
 	st.counted = true
 	s.pending.Store(c, time.Now())
 	return nil, gnet.None
+}
+
+// takeSlot takes one of the port's MaxConnsPerPort slots, or returns the
+// Error frame that refuses the connection.
+func (s *server) takeSlot(port wire.Role) []byte {
+	if n := s.conns[port].Add(1); n > int64(s.t.cfg.MaxConnsPerPort) {
+		s.conns[port].Add(-1)
+		s.t.stats.ConnsRefused.Add(1)
+		msg := fmt.Sprintf("the %s port has its maximum of %d connections", port, s.t.cfg.MaxConnsPerPort)
+		return wire.AppendErrorFrame(nil, wire.ErrCodeOverloaded, msg)
+	}
+	return nil
 }
 
 // Conns is the number of open accepted connections on the peer and client ports.
@@ -126,132 +170,51 @@ func (s *server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if st, ok := c.Context().(*inConn); ok && st.counted {
 		s.conns[st.port].Add(-1)
 	}
-	if st, ok := c.Context().(*inConn); ok && st.client != nil {
-		st.client.closed.Store(true)
-		st.client.out.close()
-		s.clients.Delete(st.client.id)
+	if st, ok := c.Context().(*inConn); ok {
+		s.forget(st.client)
 	}
 	return gnet.None
 }
 
+// forget drops a closed client connection (nil: not a client).
+func (s *server) forget(cc *ClientConn) {
+	if cc != nil {
+		cc.closed.Store(true)
+		cc.out.close()
+		s.clients.Delete(cc.id)
+	}
+}
+
+// OnTraffic drives the connection's session over gnet's read buffer
+// without copying: it peeks the head of the next unit, waits until the
+// whole unit is buffered, and hands the session a view of it.
 func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	st := c.Context().(*inConn)
-	if !st.hello {
-		b, _ := c.Peek(min(c.InboundBuffered(), wire.MaxHelloSize))
-		n, err := wire.HelloLen(b)
-		if err != nil {
-			return s.refuse(c, codeFor(err), err)
-		}
-		if n == 0 || len(b) < n {
-			return gnet.None
-		}
-		if err := s.handshake(c, st, b[:n]); err != nil {
-			return s.refuse(c, codeFor(err), err)
-		}
-		s.pending.Delete(c)
-		c.Discard(n)
-	}
 	for {
-		n := c.InboundBuffered()
-		if n < 4 {
-			return gnet.None
-		}
-		head, _ := c.Peek(4)
-		size, err := wire.FrameSize(head, s.t.cfg.MaxFrameBytes)
+		buffered := c.InboundBuffered()
+		head, _ := c.Peek(min(buffered, st.headLen()))
+		size, err := st.next(head)
 		if err != nil {
-			s.t.stats.BadFrames.Add(1)
-			return s.refuse(c, wire.ErrCodeBadFrame, err)
+			return s.refuse(c, st, err)
 		}
-		if n < size {
-			return gnet.None // wait for the rest; the limit was checked above
+		if size == 0 || buffered < size {
+			return gnet.None // wait for the rest; the limit was checked in next
 		}
-		b, _ := c.Peek(size)
-		f, _, err := wire.ParseFrame(b, s.t.cfg.MaxFrameBytes)
-		if err == nil {
-			err = s.dispatch(c, st, f)
+		wasHello := st.hello
+		unit, _ := c.Peek(size)
+		if err := st.process(unit); err != nil {
+			return s.refuse(c, st, err)
 		}
-		if err != nil {
-			s.t.stats.BadFrames.Add(1)
-			return s.refuse(c, wire.ErrCodeBadFrame, err)
+		if !wasHello {
+			s.pending.Delete(c)
 		}
-		s.t.stats.FramesIn.Add(1)
-		s.t.stats.BytesIn.Add(uint64(size))
 		c.Discard(size)
 	}
 }
 
-func (s *server) handshake(c gnet.Conn, st *inConn, b []byte) error {
-	h, err := wire.DecodeHello(b)
-	if err != nil {
-		return err
-	}
-	if err := h.Check(s.t.cfg.ClusterID, st.port); err != nil {
-		return err
-	}
-	if h.Role == wire.RolePeer && h.NodeID == s.t.cfg.NodeID {
-		return fmt.Errorf("%w: remote claims node ID %d, which is this node's: two nodes are configured with the same ID", wire.ErrNodeMismatch, h.NodeID)
-	}
-	st.hello, st.peerID = true, h.NodeID
-	if h.Role == wire.RoleClient {
-		st.client = &ClientConn{id: s.nextClient.Add(1), remote: c.RemoteAddr().String(),
-			out: newOutbox(c, s.t.cfg.MaxInflightBytesPerConn, &s.t.stats)}
-		s.clients.Store(st.client.id, st.client)
-	}
-	// The reply goes through gnet's outbound buffer ahead of any response.
-	_, err = c.Write(wire.AppendHello(nil, s.t.hello(h.Role)))
-	if err == nil && h.Role == wire.RolePeer {
-		s.t.log.Info("peer connected", "peer", h.NodeID, "remote", c.RemoteAddr().String(), "advertises", h.PeerAddr)
-		if s.t.cfg.OnPeerHello != nil {
-			s.t.cfg.OnPeerHello(h)
-		}
-	}
-	return err
-}
-
-func (s *server) dispatch(c gnet.Conn, st *inConn, f wire.Frame) error {
-	switch {
-	case st.port == wire.RolePeer && f.Type.IsRaft():
-		if err := wire.DecodeMessage(f, &st.msg); err != nil {
-			return err
-		}
-		if st.msg.From != st.peerID || st.msg.To != s.t.cfg.NodeID {
-			return fmt.Errorf("%w: message from %d to %d on the connection of node %d to node %d",
-				wire.ErrNodeMismatch, st.msg.From, st.msg.To, st.peerID, s.t.cfg.NodeID)
-		}
-		s.t.handler.HandleRaft(&st.msg)
-		return nil
-	case st.port == wire.RoleClient && f.Type == wire.MsgClientRequest:
-		if err := wire.DecodeClientRequest(f.Body, &st.req); err != nil {
-			return err
-		}
-		s.t.handler.HandleClient(st.client, &st.req, f.Body)
-		return nil
-	case f.Type == wire.MsgError:
-		code, text, _ := wire.DecodeErrorFrame(f.Body)
-		s.t.log.Warn("remote reported an error", "remote", c.RemoteAddr().String(), "code", code, "error", string(text))
-		return nil
-	}
-	return fmt.Errorf("%w: %v frame on the %s port", wire.ErrUnknownType, f.Type, st.port)
-}
-
-// refuse logs why a connection is dropped, tells the remote in an Error
-// frame (flushed by gnet before it closes), and closes it.
-func (s *server) refuse(c gnet.Conn, code wire.ErrorCode, err error) gnet.Action {
-	st := c.Context().(*inConn)
-	if !st.hello {
-		s.t.stats.HandshakesFailed.Add(1)
-	}
-	s.t.log.Warn("refusing connection", "remote", c.RemoteAddr().String(), "port", st.port.String(), "error", err.Error())
-	c.Write(wire.AppendErrorFrame(nil, code, err.Error()))
+// refuse tells the remote why in an Error frame (flushed by gnet before it
+// closes) and closes the connection.
+func (s *server) refuse(c gnet.Conn, st *inConn, err error) gnet.Action {
+	c.Write(st.refusal(err))
 	return gnet.Close
-}
-
-func codeFor(err error) wire.ErrorCode {
-	switch {
-	case errors.Is(err, wire.ErrClusterMismatch):
-		return wire.ErrCodeClusterMismatch
-	case errors.Is(err, wire.ErrNodeMismatch):
-		return wire.ErrCodeNodeMismatch
-	}
-	return wire.ErrCodeBadHandshake
 }

@@ -23,8 +23,12 @@ type Transport struct {
 
 	srv      *server
 	eng      gnet.Engine
+	gnetUp   bool // eng serves the plaintext ports
 	serveErr chan error
 	dialer   *gnet.Client
+
+	sweepDone chan struct{}
+	sweepWG   sync.WaitGroup
 
 	mu      sync.RWMutex
 	peers   map[uint64]*peer
@@ -44,7 +48,8 @@ func New(cfg Config, h Handler) (*Transport, error) {
 	}
 	t := &Transport{cfg: cfg, handler: h, log: cfg.Logger.With("component", "netio", "node", cfg.NodeID), peers: make(map[uint64]*peer)}
 	var err error
-	t.srv = &server{t: t, booted: make(chan gnet.Engine, 1)}
+	t.srv = &server{t: t, booted: make(chan gnet.Engine, 1), inflightText: inflightText(cfg.MaxInflightRequestsPerConn)}
+	t.srv.now.Store(time.Now().UnixNano())
 	if t.srv.peerPort, err = port(cfg.PeerAddr); err != nil {
 		return nil, err
 	}
@@ -70,36 +75,56 @@ func port(addr string) (int, error) {
 
 // Start binds the listeners and starts dialling the configured peers. It
 // returns once the listeners accept connections, or with the bind error.
+// Plaintext ports are served by gnet, TLS ports by crypto/tls.
 func (t *Transport) Start() error {
 	logger := gnetLogger{t.log}
-	addrs := []string{"tcp://" + t.cfg.PeerAddr}
-	if t.cfg.ClientAddr != "" {
+	var addrs []string
+	if t.cfg.PeerTLS == nil {
+		addrs = append(addrs, "tcp://"+t.cfg.PeerAddr)
+	}
+	if t.cfg.ClientAddr != "" && t.cfg.ClientTLS == nil {
 		addrs = append(addrs, "tcp://"+t.cfg.ClientAddr)
 	}
 	t.serveErr = make(chan error, 1)
-	go func() {
-		t.serveErr <- gnet.Rotate(t.srv, addrs,
-			gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.ServerLoops),
-			gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-			gnet.WithTicker(true), gnet.WithLogger(logger))
-	}()
-	select {
-	case t.eng = <-t.srv.booted:
-	case err := <-t.serveErr:
-		return fmt.Errorf("kraft/netio: listening on %v: %w", addrs, err)
+	if len(addrs) > 0 {
+		go func() {
+			t.serveErr <- gnet.Rotate(t.srv, addrs,
+				gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.ServerLoops),
+				gnet.WithReuseAddr(true), gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+				gnet.WithTicker(true), gnet.WithLogger(logger))
+		}()
+		select {
+		case t.eng = <-t.srv.booted:
+			t.gnetUp = true
+		case err := <-t.serveErr:
+			return fmt.Errorf("kraft/netio: listening on %v: %w", addrs, err)
+		}
 	}
-	var err error
-	t.dialer, err = gnet.NewClient(&dialerHandler{t: t},
-		gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.DialerLoops),
-		gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogger(logger))
-	if err == nil {
-		err = t.dialer.Start()
+	err := t.startTLS()
+	if err == nil && t.cfg.PeerTLS == nil {
+		t.dialer, err = gnet.NewClient(&dialerHandler{t: t},
+			gnet.WithMulticore(true), gnet.WithNumEventLoop(t.cfg.DialerLoops),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay), gnet.WithLogger(logger))
+		if err == nil {
+			err = t.dialer.Start()
+		}
+		if err != nil {
+			err = fmt.Errorf("kraft/netio: starting the dialer loops: %w", err)
+		}
 	}
 	if err != nil {
-		t.eng.Stop(context.Background())
-		return fmt.Errorf("kraft/netio: starting the dialer loops: %w", err)
+		t.srv.tls.stop()
+		if t.gnetUp {
+			t.eng.Stop(context.Background())
+			<-t.serveErr
+		}
+		return err
 	}
-	t.log.Info("listening", "peer", t.cfg.PeerAddr, "client", t.cfg.ClientAddr, "server_loops", t.cfg.ServerLoops, "dialer_loops", t.cfg.DialerLoops)
+	t.sweepDone = make(chan struct{})
+	t.sweepWG.Add(1)
+	go t.sweep()
+	t.log.Info("listening", "peer", t.cfg.PeerAddr, "client", t.cfg.ClientAddr, "server_loops", t.cfg.ServerLoops, "dialer_loops", t.cfg.DialerLoops,
+		"peer_tls", t.cfg.PeerTLS != nil, "client_tls", t.cfg.ClientTLS != nil)
 	t.mu.Lock()
 	t.started = true
 	for _, p := range t.peers {
@@ -205,7 +230,7 @@ func (t *Transport) QueuedBytes() (bytes int64, conns int) {
 // Probe dials a peer address and exchanges handshakes, to learn which node
 // listens there and where it can be reached; then it hangs up.
 func (t *Transport) Probe(addr string) (wire.Hello, error) {
-	conn, err := net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
+	conn, err := t.dialPeer(addr, 0)
 	if err != nil {
 		return wire.Hello{}, err
 	}
@@ -231,19 +256,71 @@ func (t *Transport) Close() error {
 	}
 	t.mu.Unlock()
 	t.wg.Wait()
+	if t.sweepDone != nil {
+		close(t.sweepDone)
+		t.sweepWG.Wait()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var err error
 	if t.dialer != nil {
 		err = t.dialer.Stop()
 	}
-	if e := t.eng.Stop(ctx); e != nil && err == nil {
-		err = e
-	}
-	if e := <-t.serveErr; e != nil && err == nil {
-		err = e
+	t.srv.tls.stop()
+	if t.gnetUp {
+		if e := t.eng.Stop(ctx); e != nil && err == nil {
+			err = e
+		}
+		if e := <-t.serveErr; e != nil && err == nil {
+			err = e
+		}
 	}
 	return err
+}
+
+// startTLS binds the TLS ports.
+func (t *Transport) startTLS() error {
+	if t.cfg.PeerTLS != nil {
+		if err := t.srv.listenTLS(t.cfg.PeerAddr, wire.RolePeer, t.cfg.PeerTLS.ServerConfig(true)); err != nil {
+			return fmt.Errorf("kraft/netio: listening with TLS on %s: %w", t.cfg.PeerAddr, err)
+		}
+	}
+	if t.cfg.ClientTLS != nil && t.cfg.ClientAddr != "" {
+		cfg := t.cfg.ClientTLS.ServerConfig(t.cfg.ClientTLS.HasCA())
+		if err := t.srv.listenTLS(t.cfg.ClientAddr, wire.RoleClient, cfg); err != nil {
+			return fmt.Errorf("kraft/netio: listening with TLS on %s: %w", t.cfg.ClientAddr, err)
+		}
+	}
+	return nil
+}
+
+// sweep keeps the server's coarse clock and closes client connections that
+// have been idle for IdleTimeout: no frame in, no request unanswered.
+// Peers are not swept; their heartbeats keep them busy.
+func (t *Transport) sweep() {
+	defer t.sweepWG.Done()
+	idle := t.cfg.IdleTimeout
+	tick := time.NewTicker(min(max(idle/8, 10*time.Millisecond), time.Second))
+	defer tick.Stop()
+	text := "idle for " + idle.String() + " without a request: closing the connection"
+	for {
+		select {
+		case <-t.sweepDone:
+			return
+		case now := <-tick.C:
+			t.srv.now.Store(now.UnixNano())
+			cutoff := now.Add(-idle).UnixNano()
+			t.srv.clients.Range(func(_, v any) bool {
+				c := v.(*ClientConn)
+				if c.lastIn.Load() < cutoff && c.inflight.Load() == 0 && c.closed.CompareAndSwap(false, true) {
+					t.stats.IdleTimeouts.Add(1)
+					t.log.Info("closing idle client connection", "remote", c.remote, "idle_timeout", idle)
+					c.conn.closeWith(wire.AppendErrorFrame(nil, wire.ErrCodeIdleTimeout, text))
+				}
+				return true
+			})
+		}
+	}
 }
 
 // gnetLogger routes gnet's own logging into slog; its chatter is debug.

@@ -146,6 +146,15 @@ const (
 	ErrCodeNodeMismatch    ErrorCode = 3 // unknown or duplicate node ID
 	ErrCodeBadFrame        ErrorCode = 4 // a frame failed to decode; the connection closes
 	ErrCodeOverloaded      ErrorCode = 5 // connection or in-flight limit reached
+	// ErrCodeIdentity: mutual TLS: the handshake claims a node ID that the
+	// certificate does not name.
+	ErrCodeIdentity ErrorCode = 6
+	// ErrCodeTLSRequired: a plaintext connection reached a TLS port; this
+	// frame is the one thing sent in plaintext there.
+	ErrCodeTLSRequired ErrorCode = 7
+	// ErrCodeIdleTimeout: the connection sent nothing for the server's
+	// idle timeout and is closed.
+	ErrCodeIdleTimeout ErrorCode = 8
 )
 
 // DecodeErrorFrame decodes the body of an MsgError frame. text aliases body.
