@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,6 +23,11 @@ type clusterFlags struct {
 	timeout   time.Duration
 	token     string
 	out       *outputFormat
+	tlsFlags
+
+	// Set by setup from the flags above.
+	scheme string      // of every admin URL: "http" or "https"
+	tls    *tls.Config // client port and HTTPS; nil: plaintext
 }
 
 func (f *clusterFlags) register(fs *flag.FlagSet) {
@@ -29,10 +35,42 @@ func (f *clusterFlags) register(fs *flag.FlagSet) {
 	if def == "" {
 		def = "127.0.0.1:7003"
 	}
-	fs.StringVar(&f.endpoints, "endpoints", def, "admin addresses of cluster nodes, comma-separated (env KRAFT_ENDPOINTS)")
+	fs.StringVar(&f.endpoints, "endpoints", def, "admin addresses of cluster nodes, comma-separated; https://host:port for HTTPS (env KRAFT_ENDPOINTS)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long the command may take")
 	fs.StringVar(&f.token, "admin-token", os.Getenv("KRAFT_ADMIN_TOKEN"), "bearer token for mutating calls (env KRAFT_ADMIN_TOKEN)")
 	f.out = addOutputFlag(fs)
+	f.tlsFlags.register(fs)
+}
+
+// setup checks the flags against each other and loads the TLS files; a
+// warning (--insecure-skip-tls-verify) goes to stderr.
+func (f *clusterFlags) setup(stderr io.Writer) error {
+	var https, http []string
+	for _, e := range strings.Split(f.endpoints, ",") {
+		switch e = strings.TrimSpace(e); {
+		case strings.HasPrefix(e, "https://"):
+			https = append(https, e)
+		case strings.HasPrefix(e, "http://"):
+			http = append(http, e)
+		}
+	}
+	switch {
+	case len(http) > 0 && len(https) > 0:
+		return usageErr{fmt.Sprintf("--endpoints mixes http:// (%s) and https:// (%s): one cluster, one scheme", http[0], https[0])}
+	case len(http) > 0 && f.tlsFlags.given():
+		return usageErr{fmt.Sprintf("--endpoints %s is plaintext http:// but TLS flags are given: use https:// or no scheme", http[0])}
+	}
+	f.scheme = "http"
+	if len(https) == 0 && !f.tlsFlags.given() {
+		return nil
+	}
+	f.scheme = "https"
+	conf, err := f.tlsFlags.config(stderr)
+	if err != nil {
+		return err
+	}
+	f.tls = conf
+	return nil
 }
 
 // admin talks to the nodes' admin HTTP APIs.
@@ -45,7 +83,24 @@ type admin struct {
 
 func newAdmin(f *clusterFlags) *admin {
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-	return &admin{f: f, http: &http.Client{}, ctx: ctx, cancel: cancel}
+	hc := &http.Client{}
+	if f.tls != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = f.tls
+		hc.Transport = tr
+	}
+	return &admin{f: f, http: hc, ctx: ctx, cancel: cancel}
+}
+
+// url is path on endpoint (host:port, any scheme stripped): https when
+// the cluster speaks TLS, as the members' admin addresses that /status
+// reports carry no scheme.
+func (a *admin) url(endpoint, path string) string {
+	scheme := a.f.scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + endpoint + path
 }
 
 func (a *admin) endpoints() []string {
@@ -75,7 +130,7 @@ func (a *admin) call(endpoint, method, path string, body, out any) error {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(a.ctx, method, "http://"+endpoint+path, rd)
+	req, err := http.NewRequestWithContext(a.ctx, method, a.url(endpoint, path), rd)
 	if err != nil {
 		return err
 	}
@@ -87,7 +142,7 @@ func (a *admin) call(endpoint, method, path string, body, out any) error {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("%s: no answer within --timeout %v", endpoint, a.f.timeout)
 		}
-		return fmt.Errorf("%s: %v", endpoint, unwrapURLError(err))
+		return adminTLSError(endpoint, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -108,6 +163,9 @@ func (a *admin) call(endpoint, method, path string, body, out any) error {
 		}
 		if e.Error == "" {
 			e.Error = e.Status
+		}
+		if e.Error == "" && resp.StatusCode == http.StatusBadRequest && bytes.Contains(data, []byte("HTTPS server")) {
+			e.Error = fmt.Sprintf("%s serves HTTPS: give --cacert (or an https:// endpoint)", endpoint)
 		}
 		if e.Error == "" {
 			e.Error = fmt.Sprintf("%s: HTTP %d: %s", endpoint, resp.StatusCode, strings.TrimSpace(string(data)))
@@ -226,10 +284,10 @@ func clusterCommand(name, usage string, nargs int, run func(f *clusterFlags, fs 
 	return command{name: name, summary: usage, run: func(args []string, stdout, stderr io.Writer) int {
 		fs := newFlagSet(name)
 		f := &clusterFlags{}
-		f.register(fs)
 		if extra != nil {
-			extra(fs)
+			extra(fs) // first: a command's own flag keeps its name (trace-request --key)
 		}
+		f.register(fs)
 		positional, err := parseInterleaved(fs, args)
 		if err != nil {
 			if errors.Is(err, flag.ErrHelp) {
@@ -243,7 +301,11 @@ func clusterCommand(name, usage string, nargs int, run func(f *clusterFlags, fs 
 		if nargs >= 0 && len(positional) != nargs {
 			return usageError(stderr, fmt.Sprintf("%s takes %d argument(s), got %d", name, nargs, len(positional)), "kraft-ctl "+name+" --help")
 		}
-		if err := run(f, fs, positional, stdout); err != nil {
+		err = f.setup(stderr)
+		if err == nil {
+			err = run(f, fs, positional, stdout)
+		}
+		if err != nil {
 			var u usageErr
 			if errors.As(err, &u) {
 				return usageError(stderr, u.msg, "kraft-ctl "+name+" --help")

@@ -29,7 +29,8 @@ func kvClient(f *clusterFlags) (*client.Client, func(), error) {
 	if len(endpoints) == 0 {
 		endpoints = []string{st.Addresses.Client}
 	}
-	c, err := client.New(client.Config{Endpoints: endpoints, ClusterID: server.ClusterNumber(st.Cluster), RequestTimeout: f.timeout})
+	c, err := client.New(client.Config{Endpoints: endpoints, ClusterID: server.ClusterNumber(st.Cluster), RequestTimeout: f.timeout, TLS: f.tls,
+		DialTimeout: min(client.DefaultDialTimeout, f.timeout)}) // a --timeout below the default dial timeout is valid
 	if err != nil {
 		a.cancel()
 		return nil, nil, err
