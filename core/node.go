@@ -561,6 +561,26 @@ func (n *Node) LastSnapshotIndex() uint64 { return n.lastSnap.Load() }
 // SnapshotInProgress reports whether a snapshot is being written.
 func (n *Node) SnapshotInProgress() bool { return n.snapBusy.Load() }
 
+// SetBatching changes BatchSize and BatchTimeout of the running node (a
+// configuration reload); the next batch uses them.
+func (n *Node) SetBatching(size int, timeout time.Duration) error {
+	if size < 1 || timeout < 0 {
+		return fmt.Errorf("kraft/core: batch size %d must be positive and timeout %v not negative", size, timeout)
+	}
+	return n.control(func(*Raft) { n.cfg.BatchSize, n.cfg.BatchTimeout = size, timeout })
+}
+
+// SetPendingLimits changes the core's MaxUncommittedEntries and
+// MaxUncommittedBytes of the running node (a configuration reload).
+// Lowering them refuses new proposals until the backlog drains below;
+// nothing already accepted is dropped.
+func (n *Node) SetPendingLimits(entries, bytes int) error {
+	if entries < 1 || bytes < 1 {
+		return fmt.Errorf("kraft/core: pending limits %d entries, %d bytes must be positive", entries, bytes)
+	}
+	return n.control(func(r *Raft) { r.cfg.MaxUncommittedEntries, r.cfg.MaxUncommittedBytes = entries, bytes })
+}
+
 // BatchStats are counts since start: batches of proposals handed to the
 // core, the proposals in them, and the WAL's completed sync rounds
 // (group commits). syncs/proposals is the syncs paid per write.

@@ -37,7 +37,7 @@ func (s *Server) startAdmin() error {
 	mux.HandleFunc("POST /admin/clear-pending-config-change", s.guard(s.handleClearPendingConfChange))
 	mux.HandleFunc("POST /admin/log-level", s.guard(s.handleLogLevel))
 	mux.HandleFunc("GET /admin/config", s.guard(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.cfg.Effective())
+		writeJSON(w, http.StatusOK, s.live.Load().Effective())
 	}))
 	s.registerDiag(mux)
 	mux.HandleFunc("GET /debug/pprof/", s.guard(pprof.Index))
@@ -50,6 +50,12 @@ func (s *Server) startAdmin() error {
 	}
 	s.adminLn = ln
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	if src := s.tls.admin; src != nil {
+		// HTTPS; with --admin-ca, clients must present a certificate.
+		s.admin.TLSConfig = src.ServerConfig(src.HasCA())
+		go s.admin.ServeTLS(ln, "", "")
+		return nil
+	}
 	go s.admin.Serve(ln)
 	return nil
 }

@@ -53,8 +53,22 @@ type Config struct {
 	BatchFsyncInterval time.Duration
 	SegmentSize        Size
 
-	SnapshotThreshold uint64
-	SnapshotRetain    int
+	SnapshotThreshold   uint64
+	SnapshotRetain      int
+	SnapshotCompression bool // zstd in the snapshot file
+	SnapshotIncremental bool // delta snapshots of what changed (the KV supports it)
+	SnapshotAsync       bool // serialize the snapshot off the apply goroutine
+
+	// Batching: proposals gathered into one WAL append and one Append per
+	// follower. BatchTimeout 0: never wait for a batch to fill.
+	BatchSize    int
+	BatchTimeout time.Duration
+	// LogCacheSize bounds the memory of applied, stable log entries; older
+	// ones are read back from the WAL for lagging followers.
+	LogCacheSize Size
+	// ReplicationCompression compresses large AppendEntries batches (S2)
+	// to peers that also enable it (negotiated in the handshake).
+	ReplicationCompression bool
 
 	MaxPendingEntries int
 	MaxPendingBytes   Size
@@ -63,6 +77,19 @@ type Config struct {
 	PipelineWindow    int
 	RequestTimeout    time.Duration
 	MaxConnections    int // per port
+
+	MaxKeySize          Size
+	MaxValueSize        Size
+	MaxInflightRequests int           // per client connection
+	IdleTimeout         time.Duration // client connections
+	HandshakeTimeout    time.Duration
+
+	// TLS: certificate, key and CA files per port. Peer: mutual TLS
+	// (all three required together). Client and admin: TLS with cert and
+	// key; with a CA, client certificates are required.
+	PeerCert, PeerKey, PeerCA       string
+	ClientCert, ClientKey, ClientCA string
+	AdminCert, AdminKey, AdminCA    string
 
 	// UnsafeLocalReads serves linearizable reads from the local state machine
 	// without ReadIndex: wrong on purpose, for the fault tests' canary.
@@ -77,32 +104,41 @@ type Config struct {
 // DefaultConfig holds the defaults of reference/original-kraft-spec.md §3.
 func DefaultConfig() Config {
 	return Config{
-		ClusterID:          "kraft",
-		BindAddress:        "0.0.0.0",
-		RaftPort:           7001,
-		ClientPort:         7002,
-		AdminPort:          7003,
-		DataDir:            "/var/lib/kraft/data",
-		SnapshotDir:        "/var/lib/kraft/snapshots",
-		ElectionTimeoutMin: 150 * time.Millisecond,
-		ElectionTimeoutMax: 300 * time.Millisecond,
-		HeartbeatInterval:  50 * time.Millisecond,
-		PreVote:            true,
-		CheckQuorum:        true,
-		FsyncMode:          "always",
-		BatchFsyncInterval: 10 * time.Millisecond,
-		SegmentSize:        64 << 20,
-		SnapshotThreshold:  100000,
-		SnapshotRetain:     3,
-		MaxPendingEntries:  100000,
-		MaxPendingBytes:    256 << 20,
-		MaxEntrySize:       1 << 20,
-		MaxFrameSize:       16 << 20,
-		PipelineWindow:     10,
-		RequestTimeout:     5 * time.Second,
-		MaxConnections:     10000,
-		LogLevel:           "info",
-		LogFormat:          "text",
+		ClusterID:           "kraft",
+		BindAddress:         "0.0.0.0",
+		RaftPort:            7001,
+		ClientPort:          7002,
+		AdminPort:           7003,
+		DataDir:             "/var/lib/kraft/data",
+		SnapshotDir:         "/var/lib/kraft/snapshots",
+		ElectionTimeoutMin:  150 * time.Millisecond,
+		ElectionTimeoutMax:  300 * time.Millisecond,
+		HeartbeatInterval:   50 * time.Millisecond,
+		PreVote:             true,
+		CheckQuorum:         true,
+		FsyncMode:           "always",
+		BatchFsyncInterval:  10 * time.Millisecond,
+		SegmentSize:         64 << 20,
+		SnapshotThreshold:   100000,
+		SnapshotRetain:      3,
+		SnapshotCompression: true,
+		SnapshotAsync:       true,
+		BatchSize:           4096,
+		LogCacheSize:        256 << 20,
+		MaxKeySize:          64 << 10,
+		MaxValueSize:        1 << 20,
+		MaxInflightRequests: 1024,
+		IdleTimeout:         5 * time.Minute,
+		HandshakeTimeout:    2 * time.Second,
+		MaxPendingEntries:   100000,
+		MaxPendingBytes:     256 << 20,
+		MaxEntrySize:        1 << 20,
+		MaxFrameSize:        16 << 20,
+		PipelineWindow:      10,
+		RequestTimeout:      5 * time.Second,
+		MaxConnections:      10000,
+		LogLevel:            "info",
+		LogFormat:           "text",
 	}
 }
 
@@ -254,7 +290,14 @@ func settings() []setting {
 		mk("batch-fsync-interval", "sync interval of --fsync-mode=batch", duration(func(c *Config) *time.Duration { return &c.BatchFsyncInterval })),
 		mk("segment-size", "WAL segment file size", size(func(c *Config) *Size { return &c.SegmentSize })),
 		mk("snapshot-threshold", "entries applied between automatic snapshots (0: manual only)", uinteger(func(c *Config) *uint64 { return &c.SnapshotThreshold })),
-		mk("snapshot-retain", "snapshot files kept", integer(func(c *Config) *int { return &c.SnapshotRetain })),
+		mk("snapshot-retain", "snapshot files kept (plus the bases of kept incremental snapshots); older WAL segments are released", integer(func(c *Config) *int { return &c.SnapshotRetain })),
+		mk("snapshot-compression", "compress snapshot files with zstd", boolean(func(c *Config) *bool { return &c.SnapshotCompression })),
+		mk("snapshot-incremental", "snapshots store only what changed since the previous one (a full one every few)", boolean(func(c *Config) *bool { return &c.SnapshotIncremental })),
+		mk("snapshot-async", "write snapshots off the apply path (applies and commits continue meanwhile)", boolean(func(c *Config) *bool { return &c.SnapshotAsync })),
+		mk("batch-size", "most proposals in one batch (one WAL append, one AppendEntries per follower)", integer(func(c *Config) *int { return &c.BatchSize })),
+		mk("batch-timeout", "how long a partial batch may wait for more proposals (0: never; batching happens anyway while the disk syncs)", duration(func(c *Config) *time.Duration { return &c.BatchTimeout })),
+		mk("log-cache-size", "memory for applied log entries; older ones are read from the WAL when a follower needs them", size(func(c *Config) *Size { return &c.LogCacheSize })),
+		mk("replication-compression", "compress large AppendEntries batches (S2) to peers that enable it too", boolean(func(c *Config) *bool { return &c.ReplicationCompression })),
 		mk("max-pending-entries", "uncommitted entries beyond which writes get 'too many pending requests'", integer(func(c *Config) *int { return &c.MaxPendingEntries })),
 		mk("max-pending-bytes", "uncommitted bytes beyond which writes get 'too many pending requests'", size(func(c *Config) *Size { return &c.MaxPendingBytes })),
 		mk("max-entry-size", "largest single command", size(func(c *Config) *Size { return &c.MaxEntrySize })),
@@ -262,6 +305,20 @@ func settings() []setting {
 		mk("pipeline-window", "AppendEntries messages in flight per follower", integer(func(c *Config) *int { return &c.PipelineWindow })),
 		mk("max-connections", "accepted connections per port (peer, client) before new ones are refused as overloaded", integer(func(c *Config) *int { return &c.MaxConnections })),
 		mk("request-timeout", "how long a client request may wait for commit", duration(func(c *Config) *time.Duration { return &c.RequestTimeout })),
+		mk("max-key-size", "largest key a client may write", size(func(c *Config) *Size { return &c.MaxKeySize })),
+		mk("max-value-size", "largest value a client may write", size(func(c *Config) *Size { return &c.MaxValueSize })),
+		mk("max-inflight-requests", "unanswered requests per client connection beyond which requests get 'too many in-flight requests'", integer(func(c *Config) *int { return &c.MaxInflightRequests })),
+		mk("idle-timeout", "a client connection silent this long is closed (peers heartbeat)", duration(func(c *Config) *time.Duration { return &c.IdleTimeout })),
+		mk("handshake-timeout", "an accepted connection must finish its handshake within this", duration(func(c *Config) *time.Duration { return &c.HandshakeTimeout })),
+		mk("peer-cert", "certificate for mutual TLS on the peer port (names this node: URI SAN kraft://node/<id> or DNS kraft-node<id>...)", str(func(c *Config) *string { return &c.PeerCert })),
+		mk("peer-key", "private key of --peer-cert", str(func(c *Config) *string { return &c.PeerKey })),
+		mk("peer-ca", "CA that peer certificates must chain to (required with --peer-cert)", str(func(c *Config) *string { return &c.PeerCA })),
+		mk("client-cert", "certificate for TLS on the client port", str(func(c *Config) *string { return &c.ClientCert })),
+		mk("client-key", "private key of --client-cert", str(func(c *Config) *string { return &c.ClientKey })),
+		mk("client-ca", "CA for client certificates; when set, clients must present one", str(func(c *Config) *string { return &c.ClientCA })),
+		mk("admin-cert", "certificate for HTTPS on the admin port", str(func(c *Config) *string { return &c.AdminCert })),
+		mk("admin-key", "private key of --admin-cert", str(func(c *Config) *string { return &c.AdminKey })),
+		mk("admin-ca", "CA for admin client certificates; when set, admin clients must present one", str(func(c *Config) *string { return &c.AdminCA })),
 		mk("unsafe-local-reads", "TESTING ONLY: answer linearizable reads locally without ReadIndex (stale reads; the fault tests' canary)", boolean(func(c *Config) *bool { return &c.UnsafeLocalReads })),
 		mk("admin-token", "bearer token required by mutating admin calls and /metrics (empty: none)", str(func(c *Config) *string { return &c.AdminToken })),
 		mk("log-level", "debug | info | warn | error", str(func(c *Config) *string { return &c.LogLevel })),
@@ -508,6 +565,51 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 1 {
 		bad("--max-connections %d must be positive", c.MaxConnections)
+	}
+	if c.BatchSize < 1 || c.BatchSize > 65536 {
+		bad("--batch-size %d must be in [1,65536]", c.BatchSize)
+	}
+	if c.BatchTimeout < 0 || c.BatchTimeout >= c.ElectionTimeoutMin {
+		bad("--batch-timeout (%v) must be at least 0 and below --election-timeout-min (%v)", c.BatchTimeout, c.ElectionTimeoutMin)
+	}
+	if c.LogCacheSize < 1<<20 {
+		bad("--log-cache-size %v must be at least 1MiB", c.LogCacheSize)
+	}
+	if c.MaxKeySize < 1 || c.MaxKeySize > c.MaxEntrySize {
+		bad("--max-key-size %v must be positive and at most --max-entry-size (%v)", c.MaxKeySize, c.MaxEntrySize)
+	}
+	if c.MaxValueSize < 1 || c.MaxValueSize > c.MaxEntrySize {
+		bad("--max-value-size %v must be positive and at most --max-entry-size (%v)", c.MaxValueSize, c.MaxEntrySize)
+	}
+	if c.MaxInflightRequests < 1 {
+		bad("--max-inflight-requests %d must be positive", c.MaxInflightRequests)
+	}
+	if c.IdleTimeout < time.Second {
+		bad("--idle-timeout %v must be at least 1s", c.IdleTimeout)
+	}
+	if c.HandshakeTimeout < 10*time.Millisecond || c.HandshakeTimeout > time.Minute {
+		bad("--handshake-timeout %v must be between 10ms and 1m", c.HandshakeTimeout)
+	}
+	for _, t := range []struct {
+		port, cert, key, ca string
+		caRequired          bool
+	}{{"peer", c.PeerCert, c.PeerKey, c.PeerCA, true}, {"client", c.ClientCert, c.ClientKey, c.ClientCA, false}, {"admin", c.AdminCert, c.AdminKey, c.AdminCA, false}} {
+		switch {
+		case (t.cert == "") != (t.key == ""):
+			bad("--%s-cert and --%s-key go together: set both or neither", t.port, t.port)
+		case t.cert == "" && t.ca != "":
+			bad("--%s-ca needs --%s-cert and --%s-key", t.port, t.port, t.port)
+		case t.cert != "" && t.caRequired && t.ca == "":
+			bad("--%s-cert needs --%s-ca: peers authenticate each other (mutual TLS)", t.port, t.port)
+		}
+		for _, f := range []struct{ flag, path string }{{t.port + "-cert", t.cert}, {t.port + "-key", t.key}, {t.port + "-ca", t.ca}} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				bad("--%s: %v", f.flag, err)
+			}
+		}
 	}
 	if c.RequestTimeout < 10*time.Millisecond {
 		bad("--request-timeout %v must be at least 10ms", c.RequestTimeout)

@@ -137,7 +137,11 @@ func (s *Server) handleMemory(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	logBytes, _ := n.LogBytes(st.FirstIndex, st.LastIndex)
+	lc, err := n.LogCache()
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	pending := int64(0)
 	if st.LastIndex > st.Commit {
 		pending, _ = n.LogBytes(st.Commit+1, st.LastIndex)
@@ -146,7 +150,7 @@ func (s *Server) handleMemory(w http.ResponseWriter, r *http.Request) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	comps := []MemoryComponent{
-		{Name: "Log cache", Used: logBytes, Notes: fmt.Sprintf("entries %d..%d since the last snapshot; bounded by --snapshot-threshold", st.FirstIndex, st.LastIndex)},
+		{Name: "Log cache", Used: int64(lc.Bytes), Max: int64(s.cfg.LogCacheSize), Notes: fmt.Sprintf("entries %d..%d in memory (buffer %d bytes); %d..%d are read from the WAL when needed; bounded by --log-cache-size", max(lc.FirstIndex, st.FirstIndex), st.LastIndex, lc.Capacity, st.FirstIndex, max(lc.FirstIndex, st.FirstIndex)-1)},
 		{Name: "Pending entries", Used: pending, Max: int64(s.cfg.MaxPendingBytes), Notes: fmt.Sprintf("%d uncommitted entries (max %d)", st.LastIndex-min(st.LastIndex, st.Commit), s.cfg.MaxPendingEntries)},
 		{Name: "Connections", Used: queued, Max: int64(conns) * 4 * int64(s.cfg.MaxFrameSize), Notes: fmt.Sprintf("bytes queued on %d connections", conns)},
 		{Name: "State machine", Used: s.kv().SizeBytes(), Notes: fmt.Sprintf("%d keys, %d sessions", s.kv().Len(), s.kv().Sessions())},

@@ -36,6 +36,7 @@ type nodeMetrics struct {
 	snapshots      *metrics.Counter
 	readIndexes    *metrics.Counter
 	transfers      *metrics.Counter
+	oversized      *metrics.Counter // writes refused by --max-key-size / --max-value-size
 
 	mu       sync.Mutex
 	requests map[string]*metrics.Counter // by op and status
@@ -81,6 +82,7 @@ func newNodeMetrics(nodeID uint64) *nodeMetrics {
 	m.snapshots = m.set.NewCounter("kraft_snapshots_total" + l)
 	m.readIndexes = m.set.NewCounter("kraft_readindex_total" + l)
 	m.transfers = m.set.NewCounter("kraft_leadership_transfers_total" + l)
+	m.oversized = m.set.NewCounter("kraft_requests_oversized_total" + l)
 	return m
 }
 

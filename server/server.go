@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +26,8 @@ import (
 // machine, the network transport and the admin HTTP server.
 type Server struct {
 	cfg      Config
+	live     atomic.Pointer[Config] // cfg with the reloaded settings (SIGHUP)
+	tls      tlsSources
 	log      *slog.Logger
 	logLevel *slog.LevelVar
 
@@ -75,6 +79,13 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 	static, _ := ParsePeers(cfg.Peers)
 	dial, _ := ParsePeers(cfg.PeerDial)
 	s := &Server{dial: dial, cfg: cfg, log: log, logLevel: level, metrics: newNodeMetrics(cfg.NodeID), stopC: make(chan struct{}), fatalC: make(chan struct{}), started: time.Now()}
+	live := cfg
+	s.live.Store(&live)
+	ts, err := loadTLS(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.tls = ts
 	s.book = newAddressBook(static, s.replicatedAddresses)
 	s.metrics.gauge("kraft_last_snapshot_time", func() float64 {
 		t, _, ok := s.newestSnapshot()
@@ -115,6 +126,43 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		}
 		return s.tr.Stats().BadFrames.Load() + s.tr.Stats().HandshakesFailed.Load()
 	})
+	for name, f := range map[string]func(st *netio.Stats) uint64{
+		"kraft_tls_handshake_failures_total":         func(st *netio.Stats) uint64 { return st.TLSHandshakeFailures.Load() },
+		"kraft_tls_identity_refused_total":           func(st *netio.Stats) uint64 { return st.TLSIdentityRefused.Load() },
+		"kraft_tls_required_refused_total":           func(st *netio.Stats) uint64 { return st.TLSRequired.Load() },
+		"kraft_idle_timeouts_total":                  func(st *netio.Stats) uint64 { return st.IdleTimeouts.Load() },
+		"kraft_inflight_refused_total":               func(st *netio.Stats) uint64 { return st.InflightRefused.Load() },
+		"kraft_replication_bytes_raw_total":          func(st *netio.Stats) uint64 { return st.ReplicationBytesRaw.Load() },
+		"kraft_replication_bytes_wire_total":         func(st *netio.Stats) uint64 { return st.ReplicationBytesWire.Load() },
+		"kraft_replication_appends_compressed_total": func(st *netio.Stats) uint64 { return st.AppendsCompressed.Load() },
+	} {
+		s.metrics.counterFunc(name, func() uint64 {
+			if s.tr == nil {
+				return 0
+			}
+			return f(s.tr.Stats())
+		})
+	}
+	for name, f := range map[string]func(b core.BatchStats) uint64{
+		"kraft_proposal_batches_total":  func(b core.BatchStats) uint64 { return b.Batches },
+		"kraft_proposals_batched_total": func(b core.BatchStats) uint64 { return b.Proposals },
+		"kraft_wal_syncs_total":         func(b core.BatchStats) uint64 { return b.WALSyncs },
+	} {
+		s.metrics.counterFunc(name, func() uint64 {
+			if n := s.n(); n != nil {
+				return f(n.Batches())
+			}
+			return 0
+		})
+	}
+	s.metrics.gauge("kraft_log_cache_bytes", func() float64 {
+		if n := s.n(); n != nil {
+			if lc, err := n.LogCache(); err == nil {
+				return float64(lc.Bytes)
+			}
+		}
+		return 0
+	})
 	s.metrics.gauge("kraft_snapshot_size_bytes", func() float64 { _, size, _ := s.newestSnapshot(); return float64(size) })
 	s.metrics.gauge("kraft_pending_bytes", func() float64 {
 		st := s.metrics.status.Load()
@@ -152,9 +200,15 @@ func (s *Server) Start() error {
 		PeerAddr: cfg.listen(cfg.RaftPort), ClientAddr: cfg.listen(cfg.ClientPort),
 		AdvertisePeer: cfg.AdvertisedPeerAddr(), AdvertiseClient: cfg.AdvertisedClientAddr(), AdvertiseAdmin: cfg.AdvertisedAdminAddr(),
 		MaxFrameBytes: int(cfg.MaxFrameSize), MaxInflightBytesPerConn: 4 * int(cfg.MaxFrameSize),
-		MaxConnsPerPort: cfg.MaxConnections,
-		OnPeerHello:     s.onPeerHello,
-		Logger:          s.log,
+		MaxConnsPerPort:            cfg.MaxConnections,
+		HandshakeTimeout:           cfg.HandshakeTimeout,
+		IdleTimeout:                cfg.IdleTimeout,
+		MaxInflightRequestsPerConn: cfg.MaxInflightRequests,
+		PeerTLS:                    s.tls.peer,
+		ClientTLS:                  s.tls.client,
+		ReplicationCompression:     cfg.ReplicationCompression,
+		OnPeerHello:                s.onPeerHello,
+		Logger:                     s.log,
 	}, (*handler)(s))
 	if err != nil {
 		return err
@@ -188,7 +242,8 @@ func (s *Server) Start() error {
 	go s.maintain()
 	s.log.Info("kraftd started", "node", cfg.NodeID, "cluster", cfg.ClusterID,
 		"raft", cfg.listen(cfg.RaftPort), "client", cfg.listen(cfg.ClientPort), "admin", cfg.listen(cfg.AdminPort),
-		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode)
+		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode,
+		"peer_tls", s.tls.peer != nil, "client_tls", s.tls.client != nil, "admin_tls", s.tls.admin != nil)
 	return nil
 }
 
@@ -225,6 +280,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 	rc.MaxUncommittedEntries = cfg.MaxPendingEntries
 	rc.MaxUncommittedBytes = int(cfg.MaxPendingBytes)
 	rc.MaxInflightMsgs = cfg.PipelineWindow
+	rc.LogCacheBytes = int(cfg.LogCacheSize)
 	rc.MaxMsgBytes = min(rc.MaxMsgBytes, int(cfg.MaxFrameSize)/2)
 	rc.MaxSnapshotChunkBytes = min(rc.MaxSnapshotChunkBytes, int(cfg.MaxFrameSize)/2)
 	rc.ForceNewCluster = forceNewCluster
@@ -247,6 +303,8 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		Transport:            s.tr,
 		Bootstrap:            bootstrap,
 		SnapshotEveryEntries: cfg.SnapshotThreshold,
+		BatchSize:            cfg.BatchSize,
+		BatchTimeout:         cfg.BatchTimeout,
 		OnMembership:         s.onMembership,
 		OnPersistLatency: func(d time.Duration) {
 			s.metrics.persistLatency.Update(d.Seconds())
@@ -410,13 +468,53 @@ func (s *Server) reopenNode(forceNewCluster bool) error {
 	return nil
 }
 
-// Reload applies the reloadable settings of cfg (SIGHUP): the log level.
-func (s *Server) Reload(cfg Config) {
+// Reload applies the reloadable settings of cfg (SIGHUP): the log level,
+// batching, the pending limits, the key and value size limits, and the TLS
+// certificates (re-read from the configured files; a file that fails to
+// load keeps the old certificate). Other settings need a restart; a change
+// to one is logged and ignored.
+func (s *Server) Reload(cfg Config) error {
+	var errs []error
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(cfg.LogLevel)); err == nil {
 		s.logLevel.Set(l)
 	}
-	s.log.Info("configuration reloaded", "log_level", cfg.LogLevel)
+	next := *s.live.Load()
+	next.LogLevel = cfg.LogLevel
+	if n := s.n(); n != nil {
+		if err := n.SetBatching(cfg.BatchSize, cfg.BatchTimeout); err != nil {
+			errs = append(errs, err)
+		} else {
+			next.BatchSize, next.BatchTimeout = cfg.BatchSize, cfg.BatchTimeout
+		}
+		if err := n.SetPendingLimits(cfg.MaxPendingEntries, int(cfg.MaxPendingBytes)); err != nil {
+			errs = append(errs, err)
+		} else {
+			next.MaxPendingEntries, next.MaxPendingBytes = cfg.MaxPendingEntries, cfg.MaxPendingBytes
+		}
+	}
+	next.MaxKeySize, next.MaxValueSize = cfg.MaxKeySize, cfg.MaxValueSize
+	if err := s.tls.reload(); err != nil {
+		errs = append(errs, err)
+	}
+	s.live.Store(&next)
+	var ignored []string
+	now, want := next.Effective(), cfg.Effective()
+	for _, st := range settings() {
+		if now[st.name] != want[st.name] {
+			ignored = append(ignored, "--"+st.name)
+		}
+	}
+	if len(ignored) > 0 {
+		s.log.Warn("configuration reload: these settings change only with a restart", "settings", strings.Join(ignored, " "))
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		s.log.Error("configuration reload: some settings were not applied", "error", err.Error())
+	}
+	s.log.Info("configuration reloaded", "log_level", next.LogLevel, "batch_size", next.BatchSize, "batch_timeout", next.BatchTimeout.String(),
+		"max_pending_entries", next.MaxPendingEntries, "max_pending_bytes", next.MaxPendingBytes.String(), "tls_reloaded", s.tls != (tlsSources{}))
+	return err
 }
 
 // Shutdown stops the node gracefully: a leader first hands leadership to
@@ -485,11 +583,34 @@ func (h *handler) HandleRaft(m *wire.Message) { (*Server)(h).n().Step(m) }
 // on its own goroutine, since a write waits for commit.
 func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, body []byte) {
 	s := (*Server)(h)
+	if req.Op != wire.OpGet {
+		if err := s.checkSizes(req); err != nil {
+			s.metrics.oversized.Inc()
+			s.metrics.request(req.Op.String(), wire.StatusError.String())
+			c.Respond(&wire.ClientResponse{Seq: req.Seq, Status: wire.StatusError, Error: []byte(err.Error())})
+			return
+		}
+	}
 	r := clientRequest{seq: req.Seq, op: req.Op, consistency: req.Consistency, key: string(req.Key)}
 	if req.Op != wire.OpGet {
 		r.cmd = sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body)
 	}
 	go s.serveClient(c, r)
+}
+
+// checkSizes enforces --max-key-size and --max-value-size on a write.
+func (s *Server) checkSizes(req *wire.ClientRequest) error {
+	live := s.live.Load()
+	if len(req.Key) > int(live.MaxKeySize) {
+		return fmt.Errorf("kraft/server: key of %d bytes exceeds --max-key-size (%v)", len(req.Key), live.MaxKeySize)
+	}
+	if len(req.Value) > int(live.MaxValueSize) {
+		return fmt.Errorf("kraft/server: value of %d bytes exceeds --max-value-size (%v)", len(req.Value), live.MaxValueSize)
+	}
+	if len(req.Expect) > int(live.MaxValueSize) {
+		return fmt.Errorf("kraft/server: expected value of %d bytes exceeds --max-value-size (%v)", len(req.Expect), live.MaxValueSize)
+	}
+	return nil
 }
 
 type clientRequest struct {
