@@ -19,5 +19,12 @@
 // session expired: clients must not retry a request older than half the
 // session timeout.
 //
-// The snapshot stream format is documented in kv_snapshot.go.
+// Snapshots: KV.Snapshot freezes the key map instead of copying it (writes
+// go to an overlay until the snapshot is released, then drain back a few
+// per applied command; kv_generations.go), so a capture costs O(sessions)
+// on the Apply goroutine whatever the store's size. KV also implements
+// IncrementalStateMachine: it tracks the keys written since the last
+// capture and SnapshotDelta writes only those (tombstones for deletions).
+//
+// The snapshot and delta stream formats are documented in kv_snapshot.go.
 package sm

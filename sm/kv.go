@@ -64,15 +64,29 @@ type session struct {
 // compare-and-swap on byte keys, with client sessions for exactly-once
 // writes. Apply runs on one goroutine; Get may be called from any goroutine.
 //
-// Values stored are never modified in place (a put replaces the slice), so a
-// snapshot can share them with the live map: Snapshot copies only the map
-// headers and sessions, and streaming happens off the Apply goroutine.
+// Snapshots are cheap to capture (see kv_generations.go): a capture freezes
+// the key map as it is and later writes go to an overlay until the
+// snapshot is released, so the capture costs O(sessions), not O(keys), on
+// the Apply goroutine, and WriteTo streams the frozen map on another
+// goroutine. Values are never modified in place (a put stores a copy).
 type KV struct {
 	cfg KVConfig
 
-	mu       sync.RWMutex // guards data against concurrent Get; Apply holds it per batch
+	mu sync.RWMutex // guards the fields below against concurrent Get; Apply holds it per batch
+	// data holds the keys, except while a snapshot holds it frozen: then
+	// writes go to over until the snapshot is released and the overlay is
+	// drained back into data (see kv_generations.go).
 	data     map[string][]byte
-	dataB    int64  // sum of key and value lengths
+	over     map[string]overlayValue
+	overKeys []string    // keys of over in insertion order: the drain's queue
+	hold     *generation // the snapshot holding data frozen (or draining); nil if none
+	keys     int         // number of live keys (data and over together)
+	dataB    int64       // sum of live key and value lengths
+	// dirty names the keys written since the last capture (Snapshot,
+	// SnapshotDelta) or restore, for delta snapshots; nil after it grew
+	// past deltaMaxKeys (the next delta would not be worth it).
+	dirty    map[string]struct{}
+	captured uint64 // applied index at the last capture or restore: a delta's base
 	applied  uint64 // index of the last applied command
 	sessions map[uint64]*session
 	// nowNano is the newest leader stamp applied: the store's clock.
@@ -86,14 +100,14 @@ func NewKV(cfg KVConfig) (*KV, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &KV{cfg: cfg, data: make(map[string][]byte), sessions: make(map[uint64]*session)}, nil
+	return &KV{cfg: cfg, data: make(map[string][]byte), sessions: make(map[uint64]*session), dirty: make(map[string]struct{})}, nil
 }
 
 // Get returns the value of key as of the last applied command. The returned
 // slice must not be modified.
 func (kv *KV) Get(key []byte) ([]byte, bool) {
 	kv.mu.RLock()
-	v, ok := kv.data[string(key)]
+	v, ok := kv.lookup(string(key))
 	kv.mu.RUnlock()
 	return v, ok
 }
@@ -109,7 +123,7 @@ func (kv *KV) Applied() uint64 {
 func (kv *KV) Len() int {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
-	return len(kv.data)
+	return kv.keys
 }
 
 // kvEntryOverheadBytes approximates what the Go map and slice headers cost
@@ -121,7 +135,7 @@ const kvEntryOverheadBytes = 64
 func (kv *KV) SizeBytes() int64 {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
-	return kv.dataB + int64(len(kv.data))*kvEntryOverheadBytes
+	return kv.dataB + int64(kv.keys)*kvEntryOverheadBytes
 }
 
 // Sessions returns the number of live client sessions.
@@ -141,6 +155,7 @@ func (kv *KV) Apply(cmds []Command, results []Result) {
 	}
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
+	kv.drainOverlay(drainPerCommand * len(cmds))
 	for i := range cmds {
 		c := &cmds[i]
 		if c.Index <= kv.applied {
@@ -163,7 +178,7 @@ func (kv *KV) applyOne(data []byte) (wire.Status, []byte) {
 	kv.maybeExpireSessions()
 	r := &kv.req
 	if r.Op == wire.OpGet {
-		v, ok := kv.data[string(r.Key)]
+		v, ok := kv.lookup(string(r.Key))
 		if !ok {
 			return wire.StatusNotFound, nil
 		}
@@ -230,37 +245,48 @@ func (kv *KV) remember(s *session, seq uint64, resp response) {
 func (kv *KV) write(r *wire.ClientRequest) (wire.Status, []byte) {
 	switch r.Op {
 	case wire.OpPut:
-		kv.set(r.Key, r.Value)
+		kv.set(string(r.Key), r.Value)
 		return wire.StatusOK, nil
 	case wire.OpDelete:
-		old, ok := kv.data[string(r.Key)]
-		if !ok {
+		if !kv.del(string(r.Key)) {
 			return wire.StatusNotFound, nil
 		}
-		delete(kv.data, string(r.Key))
-		kv.dataB -= int64(len(r.Key) + len(old))
 		return wire.StatusOK, nil
 	case wire.OpCAS:
-		cur, ok := kv.data[string(r.Key)]
+		cur, ok := kv.lookup(string(r.Key))
 		if !ok {
 			return wire.StatusNotFound, nil
 		}
 		if !bytes.Equal(cur, r.Expect) {
 			return wire.StatusCompareFailed, cur
 		}
-		kv.set(r.Key, r.Value)
+		kv.set(string(r.Key), r.Value)
 		return wire.StatusOK, nil
 	}
 	panic("kraft: BUG: KV.write with op " + r.Op.String()) // decode admits no other op
 }
 
-// set stores a copy of value under key, keeping dataB current.
-func (kv *KV) set(key, value []byte) {
-	if old, ok := kv.data[string(key)]; ok {
+// set stores a copy of value under key, keeping keys and dataB current.
+func (kv *KV) set(key string, value []byte) {
+	if old, ok := kv.lookup(key); ok {
 		kv.dataB -= int64(len(key) + len(old))
+	} else {
+		kv.keys++
 	}
-	kv.data[string(key)] = bytes.Clone(value)
+	kv.store(key, append(make([]byte, 0, len(value)), value...), false)
 	kv.dataB += int64(len(key) + len(value))
+}
+
+// del removes key; false if it was not there.
+func (kv *KV) del(key string) bool {
+	old, ok := kv.lookup(key)
+	if !ok {
+		return false
+	}
+	kv.keys--
+	kv.dataB -= int64(len(key) + len(old))
+	kv.store(key, nil, true)
+	return true
 }
 
 // maybeExpireSessions sweeps idle sessions at most twice per timeout, so
@@ -290,25 +316,6 @@ func (kv *KV) evictLeastRecentSession() {
 		}
 	}
 	delete(kv.sessions, victim)
-}
-
-// Snapshot captures the store as of the last applied command. It copies the
-// map (not the values, which are immutable) and the sessions, which costs
-// O(keys) on the Apply goroutine; the encoding runs later, in WriteTo.
-func (kv *KV) Snapshot() (Snapshot, error) {
-	kv.mu.RLock()
-	defer kv.mu.RUnlock()
-	sessions := make(map[uint64]snapSession, len(kv.sessions))
-	for id, s := range kv.sessions {
-		sessions[id] = snapSession{lastActiveNano: s.lastActiveNano, forgottenBelow: s.forgottenBelow, responses: maps.Clone(s.responses)}
-	}
-	return &kvSnapshot{
-		applied:       kv.applied,
-		nowNano:       kv.nowNano,
-		nextSweepNano: kv.nextSweepNano,
-		data:          maps.Clone(kv.data),
-		sessions:      sessions,
-	}, nil
 }
 
 // sortedKeys returns m's keys in order, so snapshots of equal states are

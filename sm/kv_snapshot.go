@@ -22,12 +22,30 @@ import (
 //	         (sorted by seq) seq u64 | status u8 | valueLen u32 | value
 //	trailer  xxhash64 of every byte before it
 //
+// KV delta stream (SnapshotDelta; applies on top of the state at base):
+//
+//	header   magic "KVD1" u32 | base u64 | applied u64 | nowNano u64 |
+//	         nextSweepNano u64 | changes u64 | sessions u64
+//	changes  (sorted by key) op u8 (1 put, 2 delete) | keyLen u32 |
+//	         [put: valueLen u32] | key | [put: value]
+//	sessions as in a full snapshot: they replace the session table
+//	trailer  xxhash64 of every byte before it
+//
 // Sorting makes snapshots of equal states byte-identical on every replica.
-const kvSnapshotMagic uint32 = 'K' | 'V'<<8 | 'S'<<16 | '1'<<24
+const (
+	kvSnapshotMagic uint32 = 'K' | 'V'<<8 | 'S'<<16 | '1'<<24
+	kvDeltaMagic    uint32 = 'K' | 'V'<<8 | 'D'<<16 | '1'<<24
+	deltaOpPut      uint8  = 1
+	deltaOpDelete   uint8  = 2
+)
 
 // ErrSnapshotCorrupt is wrapped by every Restore failure caused by the
 // snapshot's bytes (as opposed to the reader's I/O errors).
 var ErrSnapshotCorrupt = errors.New("kraft/sm: corrupt KV snapshot")
+
+// ErrDeltaBase: RestoreDelta was given a delta whose base is not the
+// store's current state (a missing or reordered link of a chain).
+var ErrDeltaBase = errors.New("kraft/sm: KV delta snapshot does not apply to this state")
 
 type snapSession struct {
 	lastActiveNano int64
@@ -36,14 +54,25 @@ type snapSession struct {
 }
 
 type kvSnapshot struct {
+	delta         bool
+	base          uint64 // delta only
 	applied       uint64
 	nowNano       int64
 	nextSweepNano int64
-	data          map[string][]byte
-	sessions      map[uint64]snapSession
+	// data is the store's key map, frozen until Release (or a private
+	// copy when hold is nil); read-only here.
+	data     map[string][]byte
+	changed  map[string]struct{} // delta only: the keys written since base
+	hold     *generation
+	sessions map[uint64]snapSession
 }
 
-func (s *kvSnapshot) Release() { s.data, s.sessions = nil, nil }
+func (s *kvSnapshot) Release() {
+	if s.hold != nil {
+		s.hold.released.Store(true)
+	}
+	s.data, s.changed, s.sessions, s.hold = nil, nil, nil, nil
+}
 
 // hashWriter checksums everything written through it.
 type hashWriter struct {
@@ -59,7 +88,8 @@ func (h *hashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// WriteTo streams the snapshot. It runs without any lock on the KV.
+// WriteTo streams the snapshot. It runs without any lock on the KV: the
+// map it reads stays frozen until Release.
 func (s *kvSnapshot) WriteTo(w io.Writer) (int64, error) {
 	hw := &hashWriter{w: w, digest: xxhash.New()}
 	bw := bufio.NewWriterSize(hw, 256<<10)
@@ -67,18 +97,38 @@ func (s *kvSnapshot) WriteTo(w io.Writer) (int64, error) {
 	put := func(b []byte) { bw.Write(b) } // bufio keeps the first error; checked at Flush
 	le := binary.LittleEndian
 
-	h := le.AppendUint32(scratch[:0], kvSnapshotMagic)
-	h = le.AppendUint64(h, s.applied)
-	h = le.AppendUint64(h, uint64(s.nowNano))
-	h = le.AppendUint64(h, uint64(s.nextSweepNano))
-	h = le.AppendUint64(h, uint64(len(s.data)))
-	h = le.AppendUint64(h, uint64(len(s.sessions)))
-	put(h)
-	for _, k := range sortedKeys(s.data) {
-		v := s.data[k]
-		put(le.AppendUint32(le.AppendUint32(scratch[:0], uint32(len(k))), uint32(len(v))))
-		bw.WriteString(k)
-		put(v)
+	if s.delta {
+		h := le.AppendUint32(scratch[:0], kvDeltaMagic)
+		h = le.AppendUint64(h, s.base)
+		h = le.AppendUint64(h, s.applied)
+		h = le.AppendUint64(h, uint64(s.nowNano))
+		h = le.AppendUint64(h, uint64(s.nextSweepNano))
+		h = le.AppendUint64(h, uint64(len(s.changed)))
+		put(le.AppendUint64(h, uint64(len(s.sessions))))
+		for _, k := range sortedKeys(s.changed) {
+			v, ok := s.data[k]
+			if !ok {
+				put(le.AppendUint32(append(scratch[:0], deltaOpDelete), uint32(len(k))))
+				bw.WriteString(k)
+				continue
+			}
+			put(le.AppendUint32(le.AppendUint32(append(scratch[:0], deltaOpPut), uint32(len(k))), uint32(len(v))))
+			bw.WriteString(k)
+			put(v)
+		}
+	} else {
+		h := le.AppendUint32(scratch[:0], kvSnapshotMagic)
+		h = le.AppendUint64(h, s.applied)
+		h = le.AppendUint64(h, uint64(s.nowNano))
+		h = le.AppendUint64(h, uint64(s.nextSweepNano))
+		h = le.AppendUint64(h, uint64(len(s.data)))
+		put(le.AppendUint64(h, uint64(len(s.sessions))))
+		for _, k := range sortedKeys(s.data) {
+			v := s.data[k]
+			put(le.AppendUint32(le.AppendUint32(scratch[:0], uint32(len(k))), uint32(len(v))))
+			bw.WriteString(k)
+			put(v)
+		}
 	}
 	for _, id := range sortedKeys(s.sessions) {
 		ss := s.sessions[id]
@@ -162,25 +212,10 @@ func (sr *snapReader) bytes(n uint32) []byte {
 	return b.Bytes()
 }
 
-// Restore replaces the store's state with a snapshot's. The whole stream is
-// decoded and its checksum verified before anything is replaced, so a
-// corrupt or truncated snapshot leaves the store as it was.
-func (kv *KV) Restore(r io.Reader) error {
-	sr := &snapReader{r: bufio.NewReaderSize(r, 256<<10), digest: xxhash.New()}
-	if m := sr.u32(); sr.err == nil && m != kvSnapshotMagic {
-		return fmt.Errorf("%w: magic %#08x, want %#08x", ErrSnapshotCorrupt, m, kvSnapshotMagic)
-	}
-	applied, nowNano, nextSweep := sr.u64(), int64(sr.u64()), int64(sr.u64())
-	nKeys, nSessions := sr.u64(), sr.u64()
-	// Counts come from the stream: never trust them for preallocation.
-	data := make(map[string][]byte, min(nKeys, 1<<16))
-	for i := uint64(0); i < nKeys && sr.err == nil; i++ {
-		kl, vl := sr.u32(), sr.u32()
-		k, v := sr.bytes(kl), sr.bytes(vl)
-		data[string(k)] = v
-	}
-	sessions := make(map[uint64]*session, min(nSessions, 1<<16))
-	for i := uint64(0); i < nSessions && sr.err == nil; i++ {
+// readSessions decodes the session section.
+func (sr *snapReader) sessions(n uint64) map[uint64]*session {
+	sessions := make(map[uint64]*session, min(n, 1<<16))
+	for i := uint64(0); i < n && sr.err == nil; i++ {
 		id := sr.u64()
 		s := &session{lastActiveNano: int64(sr.u64()), forgottenBelow: sr.u64(), responses: make(map[uint64]response)}
 		nResp := sr.u32()
@@ -190,6 +225,11 @@ func (kv *KV) Restore(r io.Reader) error {
 		}
 		sessions[id] = s
 	}
+	return sessions
+}
+
+// finish checks the trailer: the checksum, then nothing after it.
+func (sr *snapReader) finish() error {
 	if sr.err != nil {
 		return sr.err
 	}
@@ -204,6 +244,33 @@ func (kv *KV) Restore(r io.Reader) error {
 	if n, _ := sr.r.Read(sum[:1]); n != 0 {
 		return fmt.Errorf("%w: bytes after the checksum", ErrSnapshotCorrupt)
 	}
+	return nil
+}
+
+// Restore replaces the store's state with a snapshot's. The whole stream is
+// decoded and its checksum verified before anything is replaced, so a
+// corrupt or truncated snapshot leaves the store as it was.
+func (kv *KV) Restore(r io.Reader) error {
+	sr := &snapReader{r: bufio.NewReaderSize(r, 256<<10), digest: xxhash.New()}
+	if m := sr.u32(); sr.err == nil && m != kvSnapshotMagic {
+		if m == kvDeltaMagic {
+			return fmt.Errorf("%w: a delta snapshot where a full one is expected", ErrSnapshotCorrupt)
+		}
+		return fmt.Errorf("%w: magic %#08x, want %#08x", ErrSnapshotCorrupt, m, kvSnapshotMagic)
+	}
+	applied, nowNano, nextSweep := sr.u64(), int64(sr.u64()), int64(sr.u64())
+	nKeys, nSessions := sr.u64(), sr.u64()
+	// Counts come from the stream: never trust them for preallocation.
+	data := make(map[string][]byte, min(nKeys, 1<<16))
+	for i := uint64(0); i < nKeys && sr.err == nil; i++ {
+		kl, vl := sr.u32(), sr.u32()
+		k, v := sr.bytes(kl), sr.bytes(vl)
+		data[string(k)] = v
+	}
+	sessions := sr.sessions(nSessions)
+	if err := sr.finish(); err != nil {
+		return err
+	}
 	if uint64(len(data)) != nKeys || uint64(len(sessions)) != nSessions {
 		return fmt.Errorf("%w: duplicate keys or sessions", ErrSnapshotCorrupt)
 	}
@@ -212,7 +279,67 @@ func (kv *KV) Restore(r io.Reader) error {
 		dataB += int64(len(k) + len(v))
 	}
 	kv.mu.Lock()
-	kv.data, kv.dataB, kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = data, dataB, sessions, applied, nowNano, nextSweep
+	// A snapshot still being written keeps the old map; this one is new.
+	kv.data, kv.over, kv.overKeys, kv.hold = data, nil, nil, nil
+	kv.keys, kv.dataB, kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = len(data), dataB, sessions, applied, nowNano, nextSweep
+	kv.dirty, kv.captured = make(map[string]struct{}), applied
 	kv.mu.Unlock()
+	return nil
+}
+
+type deltaChange struct {
+	key     string
+	value   []byte
+	deleted bool
+}
+
+// RestoreDelta applies a delta snapshot (IncrementalStateMachine) on top
+// of the current state, which must be the state at the delta's base
+// (ErrDeltaBase otherwise). The stream is decoded and verified first: on
+// any error the store is left as it was.
+func (kv *KV) RestoreDelta(r io.Reader) error {
+	sr := &snapReader{r: bufio.NewReaderSize(r, 256<<10), digest: xxhash.New()}
+	if m := sr.u32(); sr.err == nil && m != kvDeltaMagic {
+		return fmt.Errorf("%w: magic %#08x, want the delta magic %#08x", ErrSnapshotCorrupt, m, kvDeltaMagic)
+	}
+	base, applied, nowNano, nextSweep := sr.u64(), sr.u64(), int64(sr.u64()), int64(sr.u64())
+	nChanges, nSessions := sr.u64(), sr.u64()
+	changes := make([]deltaChange, 0, min(nChanges, 1<<16))
+	for i := uint64(0); i < nChanges && sr.err == nil; i++ {
+		switch op := sr.u8(); {
+		case sr.err != nil:
+		case op == deltaOpPut:
+			kl, vl := sr.u32(), sr.u32()
+			changes = append(changes, deltaChange{key: string(sr.bytes(kl)), value: sr.bytes(vl)})
+		case op == deltaOpDelete:
+			changes = append(changes, deltaChange{key: string(sr.bytes(sr.u32())), deleted: true})
+		default:
+			sr.fail(fmt.Errorf("%w: delta change %d has op %d", ErrSnapshotCorrupt, i, op))
+		}
+	}
+	sessions := sr.sessions(nSessions)
+	if err := sr.finish(); err != nil {
+		return err
+	}
+	if uint64(len(sessions)) != nSessions {
+		return fmt.Errorf("%w: duplicate sessions", ErrSnapshotCorrupt)
+	}
+	if applied < base {
+		return fmt.Errorf("%w: delta from index %d back to %d", ErrSnapshotCorrupt, base, applied)
+	}
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if kv.applied != base {
+		return fmt.Errorf("%w: delta on index %d, the state is at index %d", ErrDeltaBase, base, kv.applied)
+	}
+	for _, c := range changes {
+		if c.deleted {
+			kv.del(c.key)
+		} else {
+			kv.set(c.key, c.value)
+		}
+	}
+	kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = sessions, applied, nowNano, nextSweep
+	kv.dirty, kv.captured = make(map[string]struct{}), applied
 	return nil
 }

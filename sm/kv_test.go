@@ -347,7 +347,7 @@ func TestKVSnapshotRestoreContinues(t *testing.T) {
 // Put1ForTest writes a key directly, bypassing the log (tests only).
 func (kv *KV) Put1ForTest(k, v string) {
 	kv.mu.Lock()
-	kv.data[k] = []byte(v)
+	kv.set(k, []byte(v))
 	kv.mu.Unlock()
 }
 

@@ -49,3 +49,27 @@ type Snapshot interface {
 	// WriteTo or when the snapshot is abandoned.
 	Release()
 }
+
+// IncrementalStateMachine is a StateMachine that can also capture only
+// what changed since its previous capture, so that a node may write a
+// small delta snapshot instead of the whole state (chained to the previous
+// snapshot file). The contract, beside StateMachine's:
+//
+//   - A capture is a Snapshot or a successful SnapshotDelta; Restore and
+//     RestoreDelta also start a new delta period.
+//   - SnapshotDelta is called like Snapshot (Apply goroutine, quick). It
+//     captures the changes (including deletions) since the previous capture
+//     or restore, whose last applied index it returns as base, or returns
+//     ok false and captures nothing when it cannot (it stopped tracking
+//     because too much changed): the caller then takes a full Snapshot.
+//   - RestoreDelta applies a stream written by a delta Snapshot on top of
+//     the current state, which must be the state at the delta's base;
+//     otherwise, or on any damage, it returns an error and leaves the state
+//     as it was. Restore followed by RestoreDelta of each delta in order
+//     gives the state at the last delta, equal to the state of a replica
+//     that applied the same commands.
+type IncrementalStateMachine interface {
+	StateMachine
+	SnapshotDelta() (s Snapshot, base uint64, ok bool, err error)
+	RestoreDelta(r io.Reader) error
+}
