@@ -9,7 +9,7 @@ BIN       := bin
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen elections lint clean
+.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen elections bench-cluster lint clean
 
 all: build
 
@@ -72,6 +72,13 @@ jepsen:
 KILLS ?= 100
 elections:
 	KRAFT_ELECTION_KILLS=$(KILLS) $(GO) test -run 'TestLeaderKillRecoveryTiming' -count 1 -timeout 0 -v ./e2e
+
+# The standard cluster matrix (issue 8): 3 local kraftd nodes, fsync always,
+# writes, clients 1/64/1024 x payload 16/128/1024 B, 1 s warm-up + 5 s per
+# cell, one cluster per payload; about 2 minutes. Writes perf/results/matrix.md.
+bench-cluster: build
+	$(BIN)/kraftbench throughput --local 3 --fsync-mode always --clients 1,64,1024 --payload 16,128,1024 \
+	  --duration 5s --warmup 1s --title "Cluster matrix (make bench-cluster)" --markdown perf/results/matrix.md
 
 lint: vet fmt-check
 	@if $(GO) run $(STATICCHECK) -version >/dev/null 2>&1; then $(GO) run $(STATICCHECK) ./...; \

@@ -3,124 +3,407 @@ package perf
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/kraftdb/kraft/client"
 )
 
-// LoadConfig is a closed-loop write workload: Clients goroutines each send
-// one put, wait for it, and send the next.
+// Target performs one operation. Calls for different workers may run
+// concurrently; one worker's calls never overlap. ClientTarget is the real
+// one; tests use fakes.
+type Target interface {
+	Do(ctx context.Context, worker int, read bool, key, value []byte) error
+}
+
+// Workload is what each operation does.
+type Workload struct {
+	ReadRatio    float64 // share of operations that are reads, in [0, 1]
+	PayloadBytes int     // value size of writes (random, incompressible bytes)
+	Keys         KeyDist // 8-byte big-endian key numbers
+}
+
+// LoadConfig is one run. Closed loop (RatePerSec == 0): Clients workers
+// each send an operation, wait for it and send the next; latency is from
+// send to answer. Open loop (RatePerSec > 0): operations are due at fixed
+// intended times, RatePerSec per second, and are handed to Clients
+// workers, so at most Clients are in flight; when all are busy the next
+// operation waits and goes out late. Latency is from the intended time,
+// which charges the queueing to the system under test (no coordinated
+// omission).
 type LoadConfig struct {
-	Clients      int
-	PayloadBytes int
-	Keys         int // key space; keys are drawn uniformly
-	Warmup       time.Duration
-	Duration     time.Duration
-	// ClientsPerConn: workers sharing one client.Client (one pipelined
-	// connection).
-	ClientsPerConn int
-	// Progress, if set, is called about once a second with ops so far.
-	Progress func(ops uint64, elapsed time.Duration)
+	Workload
+	Clients    int
+	RatePerSec float64
+	Poisson    bool // open loop: exponential gaps instead of even ones
+	Warmup     time.Duration
+	Duration   time.Duration
+	// LateAfter: an open-loop send this far behind its intended time counts
+	// as late. Default 1ms (the sleep granularity of a busy 2-core VM is a
+	// fraction of that).
+	LateAfter time.Duration
+	// OpTimeout bounds one operation, the client's retries included.
+	// Default 10s.
+	OpTimeout time.Duration
+	Seed      uint64
+	// CPUSeconds, if set, is read at the start and the end of the measured
+	// window (the local cluster's CPU time).
+	CPUSeconds func() float64
+	// Progress, if set, is called once a second of the measured window.
+	Progress func(Progress)
 }
 
-// Result is what a load run measured (after warm-up).
+// Progress is the state of a run at one of its seconds.
+type Progress struct {
+	Elapsed        time.Duration // since the measured window began
+	Ops            uint64        // completed so far
+	Errors, Late   uint64
+	OpsPerSec      float64 // over the last second
+	P50, P99, P999 time.Duration
+}
+
+// Interval is one second of a run's timeline.
+type Interval struct {
+	End           time.Duration // since the measured window began
+	Ops, Errors   uint64
+	P50, P99, Max time.Duration
+}
+
+// Result is what a run measured in its window (after warm-up). An
+// operation belongs to the window if its intended time (open loop) or its
+// send (closed loop) falls in it; operations still in flight at the end
+// are waited for.
 type Result struct {
-	Ops       uint64
-	Errors    uint64
-	Elapsed   time.Duration
-	Latencies []time.Duration // sorted
+	Ops, Reads, Writes uint64
+	Errors             uint64
+	FirstError         string
+	// Late: open-loop sends that left LateAfter or more behind their
+	// intended time. Missed: intended in the window but never sent because
+	// every worker was still busy when it ended; each is in Latency with
+	// the time it had waited by then (a lower bound), not in Ops.
+	Late, Missed uint64
+	Elapsed      time.Duration
+	Latency      *Histogram // from intended time (closed loop: from send)
+	Service      *Histogram // from the actual send
+	SendLag      *Histogram // open loop: actual send − intended time (the generator's own delay is in Latency too)
+	ReadLatency  *Histogram
+	WriteLatency *Histogram
+	// CPUSeconds over the window; negative when not measured.
+	CPUSeconds float64
+	Timeline   []Interval
 }
 
-// Throughput is committed operations per second.
-func (r Result) Throughput() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+// Throughput is completed operations per second of the window.
+func (r *Result) Throughput() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
 
-// RunWrites runs the workload against the endpoints (client ports).
-func RunWrites(ctx context.Context, endpoints []string, clusterID uint64, cfg LoadConfig) (Result, error) {
-	if cfg.ClientsPerConn <= 0 {
-		cfg.ClientsPerConn = 32
+// Validate checks the configuration.
+func (c *LoadConfig) Validate() error {
+	switch {
+	case c.Clients < 1:
+		return fmt.Errorf("kraft/perf: clients must be positive, got %d", c.Clients)
+	case c.RatePerSec < 0:
+		return fmt.Errorf("kraft/perf: rate must not be negative, got %v", c.RatePerSec)
+	case c.Duration <= 0 || c.Warmup < 0:
+		return fmt.Errorf("kraft/perf: duration must be positive and warm-up not negative")
+	case !(c.ReadRatio >= 0 && c.ReadRatio <= 1):
+		return fmt.Errorf("kraft/perf: read ratio must be in [0, 1], got %v", c.ReadRatio)
+	case c.PayloadBytes < 0:
+		return fmt.Errorf("kraft/perf: payload must not be negative")
+	case c.Keys == nil:
+		return fmt.Errorf("kraft/perf: no key distribution")
 	}
-	if cfg.Keys <= 0 {
-		cfg.Keys = 100000
+	return nil
+}
+
+type runner struct {
+	cfg                       LoadConfig
+	target                    Target
+	windowStart, windowEnd    time.Time
+	ops, reads, writes        atomic.Uint64
+	errs, late, missed        atomic.Uint64
+	firstErr                  sync.Once
+	firstErrText              string
+	lat, svc, lag, rlat, wlat *Histogram
+	interval                  atomic.Pointer[Histogram] // the current second's latencies
+}
+
+// Run runs cfg against t and returns what it measured. It fails only when
+// ctx ends or no operation succeeded.
+func Run(ctx context.Context, t Target, cfg LoadConfig) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	nconn := (cfg.Clients + cfg.ClientsPerConn - 1) / cfg.ClientsPerConn
-	conns := make([]*client.Client, nconn)
-	for i := range conns {
-		c, err := client.New(client.Config{Endpoints: endpoints, ClusterID: clusterID, MaxInflight: cfg.ClientsPerConn * 2})
-		if err != nil {
-			return Result{}, err
-		}
-		defer c.Close()
-		conns[i] = c
+	if cfg.LateAfter <= 0 {
+		cfg.LateAfter = time.Millisecond
 	}
-	var (
-		measuring atomic.Bool
-		stop      atomic.Bool
-		ops, errs atomic.Uint64
-		mu        sync.Mutex
-		lat       []time.Duration
-		wg        sync.WaitGroup
-	)
-	payload := make([]byte, cfg.PayloadBytes)
-	for w := 0; w < cfg.Clients; w++ {
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = 10 * time.Second
+	}
+	r := &runner{cfg: cfg, target: t, lat: NewHistogram(), svc: NewHistogram(), lag: NewHistogram(), rlat: NewHistogram(), wlat: NewHistogram()}
+	r.interval.Store(NewHistogram())
+	begin := time.Now()
+	r.windowStart = begin.Add(cfg.Warmup)
+	r.windowEnd = r.windowStart.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	if cfg.RatePerSec > 0 {
 		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			c := conns[w/cfg.ClientsPerConn]
-			rng := rand.New(rand.NewPCG(uint64(w), 1))
-			key := make([]byte, 8)
-			local := make([]time.Duration, 0, 4096)
-			for !stop.Load() && ctx.Err() == nil {
-				binary.BigEndian.PutUint64(key, uint64(rng.IntN(cfg.Keys)))
-				start := time.Now()
-				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err := c.Put(rctx, key, payload)
-				cancel()
-				if !measuring.Load() {
-					continue
-				}
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				local = append(local, time.Since(start))
-				ops.Add(1)
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}(w)
-	}
-	sleepCtx(ctx, cfg.Warmup)
-	measuring.Store(true)
-	start := time.Now()
-	for elapsed := time.Duration(0); elapsed < cfg.Duration && ctx.Err() == nil; elapsed = time.Since(start) {
-		sleepCtx(ctx, min(time.Second, cfg.Duration-elapsed))
-		if cfg.Progress != nil {
-			cfg.Progress(ops.Load(), time.Since(start))
+		go func() { defer wg.Done(); r.openLoop(ctx, begin) }()
+	} else {
+		for w := range cfg.Clients {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.closedLoop(ctx, w) }()
 		}
 	}
-	measuring.Store(false)
-	elapsed := time.Since(start)
-	stop.Store(true)
+	res := &Result{Elapsed: cfg.Duration, CPUSeconds: -1}
+	res.Timeline, res.CPUSeconds = r.monitor(ctx)
 	wg.Wait()
-	if ctx.Err() != nil {
-		return Result{}, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	slices.Sort(lat)
-	if len(lat) == 0 {
-		return Result{}, fmt.Errorf("kraft/perf: no write succeeded (%d errors)", errs.Load())
+	res.Ops, res.Reads, res.Writes = r.ops.Load(), r.reads.Load(), r.writes.Load()
+	res.Errors, res.Late, res.Missed = r.errs.Load(), r.late.Load(), r.missed.Load()
+	res.FirstError = r.firstErrText
+	res.Latency, res.Service, res.SendLag, res.ReadLatency, res.WriteLatency = r.lat, r.svc, r.lag, r.rlat, r.wlat
+	if res.Ops == 0 {
+		return res, fmt.Errorf("kraft/perf: no operation succeeded (%d errors; first: %s)", res.Errors, res.FirstError)
 	}
-	return Result{Ops: ops.Load(), Errors: errs.Load(), Elapsed: elapsed, Latencies: lat}, nil
+	return res, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
+// worker is one worker's own state: no sharing, no locks.
+type worker struct {
+	id    int
+	rng   *rand.Rand
+	key   []byte
+	value []byte
+}
+
+func (r *runner) newWorker(id int) *worker {
+	w := &worker{id: id, rng: rand.New(rand.NewPCG(r.cfg.Seed, uint64(id))), key: make([]byte, 8),
+		value: make([]byte, r.cfg.PayloadBytes)}
+	for i := range w.value {
+		w.value[i] = byte(w.rng.Uint32())
+	}
+	return w
+}
+
+func (r *runner) closedLoop(ctx context.Context, id int) {
+	w := r.newWorker(id)
+	for ctx.Err() == nil {
+		now := time.Now()
+		if !now.Before(r.windowEnd) {
+			return
+		}
+		r.do(ctx, w, now)
+	}
+}
+
+// openLoop hands each intended time to an idle worker, through an
+// unbuffered channel so that a send succeeds only when one is idle.
+func (r *runner) openLoop(ctx context.Context, begin time.Time) {
+	work := make(chan time.Time)
+	var wg sync.WaitGroup
+	for id := range r.cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := r.newWorker(id)
+			for t := range work {
+				r.do(ctx, w, t)
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer close(work)
+	end := time.NewTimer(time.Until(r.windowEnd))
+	defer end.Stop()
+	sleep := time.NewTimer(0)
+	defer sleep.Stop()
+	p := newPacer(begin, r.cfg.RatePerSec, r.cfg.Poisson, r.cfg.Seed)
+	for {
+		t := p.next()
+		if !t.Before(r.windowEnd) {
+			return
+		}
+		if d := time.Until(t); d > 0 {
+			sleep.Reset(d)
+			select {
+			case <-sleep.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case work <- t:
+		default: // every worker busy: this one and those behind it go out late
+			select {
+			case work <- t:
+			case <-end.C:
+				r.miss(t, p)
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+		if r.measured(t) && time.Since(t) >= r.cfg.LateAfter {
+			r.late.Add(1)
+		}
+	}
+}
+
+// miss accounts for t and every later intended time of the window, none of
+// which was sent: each goes into the latencies with the wait so far.
+func (r *runner) miss(t time.Time, p *pacer) {
+	now := time.Now()
+	for ; t.Before(r.windowEnd); t = p.next() {
+		if r.measured(t) {
+			r.missed.Add(1)
+			r.lat.Record(now.Sub(t))
+		}
+	}
+}
+
+func (r *runner) measured(t time.Time) bool {
+	return !t.Before(r.windowStart) && t.Before(r.windowEnd)
+}
+
+// do performs one operation intended at t and records it.
+func (r *runner) do(ctx context.Context, w *worker, intended time.Time) {
+	read := r.cfg.ReadRatio > 0 && w.rng.Float64() < r.cfg.ReadRatio
+	binary.BigEndian.PutUint64(w.key, r.cfg.Keys.Next(w.rng))
+	sent := time.Now()
+	octx, cancel := context.WithTimeout(ctx, r.cfg.OpTimeout)
+	err := r.target.Do(octx, w.id, read, w.key, w.value)
+	cancel()
+	done := time.Now()
+	if !r.measured(intended) {
+		return
+	}
+	if err != nil {
+		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+			r.errs.Add(1)
+			r.firstErr.Do(func() { r.firstErrText = err.Error() })
+		}
+		return
+	}
+	lat := done.Sub(intended)
+	r.lat.Record(lat)
+	r.svc.Record(done.Sub(sent))
+	if r.cfg.RatePerSec > 0 {
+		r.lag.Record(sent.Sub(intended))
+	}
+	r.interval.Load().Record(lat)
+	if read {
+		r.reads.Add(1)
+		r.rlat.Record(lat)
+	} else {
+		r.writes.Add(1)
+		r.wlat.Record(lat)
+	}
+	r.ops.Add(1)
+}
+
+// monitor waits out the warm-up and the window, taking the timeline and
+// calling Progress once a second, and reads the CPU time at both ends.
+func (r *runner) monitor(ctx context.Context) ([]Interval, float64) {
+	if !sleepUntil(ctx, r.windowStart) {
+		return nil, -1
+	}
+	cpu0 := -1.0
+	if r.cfg.CPUSeconds != nil {
+		cpu0 = r.cfg.CPUSeconds()
+	}
+	r.interval.Store(NewHistogram())
+	var (
+		timeline        []Interval
+		prevOps, prevEr uint64
+		tick            = r.windowStart
+	)
+	for tick.Before(r.windowEnd) {
+		tick = tick.Add(time.Second)
+		if tick.After(r.windowEnd) {
+			tick = r.windowEnd
+		}
+		if !sleepUntil(ctx, tick) {
+			return timeline, -1
+		}
+		h := r.interval.Swap(NewHistogram())
+		ops, errs := r.ops.Load(), r.errs.Load()
+		iv := Interval{End: tick.Sub(r.windowStart), Ops: ops - prevOps, Errors: errs - prevEr,
+			P50: h.Percentile(.5), P99: h.Percentile(.99), Max: h.Max()}
+		timeline = append(timeline, iv)
+		if r.cfg.Progress != nil {
+			secs := (iv.End - sumEnd(timeline[:len(timeline)-1])).Seconds()
+			r.cfg.Progress(Progress{Elapsed: iv.End, Ops: ops, Errors: errs, Late: r.late.Load(),
+				OpsPerSec: float64(iv.Ops) / secs, P50: r.lat.Percentile(.5), P99: r.lat.Percentile(.99), P999: r.lat.Percentile(.999)})
+		}
+		prevOps, prevEr = ops, errs
+	}
+	if cpu0 < 0 {
+		return timeline, -1
+	}
+	return timeline, r.cfg.CPUSeconds() - cpu0
+}
+
+// sumEnd is where the previous interval ended.
+func sumEnd(prev []Interval) time.Duration {
+	if len(prev) == 0 {
+		return 0
+	}
+	return prev[len(prev)-1].End
+}
+
+// sleepUntil reports false if ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
 	select {
 	case <-ctx.Done():
-	case <-time.After(d):
+		return false
+	case <-tm.C:
+		return true
 	}
+}
+
+// Preload writes every key in [0, keys) once, with workers in parallel,
+// so that reads find values.
+func Preload(ctx context.Context, t Target, keys, payloadBytes, workers int) error {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for id := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key, value := make([]byte, 8), make([]byte, payloadBytes)
+			for {
+				k := next.Add(1) - 1
+				if k >= int64(keys) || ctx.Err() != nil {
+					return
+				}
+				binary.BigEndian.PutUint64(key, uint64(k))
+				octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := t.Do(octx, id, false, key, value)
+				cancel()
+				if err != nil {
+					once.Do(func() { first = fmt.Errorf("kraft/perf: preload of key %d: %w", k, err) })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
 }

@@ -1,6 +1,8 @@
 package perf
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,19 +16,28 @@ import (
 )
 
 // LocalCluster is a cluster of kraftd processes on 127.0.0.1 started by
-// StartLocal, each with its own data directory under Dir.
+// StartLocal, each with its own data directory under Dir. Its methods are
+// for one goroutine.
 type LocalCluster struct {
 	Dir       string
 	ClusterID string
-	Clients   []string // client addresses
+	Clients   []string // client addresses, node i+1 at index i
 	Admins    []string // admin addresses
-	procs     []*exec.Cmd
+	bin       string
+	nodes     []*localNode
+}
+
+type localNode struct {
+	args   []string // without --bootstrap
+	logFn  string
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // StartLocal starts n kraftd processes from the binary bin as a new
 // cluster and waits for a leader. extra flags go to every node.
 func StartLocal(bin string, n int, dir string, extra ...string) (*LocalCluster, error) {
-	lc := &LocalCluster{Dir: dir, ClusterID: fmt.Sprintf("kraftbench-%d", time.Now().UnixNano())}
+	lc := &LocalCluster{Dir: dir, ClusterID: fmt.Sprintf("kraftbench-%d", time.Now().UnixNano()), bin: bin}
 	type ports struct{ raft, client, admin int }
 	ps := make([]ports, n)
 	var peers []string
@@ -39,55 +50,132 @@ func StartLocal(bin string, n int, dir string, extra ...string) (*LocalCluster, 
 		if err := os.MkdirAll(nd, 0o755); err != nil {
 			return nil, err
 		}
-		logf, err := os.Create(filepath.Join(nd, "kraftd.log"))
-		if err != nil {
-			return nil, err
-		}
 		args := append([]string{"--node-id", fmt.Sprint(i + 1), "--cluster-id", lc.ClusterID, "--bind-address", "127.0.0.1",
 			"--raft-port", fmt.Sprint(p.raft), "--client-port", fmt.Sprint(p.client), "--admin-port", fmt.Sprint(p.admin),
-			"--peers", strings.Join(peers, ","), "--bootstrap",
+			"--peers", strings.Join(peers, ","),
 			"--data-dir", filepath.Join(nd, "data"), "--snapshot-dir", filepath.Join(nd, "snapshots")}, extra...)
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			lc.Stop()
-			return nil, fmt.Errorf("kraft/perf: starting %s: %w", bin, err)
-		}
-		lc.procs = append(lc.procs, cmd)
+		lc.nodes = append(lc.nodes, &localNode{args: args, logFn: filepath.Join(nd, "kraftd.log")})
 		lc.Clients = append(lc.Clients, fmt.Sprintf("127.0.0.1:%d", p.client))
 		lc.Admins = append(lc.Admins, fmt.Sprintf("127.0.0.1:%d", p.admin))
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if lc.leaderKnown() {
-			return lc, nil
+		if err := lc.start(i, "--bootstrap"); err != nil {
+			lc.Stop()
+			return nil, err
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	lc.Stop()
-	return nil, fmt.Errorf("kraft/perf: no leader within 20s; logs under %s", dir)
+	if _, err := lc.WaitLeader(20 * time.Second); err != nil {
+		lc.Stop()
+		return nil, err
+	}
+	return lc, nil
 }
 
-func (lc *LocalCluster) leaderKnown() bool {
-	for _, a := range lc.Admins {
-		resp, err := http.Get("http://" + a + "/health/ready")
+// start (re)starts node i (0-based) with its data directory.
+func (lc *LocalCluster) start(i int, flags ...string) error {
+	nd := lc.nodes[i]
+	logf, err := os.OpenFile(nd.logFn, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(lc.bin, append(append([]string(nil), nd.args...), flags...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("kraft/perf: starting %s: %w", lc.bin, err)
+	}
+	nd.cmd, nd.exited = cmd, make(chan struct{})
+	go func(ch chan struct{}) { cmd.Wait(); logf.Close(); close(ch) }(nd.exited)
+	return nil
+}
+
+// Nodes is the number of nodes.
+func (lc *LocalCluster) Nodes() int { return len(lc.nodes) }
+
+// WaitLeader waits until every running node reports the same leader and
+// is ready (/health/ready), and returns the leader's 0-based index.
+func (lc *LocalCluster) WaitLeader(within time.Duration) (int, error) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if l, ok := lc.agreedLeader(); ok {
+			return l, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("kraft/perf: no agreed leader within %v; logs under %s", within, lc.Dir)
+}
+
+var adminHTTP = &http.Client{Timeout: 2 * time.Second}
+
+func (lc *LocalCluster) agreedLeader() (int, bool) {
+	var leader uint64
+	for i, nd := range lc.nodes {
+		if nd.cmd == nil {
+			continue
+		}
+		resp, err := adminHTTP.Get("http://" + lc.Admins[i] + "/health/ready")
 		if err != nil {
-			return false
+			return 0, false
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return false
+			return 0, false
 		}
+		var st struct {
+			Leader uint64 `json:"leader_id"`
+		}
+		resp, err = adminHTTP.Get("http://" + lc.Admins[i] + "/status")
+		if err != nil {
+			return 0, false
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil || st.Leader == 0 || (leader != 0 && st.Leader != leader) {
+			return 0, false
+		}
+		leader = st.Leader
 	}
-	return true
+	if leader == 0 || int(leader) > len(lc.nodes) || lc.nodes[leader-1].cmd == nil {
+		return 0, false
+	}
+	return int(leader - 1), true
 }
 
-// CPUSeconds is the user+system CPU time the processes have used so far.
+// Kill sends SIGKILL to node i and waits for it to exit.
+func (lc *LocalCluster) Kill(i int) {
+	nd := lc.nodes[i]
+	if nd.cmd == nil {
+		return
+	}
+	nd.cmd.Process.Kill()
+	<-nd.exited
+	nd.cmd = nil
+}
+
+// Restart starts a killed node i again on its data directory and waits
+// until it is ready (knows the leader, caught up).
+func (lc *LocalCluster) Restart(ctx context.Context, i int, within time.Duration) error {
+	if err := lc.start(i); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := adminHTTP.Get("http://" + lc.Admins[i] + "/health/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("kraft/perf: node %d not ready within %v after restart; log %s", i+1, within, lc.nodes[i].logFn)
+}
+
+// CPUSeconds is the user+system CPU time the running processes have used
+// so far.
 func (lc *LocalCluster) CPUSeconds() float64 {
 	total := 0.0
-	for _, c := range lc.procs {
-		if c.Process != nil {
-			total += processCPUSeconds(c.Process.Pid)
+	for _, nd := range lc.nodes {
+		if nd.cmd != nil {
+			total += processCPUSeconds(nd.cmd.Process.Pid)
 		}
 	}
 	return total
@@ -95,20 +183,22 @@ func (lc *LocalCluster) CPUSeconds() float64 {
 
 // Stop terminates every process and waits for them.
 func (lc *LocalCluster) Stop() {
-	for _, c := range lc.procs {
-		if c.Process != nil {
-			c.Process.Signal(syscall.SIGTERM)
+	for _, nd := range lc.nodes {
+		if nd.cmd != nil {
+			nd.cmd.Process.Signal(syscall.SIGTERM)
 		}
 	}
-	for _, c := range lc.procs {
-		done := make(chan struct{})
-		go func() { c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.Process.Kill()
-			<-done
+	for _, nd := range lc.nodes {
+		if nd.cmd == nil {
+			continue
 		}
+		select {
+		case <-nd.exited:
+		case <-time.After(10 * time.Second):
+			nd.cmd.Process.Kill()
+			<-nd.exited
+		}
+		nd.cmd = nil
 	}
 }
 

@@ -1,12 +1,25 @@
-// Command kraftbench measures a Kraft cluster's write throughput and
-// latency next to the machine's physical floor (fdatasync and loopback RTT
-// measured in the same run).
+// Command kraftbench measures a Kraft cluster next to the machine's
+// physical floor (fdatasync of a 4 KiB write in the data directory and
+// loopback RTT, measured in the same run, just before each measurement).
 //
-//	kraftbench --local 3 --clients 1,256 --payload 128 --duration 10s
+//	kraftbench [throughput] --local 3 --clients 1,256 --payload 128 --duration 10s
+//	kraftbench latency --local 3                       # one closed-loop client
+//	kraftbench latency --local 3 --rate 2000           # open loop, 2,000 ops/s
+//	kraftbench throughput --local 3 --read-ratio 0.9 --consistency lease --key-dist zipf
+//	kraftbench election --local 5 --kills 20           # kill -9 the leader, time the next commit
+//	kraftbench scalability --nodes 3,5,7 --clients 64
 //	kraftbench --endpoints 10.0.0.1:7002,10.0.0.2:7002 --cluster-id kraft-prod
 //
-// With --local it starts real kraftd processes (--kraftd, default: next to
-// this binary) on 127.0.0.1 with data in a temporary directory.
+// Sub-commands: throughput (the default; closed loop over --clients, or
+// open loop over --rate), latency (the same with one client unless
+// --clients or --rate say otherwise), election, scalability (the
+// throughput runs on fresh local clusters of each --nodes size).
+//
+// With --local (and always for scalability and election) it starts real
+// kraftd processes (--kraftd, default: next to this binary) on 127.0.0.1
+// with data in --data-dir or a temporary directory, one cluster per
+// payload size. Reports: a table (default), JSON lines (--json), a
+// markdown file (--markdown), a latency-over-time HTML page (--plot).
 package main
 
 import (
@@ -21,160 +34,453 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/kraftdb/kraft/client"
 	"github.com/kraftdb/kraft/perf"
-	"github.com/kraftdb/kraft/server"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
 
-type row struct {
-	Clients        int     `json:"clients"`
-	PayloadBytes   int     `json:"payload_bytes"`
-	Ops            uint64  `json:"ops"`
-	Errors         uint64  `json:"errors"`
-	OpsPerSec      float64 `json:"ops_per_sec"`
-	P50us          float64 `json:"p50_us"`
-	P90us          float64 `json:"p90_us"`
-	P99us          float64 `json:"p99_us"`
-	P999us         float64 `json:"p999_us"`
-	Maxus          float64 `json:"max_us"`
-	CPUusPerOp     float64 `json:"cpu_us_per_op,omitempty"`
-	P50OverFloor   float64 `json:"p50_over_floor"`
-	FsyncP50us     float64 `json:"fsync_p50_us"`
-	FsyncP99us     float64 `json:"fsync_p99_us"`
-	RTTP50us       float64 `json:"rtt_p50_us"`
-	CommitFloorUs  float64 `json:"commit_floor_us"`
-	FsyncMode      string  `json:"fsync_mode,omitempty"`
-	Nodes          int     `json:"nodes,omitempty"`
-	DurationSecond float64 `json:"duration_s"`
+const usage = `usage: kraftbench [throughput|latency|election|scalability] [flags]
+  (no sub-command: throughput)`
+
+// options are the parsed flags of every sub-command.
+type options struct {
+	sub                   string
+	local                 int
+	nodes                 []int
+	kraftd, kraftdFlags   string
+	endpoints, clusterID  string
+	clients               []int
+	rates                 []float64
+	poisson               bool
+	payloads              []int
+	keys                  int
+	keyDist               string
+	readRatio             float64
+	consistency           string
+	preload               bool
+	duration, warmup      time.Duration
+	lateAfter             time.Duration
+	perConn               int
+	fsync, dataDir        string
+	kills                 int
+	asJSON, quiet         bool
+	markdown, plot, title string
+	seed                  uint64
 }
 
-func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
-
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("kraftbench", flag.ContinueOnError)
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{sub: "throughput"}
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		o.sub, args = args[0], args[1:]
+	}
+	switch o.sub {
+	case "throughput", "latency", "election", "scalability":
+	default:
+		return nil, fmt.Errorf("unknown sub-command %q\n%s", o.sub, usage)
+	}
+	fs := flag.NewFlagSet("kraftbench "+o.sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	local := fs.Int("local", 0, "start a local cluster of this many kraftd processes (3, 5, 7)")
-	kraftd := fs.String("kraftd", "", "kraftd binary for --local (default: kraftd next to kraftbench)")
-	endpoints := fs.String("endpoints", "", "client addresses of a running cluster, comma-separated")
-	clusterID := fs.String("cluster-id", "kraft", "cluster ID of --endpoints")
-	clientsFlag := fs.String("clients", "1,256", "concurrent closed-loop clients, comma-separated list (one run each)")
-	payload := fs.Int("payload", 128, "value size in bytes")
-	keys := fs.Int("keys", 100000, "key space")
-	duration := fs.Duration("duration", 10*time.Second, "measured time per run")
-	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured time before each run")
-	fsync := fs.String("fsync-mode", "always", "--local: kraftd --fsync-mode")
-	dataDir := fs.String("data-dir", "", "--local: where the nodes' data goes, and where the fdatasync floor is measured (default: a temp dir)")
-	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
+	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
+	fs.IntVar(&o.local, "local", 0, "start a local cluster of this many kraftd processes (3, 5, 7)")
+	nodes := fs.String("nodes", "3,5,7", "scalability: cluster sizes, comma-separated")
+	fs.StringVar(&o.kraftd, "kraftd", "", "kraftd binary for local clusters (default: kraftd next to kraftbench)")
+	fs.StringVar(&o.kraftdFlags, "kraftd-flags", "", "extra flags for every local kraftd, space-separated (e.g. \"--election-timeout-min 150ms\")")
+	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
+	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
+	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each); open loop: most operations in flight (default 1024)")
+	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time")
+	fs.BoolVar(&o.poisson, "poisson", false, "open loop: Poisson arrivals instead of evenly spaced ones")
+	payloads := fs.String("payload", "128", "value size in bytes, comma-separated (one local cluster each)")
+	fs.IntVar(&o.keys, "keys", 100000, "key space")
+	fs.StringVar(&o.keyDist, "key-dist", "uniform", "key distribution: uniform | zipf | zipf:θ (0<θ<1, default 0.99)")
+	fs.Float64Var(&o.readRatio, "read-ratio", 0, "share of operations that are reads (0: writes only, 1: reads only)")
+	fs.StringVar(&o.consistency, "consistency", "linearizable", "reads: linearizable | lease | stale")
+	fs.BoolVar(&o.preload, "preload", true, "with reads: write every key once before the first run on a cluster")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured time before each run")
+	fs.DurationVar(&o.lateAfter, "late-after", time.Millisecond, "open loop: a send this far behind its intended time counts as late")
+	fs.IntVar(&o.perConn, "clients-per-conn", 32, "clients sharing one pipelined connection")
+	fs.StringVar(&o.fsync, "fsync-mode", "always", "local clusters: kraftd --fsync-mode")
+	fs.StringVar(&o.dataDir, "data-dir", "", "where local nodes keep their data and the fdatasync floor is measured (default: a temporary directory)")
+	fs.IntVar(&o.kills, "kills", 10, "election: leader kills")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON lines instead of a table")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.StringVar(&o.markdown, "markdown", "", "also write the report as markdown to this file")
+	fs.StringVar(&o.title, "title", "", "title of the markdown report (default: kraftbench <sub-command>)")
+	fs.StringVar(&o.plot, "plot", "", "also write latency and throughput over time to this self-contained HTML file")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of keys, values, read/write choice and Poisson gaps")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	if o.rates, err = parseList(*rates, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
+		return nil, fmt.Errorf("--rate: %v", err)
+	}
+	switch {
+	case set["clients"]:
+	case len(o.rates) > 0:
+		*clients = "1024"
+	case o.sub == "latency":
+		*clients = "1"
+	}
+	if o.clients, err = parseList(*clients, strconv.Atoi); err != nil {
+		return nil, fmt.Errorf("--clients: %v", err)
+	}
+	if o.payloads, err = parseList(*payloads, strconv.Atoi); err != nil {
+		return nil, fmt.Errorf("--payload: %v", err)
+	}
+	if o.nodes, err = parseList(*nodes, strconv.Atoi); err != nil {
+		return nil, fmt.Errorf("--nodes: %v", err)
+	}
+	if o.title == "" {
+		o.title = "kraftbench " + o.sub
+	}
+	return o, o.check()
+}
+
+func (o *options) check() error {
+	for _, p := range o.payloads {
+		if p < 0 || p > 1<<20 {
+			return fmt.Errorf("--payload must be 0..1MiB, got %d", p)
 		}
-		return 2
 	}
-	var clients []int
-	for _, s := range strings.Split(*clientsFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			fmt.Fprintf(stderr, "kraftbench: --clients %q: want positive integers\n", *clientsFlag)
-			return 2
+	for _, c := range o.clients {
+		if c < 1 {
+			return fmt.Errorf("--clients must be positive")
 		}
-		clients = append(clients, n)
 	}
-	if (*local == 0) == (*endpoints == "") {
-		fmt.Fprintln(stderr, "kraftbench: give either --local N or --endpoints")
-		return 2
+	for _, r := range o.rates {
+		if r <= 0 {
+			return fmt.Errorf("--rate must be positive")
+		}
 	}
-	if *payload < 0 || *payload > 1<<20 || *keys < 1 || *duration <= 0 {
-		fmt.Fprintln(stderr, "kraftbench: --payload must be 0..1MiB, --keys and --duration positive")
+	switch o.sub {
+	case "scalability":
+		if o.endpoints != "" {
+			return fmt.Errorf("scalability starts its own clusters: --endpoints does not apply")
+		}
+		for _, n := range o.nodes {
+			if n < 1 {
+				return fmt.Errorf("--nodes must be positive")
+			}
+		}
+	case "election":
+		if o.local < 3 || o.endpoints != "" {
+			return fmt.Errorf("election kills local processes: give --local N (N ≥ 3)")
+		}
+		if o.kills < 1 {
+			return fmt.Errorf("--kills must be positive")
+		}
+	default:
+		if (o.local == 0) == (o.endpoints == "") {
+			return fmt.Errorf("give either --local N or --endpoints")
+		}
+	}
+	if o.keys < 1 || o.duration <= 0 || o.warmup < 0 || !(o.readRatio >= 0 && o.readRatio <= 1) {
+		return fmt.Errorf("--keys and --duration must be positive, --warmup not negative, --read-ratio in [0, 1]")
+	}
+	if _, err := perf.ParseConsistency(o.consistency); err != nil {
+		return err
+	}
+	_, err := perf.ParseKeyDist(o.keyDist, o.keys)
+	return err
+}
+
+func parseList[T any](s string, conv func(string) (T, error)) ([]T, error) {
+	var out []T
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := conv(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func run(argv []string, stdout, stderr io.Writer) int {
+	o, err := parse(argv[1:], stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "kraftbench:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-
-	dir := *dataDir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "kraftbench-")
-		if err != nil {
-			fmt.Fprintln(stderr, "kraftbench:", err)
-			return 1
-		}
-		defer os.RemoveAll(d)
-		dir = d
-	}
-	eps := strings.Split(*endpoints, ",")
-	cid := server.ClusterNumber(*clusterID)
-	var lc *perf.LocalCluster
-	if *local > 0 {
-		bin := *kraftd
-		if bin == "" {
-			self, _ := os.Executable()
-			bin = filepath.Join(filepath.Dir(self), "kraftd")
-		}
-		var err error
-		lc, err = perf.StartLocal(bin, *local, dir, "--fsync-mode", *fsync, "--log-level", "warn", "--snapshot-threshold", "0")
-		if err != nil {
-			fmt.Fprintln(stderr, "kraftbench:", err)
-			return 1
-		}
-		defer lc.Stop()
-		eps, cid = lc.Clients, server.ClusterNumber(lc.ClusterID)
-	}
-	floor, err := perf.MeasureFloor(dir)
+	b, err := newBench(o, argv, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "kraftbench:", err)
 		return 1
 	}
-	var rows []row
-	for _, n := range clients {
-		cpu0 := 0.0
-		if lc != nil {
-			cpu0 = lc.CPUSeconds()
-		}
-		res, err := perf.RunWrites(ctx, eps, cid, perf.LoadConfig{Clients: n, PayloadBytes: *payload, Keys: *keys,
-			Warmup: *warmup, Duration: *duration, Progress: func(ops uint64, el time.Duration) {
-				if !*asJSON {
-					fmt.Fprintf(stderr, "\r  clients %d: %d ops, %.0f ops/s   ", n, ops, float64(ops)/el.Seconds())
-				}
-			}})
-		if !*asJSON {
-			fmt.Fprintln(stderr)
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "kraftbench:", err)
-			return 1
-		}
-		l := res.Latencies
-		r := row{Clients: n, PayloadBytes: *payload, Ops: res.Ops, Errors: res.Errors, OpsPerSec: res.Throughput(),
-			P50us: us(perf.Percentile(l, .5)), P90us: us(perf.Percentile(l, .9)), P99us: us(perf.Percentile(l, .99)),
-			P999us: us(perf.Percentile(l, .999)), Maxus: us(l[len(l)-1]),
-			FsyncP50us: us(floor.FsyncP50), FsyncP99us: us(floor.FsyncP99), RTTP50us: us(floor.RTTP50),
-			CommitFloorUs: us(floor.CommitFloor()), Nodes: *local, FsyncMode: *fsync, DurationSecond: res.Elapsed.Seconds()}
-		r.P50OverFloor = r.P50us / r.CommitFloorUs
-		if lc != nil && res.Ops > 0 {
-			// Includes warm-up and cool-down CPU: an upper bound.
-			r.CPUusPerOp = (lc.CPUSeconds() - cpu0) * 1e6 / float64(res.Ops)
-		}
-		rows = append(rows, r)
+	defer b.cleanup()
+	if o.sub == "election" {
+		err = b.election(ctx)
+	} else {
+		err = b.workloads(ctx)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		for _, r := range rows {
-			enc.Encode(r)
-		}
-		return 0
+	if err != nil {
+		fmt.Fprintln(stderr, "kraftbench:", err)
+		return 1
 	}
-	fmt.Fprintf(stdout, "floor (same run, %s): fdatasync 4KiB p50 %.0fµs p99 %.0fµs, loopback RTT p50 %.0fµs, commit floor (fsync + 2×RTT) %.0fµs\n",
-		dir, us(floor.FsyncP50), us(floor.FsyncP99), us(floor.RTTP50), us(floor.CommitFloor()))
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clients\tpayload\tops/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\terrors\tp50/floor\tCPU µs/op\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%.2f\t%.1f\t\n", r.Clients, r.PayloadBytes, r.OpsPerSec,
-			r.P50us, r.P90us, r.P99us, r.P999us, r.Maxus, r.Errors, r.P50OverFloor, r.CPUusPerOp)
-	}
-	tw.Flush()
 	return 0
+}
+
+// bench is one invocation.
+type bench struct {
+	o              *options
+	dir            string
+	removeDir      bool
+	env            perf.Env
+	started        time.Time
+	stdout, stderr io.Writer
+}
+
+func newBench(o *options, argv []string, stdout, stderr io.Writer) (*bench, error) {
+	b := &bench{o: o, dir: o.dataDir, stdout: stdout, stderr: stderr, started: time.Now()}
+	if b.dir == "" {
+		d, err := os.MkdirTemp("", "kraftbench-")
+		if err != nil {
+			return nil, err
+		}
+		b.dir, b.removeDir = d, true
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return nil, err
+	}
+	b.env = perf.NewEnv(argv, b.dir)
+	return b, nil
+}
+
+func (b *bench) cleanup() {
+	if b.removeDir {
+		os.RemoveAll(b.dir)
+	}
+}
+
+func (b *bench) progressf(format string, a ...any) {
+	if !b.o.quiet {
+		fmt.Fprintf(b.stderr, format+"\n", a...)
+	}
+}
+
+// startLocal starts n nodes in a fresh directory under b.dir.
+func (b *bench) startLocal(n int, name string) (*perf.LocalCluster, error) {
+	bin := b.o.kraftd
+	if bin == "" {
+		self, _ := os.Executable()
+		bin = filepath.Join(filepath.Dir(self), "kraftd")
+	}
+	dir := filepath.Join(b.dir, name)
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	extra := append([]string{"--fsync-mode", b.o.fsync, "--log-level", "warn", "--snapshot-threshold", "0"}, strings.Fields(b.o.kraftdFlags)...)
+	b.progressf("starting %d kraftd processes in %s", n, dir)
+	return perf.StartLocal(bin, n, dir, extra...)
+}
+
+// workloads runs throughput, latency and scalability: for each cluster
+// size, for each payload (a fresh local cluster each), every clients ×
+// rate combination.
+func (b *bench) workloads(ctx context.Context) error {
+	sizes := []int{b.o.local}
+	if b.o.sub == "scalability" {
+		sizes = b.o.nodes
+	}
+	var rows []perf.Row
+	var failed error
+	for _, n := range sizes {
+		for _, payload := range b.o.payloads {
+			rs, err := b.onCluster(ctx, n, payload)
+			rows = append(rows, rs...)
+			if err != nil {
+				failed = err
+				break
+			}
+		}
+		if failed != nil {
+			break
+		}
+	}
+	b.env.LoadAfter = perf.LoadAvg()
+	if err := b.report(rows); err != nil {
+		return err
+	}
+	return failed
+}
+
+func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, error) {
+	eps, cid := strings.Split(b.o.endpoints, ","), perf.ClusterNumber(b.o.clusterID)
+	var cpu func() float64
+	if nodes > 0 {
+		lc, err := b.startLocal(nodes, fmt.Sprintf("n%d-p%d", nodes, payload))
+		if err != nil {
+			return nil, err
+		}
+		defer lc.Stop()
+		eps, cid, cpu = lc.Clients, perf.ClusterNumber(lc.ClusterID), lc.CPUSeconds
+	}
+	read, _ := perf.ParseConsistency(b.o.consistency)
+	dist, _ := perf.ParseKeyDist(b.o.keyDist, b.o.keys)
+	maxClients := 0
+	for _, c := range b.o.clients {
+		maxClients = max(maxClients, c)
+	}
+	target, err := perf.NewClientTarget(client.Config{Endpoints: eps, ClusterID: cid}, max(maxClients, 64), b.o.perConn, read)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	if b.o.readRatio > 0 && b.o.preload {
+		t0 := time.Now()
+		if err := perf.Preload(ctx, target, b.o.keys, payload, 64); err != nil {
+			return nil, err
+		}
+		b.progressf("preloaded %d keys of %d B in %v", b.o.keys, payload, time.Since(t0).Round(time.Millisecond))
+	}
+	rates := b.o.rates
+	if len(rates) == 0 {
+		rates = []float64{0}
+	}
+	var rows []perf.Row
+	for _, clients := range b.o.clients {
+		for _, rate := range rates {
+			row, err := b.one(ctx, target, cpu, nodes, clients, rate, payload, dist)
+			if err != nil {
+				return rows, err
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows, nil
+}
+
+// one measures the floor, then runs one workload.
+func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, nodes, clients int, rate float64, payload int, dist perf.KeyDist) (perf.Row, error) {
+	floor, err := perf.MeasureFloor(b.dir)
+	if err != nil {
+		return perf.Row{}, err
+	}
+	cfg := perf.LoadConfig{Workload: perf.Workload{ReadRatio: b.o.readRatio, PayloadBytes: payload, Keys: dist},
+		Clients: clients, RatePerSec: rate, Poisson: b.o.poisson, Warmup: b.o.warmup, Duration: b.o.duration,
+		LateAfter: b.o.lateAfter, Seed: b.o.seed, CPUSeconds: cpu}
+	row := perf.Row{Mode: "closed", Nodes: nodes, Clients: clients, RatePerSec: rate, PayloadBytes: payload,
+		ReadRatio: b.o.readRatio, KeyDist: dist.String(), Keys: b.o.keys}
+	if rate > 0 {
+		row.Mode = "open"
+	}
+	if row.ReadRatio > 0 {
+		row.Consistency = b.o.consistency
+	}
+	if nodes > 0 {
+		row.FsyncMode = b.o.fsync
+	}
+	what := row.Workload()
+	b.progressf("%s: floor fdatasync p50 %v p99 %v, RTT p50 %v; warm-up %v", what, floor.FsyncP50.Round(time.Microsecond),
+		floor.FsyncP99.Round(time.Microsecond), floor.RTTP50.Round(time.Microsecond), b.o.warmup)
+	cfg.Progress = func(p perf.Progress) {
+		late := ""
+		if rate > 0 {
+			late = fmt.Sprintf(", late %d", p.Late)
+		}
+		b.progressf("  %4.0fs %8.0f ops/s  so far: p50 %s p99 %s p99.9 %s, errors %d%s", p.Elapsed.Seconds(), p.OpsPerSec,
+			perf.FormatDuration(float64(p.P50.Microseconds())), perf.FormatDuration(float64(p.P99.Microseconds())),
+			perf.FormatDuration(float64(p.P999.Microseconds())), p.Errors, late)
+	}
+	res, err := perf.Run(ctx, t, cfg)
+	if err != nil {
+		return perf.Row{}, fmt.Errorf("%s: %w", what, err)
+	}
+	full := perf.NewRow(res, floor)
+	full.Mode, full.Nodes, full.Clients, full.RatePerSec, full.PayloadBytes = row.Mode, row.Nodes, row.Clients, row.RatePerSec, row.PayloadBytes
+	full.ReadRatio, full.Consistency, full.KeyDist, full.Keys, full.FsyncMode = row.ReadRatio, row.Consistency, row.KeyDist, row.Keys, row.FsyncMode
+	return full, nil
+}
+
+func (b *bench) report(rows []perf.Row) error {
+	if b.o.asJSON {
+		enc := json.NewEncoder(b.stdout)
+		for _, r := range rows {
+			if err := enc.Encode(struct {
+				perf.Env
+				perf.Row
+			}{b.env, r}); err != nil {
+				return err
+			}
+		}
+	} else {
+		perf.WriteTable(b.stdout, b.env, rows)
+	}
+	if b.o.markdown != "" {
+		var sb strings.Builder
+		perf.WriteMarkdown(&sb, b.o.title, b.env, rows, time.Since(b.started))
+		if err := os.WriteFile(b.o.markdown, []byte(sb.String()), 0o644); err != nil {
+			return err
+		}
+		b.progressf("wrote %s", b.o.markdown)
+	}
+	if b.o.plot != "" {
+		f, err := os.Create(b.o.plot)
+		if err != nil {
+			return err
+		}
+		if err := perf.WritePlot(f, b.env, rows); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		b.progressf("wrote %s", b.o.plot)
+	}
+	return nil
+}
+
+func (b *bench) election(ctx context.Context) error {
+	lc, err := b.startLocal(b.o.local, fmt.Sprintf("election-n%d", b.o.local))
+	if err != nil {
+		return err
+	}
+	defer lc.Stop()
+	floor, err := perf.MeasureFloor(b.dir)
+	if err != nil {
+		return err
+	}
+	samples, err := perf.MeasureElections(ctx, lc, perf.ElectionConfig{Kills: b.o.kills, ClusterID: perf.ClusterNumber(lc.ClusterID),
+		Progress: func(i int, d time.Duration) {
+			b.progressf("  kill %d: next write committed after %v", i, d.Round(time.Millisecond))
+		}})
+	if err != nil {
+		return err
+	}
+	b.env.LoadAfter = perf.LoadAvg()
+	row := perf.NewElectionRow(b.o.local, samples, floor)
+	row.Extra = b.o.kraftdFlags
+	if b.o.asJSON {
+		return json.NewEncoder(b.stdout).Encode(struct {
+			perf.Env
+			perf.ElectionRow
+		}{b.env, row})
+	}
+	perf.WriteElection(b.stdout, b.env, row)
+	if b.o.markdown != "" {
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "# %s\n\n```sh\n%s\n```\n\n```\n", b.o.title, b.env.Command)
+		perf.WriteElection(&sb, b.env, row)
+		sb.WriteString("```\n")
+		return os.WriteFile(b.o.markdown, []byte(sb.String()), 0o644)
+	}
+	return nil
 }

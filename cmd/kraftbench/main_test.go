@@ -1,0 +1,84 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func mustParse(t *testing.T, args string) *options {
+	t.Helper()
+	o, err := parse(strings.Fields(args), io.Discard)
+	if err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	return o
+}
+
+// The flags of the first kraftbench keep working without a sub-command.
+func TestParseDefaultsToThroughput(t *testing.T) {
+	o := mustParse(t, "--local 3 --clients 1,256,1024 --payload 128 --duration 10s --warmup 2s --fsync-mode always --data-dir /tmp/kb1")
+	if o.sub != "throughput" || o.local != 3 || len(o.clients) != 3 || o.clients[2] != 1024 || o.payloads[0] != 128 ||
+		o.duration != 10*time.Second || o.dataDir != "/tmp/kb1" || len(o.rates) != 0 {
+		t.Fatalf("%+v", o)
+	}
+}
+
+func TestParseLatencyDefaults(t *testing.T) {
+	if o := mustParse(t, "latency --local 3"); len(o.clients) != 1 || o.clients[0] != 1 {
+		t.Fatalf("latency runs one client by default: %v", o.clients)
+	}
+	// Open loop: --clients bounds the operations in flight, 1024 unless given.
+	if o := mustParse(t, "latency --local 3 --rate 1000,5000.5"); o.clients[0] != 1024 || len(o.rates) != 2 || o.rates[1] != 5000.5 {
+		t.Fatalf("%v %v", o.clients, o.rates)
+	}
+	if o := mustParse(t, "throughput --local 3 --rate 1000 --clients 8"); o.clients[0] != 8 {
+		t.Fatalf("%v", o.clients)
+	}
+}
+
+func TestParseSubCommands(t *testing.T) {
+	if o := mustParse(t, "scalability --clients 64"); len(o.nodes) != 3 || o.nodes[2] != 7 {
+		t.Fatalf("%v", o.nodes)
+	}
+	if o := mustParse(t, "election --local 5 --kills 3"); o.kills != 3 {
+		t.Fatal(o.kills)
+	}
+	if o := mustParse(t, "throughput --local 3 --read-ratio 0.9 --consistency lease --key-dist zipf:0.8"); o.readRatio != 0.9 {
+		t.Fatal(o.readRatio)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	for _, args := range []string{
+		"", // neither --local nor --endpoints
+		"bogus --local 3",
+		"--local 3 --endpoints 127.0.0.1:7002",
+		"--local 3 --clients 0",
+		"--local 3 --clients x",
+		"--local 3 --rate -5",
+		"--local 3 --payload 2000000",
+		"--local 3 --read-ratio 1.5",
+		"--local 3 --consistency strong",
+		"--local 3 --key-dist zipf:2",
+		"--local 3 extra",
+		"election",
+		"election --local 3 --kills 0",
+		"scalability --endpoints 127.0.0.1:7002",
+	} {
+		if _, err := parse(strings.Fields(args), io.Discard); err == nil {
+			t.Errorf("%q accepted", args)
+		}
+	}
+}
+
+func TestRunUsageErrorsExitTwo(t *testing.T) {
+	var out, errb strings.Builder
+	if code := run([]string{"kraftbench", "nope"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "usage") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if code := run([]string{"kraftbench", "-h"}, &out, &errb); code != 0 {
+		t.Fatalf("-h exit %d", code)
+	}
+}

@@ -1,0 +1,327 @@
+package perf
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Env is what a report says about where and when it was measured.
+type Env struct {
+	Date       time.Time `json:"date"`
+	Command    string    `json:"command"`
+	Commit     string    `json:"commit,omitempty"` // the binary's VCS revision, "+dirty" if modified
+	LoadBefore string    `json:"load_before"`      // /proc/loadavg 1/5/15 min
+	LoadAfter  string    `json:"load_after,omitempty"`
+	CPUs       int       `json:"cpus"`
+	DataDir    string    `json:"data_dir"`
+}
+
+// NewEnv fills Env for this process.
+func NewEnv(args []string, dataDir string) Env {
+	e := Env{Date: time.Now().UTC(), Command: strings.Join(args, " "), CPUs: runtime.NumCPU(), DataDir: dataDir,
+		LoadBefore: LoadAvg()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		dirty := false
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				e.Commit = s.Value[:min(12, len(s.Value))]
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if dirty && e.Commit != "" {
+			e.Commit += "+dirty"
+		}
+	}
+	if e.Commit == "" { // built with -buildvcs=false: ask git about the working directory
+		e.Commit = gitCommit()
+	}
+	return e
+}
+
+// gitCommit is the working directory's HEAD, "+dirty" when tracked files
+// differ from it; "" outside a repository.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+		c += "+dirty"
+	}
+	return c
+}
+
+// LoadAvg is the 1, 5 and 15 minute load averages ("?" if unreadable).
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// Row is one run's figures with the floor measured just before it; the
+// JSON field names carry their units.
+type Row struct {
+	Mode         string  `json:"mode"` // closed | open
+	Nodes        int     `json:"nodes,omitempty"`
+	Clients      int     `json:"clients"` // closed: workers; open: most in flight
+	RatePerSec   float64 `json:"rate_per_s,omitempty"`
+	PayloadBytes int     `json:"payload_bytes"`
+	ReadRatio    float64 `json:"read_ratio"`
+	Consistency  string  `json:"consistency,omitempty"`
+	KeyDist      string  `json:"key_dist"`
+	Keys         int     `json:"keys"`
+	FsyncMode    string  `json:"fsync_mode,omitempty"`
+	DurationS    float64 `json:"duration_s"`
+
+	Ops        uint64  `json:"ops"`
+	Reads      uint64  `json:"reads"`
+	Writes     uint64  `json:"writes"`
+	Errors     uint64  `json:"errors"`
+	FirstError string  `json:"first_error,omitempty"`
+	Late       uint64  `json:"late"`
+	Missed     uint64  `json:"missed"`
+	OpsPerSec  float64 `json:"ops_per_s"`
+
+	// Latency: from the intended send time (open loop) or the send.
+	P50us  float64 `json:"p50_us"`
+	P90us  float64 `json:"p90_us"`
+	P99us  float64 `json:"p99_us"`
+	P999us float64 `json:"p999_us"`
+	MaxUs  float64 `json:"max_us"`
+	MeanUs float64 `json:"mean_us"`
+	// Service time (from the actual send), which a closed-loop or
+	// coordinated-omission-prone tool would report.
+	ServiceP50us float64 `json:"service_p50_us"`
+	ServiceP99us float64 `json:"service_p99_us"`
+	// Open loop: how far behind its intended time each operation went out
+	// (the load generator's own delay, part of the latency above).
+	SendLagP50us float64 `json:"send_lag_p50_us,omitempty"`
+	SendLagP99us float64 `json:"send_lag_p99_us,omitempty"`
+	ReadP99us    float64 `json:"read_p99_us,omitempty"`
+	WriteP99us   float64 `json:"write_p99_us,omitempty"`
+
+	CPUSeconds float64 `json:"cpu_s,omitempty"`         // all kraftd processes over the window
+	CPUusPerOp float64 `json:"cpu_us_per_op,omitempty"` // CPUSeconds / Ops
+
+	FloorUs
+	// Each latency over the commit floor, and throughput × floor (1.0:
+	// one operation completes per floor interval, what one client at the
+	// floor would do).
+	P50xFloor   float64 `json:"p50_x_floor"`
+	P90xFloor   float64 `json:"p90_x_floor"`
+	P99xFloor   float64 `json:"p99_x_floor"`
+	P999xFloor  float64 `json:"p999_x_floor"`
+	MaxxFloor   float64 `json:"max_x_floor"`
+	OpsPerFloor float64 `json:"ops_per_floor"`
+
+	Timeline []TimelineJSON `json:"timeline,omitempty"`
+}
+
+// TimelineJSON is one second of the timeline.
+type TimelineJSON struct {
+	EndS   float64 `json:"end_s"`
+	Ops    uint64  `json:"ops"`
+	Errors uint64  `json:"errors"`
+	P50us  float64 `json:"p50_us"`
+	P99us  float64 `json:"p99_us"`
+	MaxUs  float64 `json:"max_us"`
+}
+
+// FloorUs is a Floor in JSON, in microseconds.
+type FloorUs struct {
+	FsyncP50us    float64 `json:"fsync_p50_us"`
+	FsyncP99us    float64 `json:"fsync_p99_us"`
+	RTTP50us      float64 `json:"rtt_p50_us"`
+	CommitFloorUs float64 `json:"commit_floor_us"`
+}
+
+// Us converts f to microseconds.
+func (f Floor) Us() FloorUs {
+	return FloorUs{FsyncP50us: us(f.FsyncP50), FsyncP99us: us(f.FsyncP99), RTTP50us: us(f.RTTP50), CommitFloorUs: us(f.CommitFloor())}
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+// NewRow computes a row from a run; the caller fills the workload fields.
+func NewRow(res *Result, floor Floor) Row {
+	l := res.Latency
+	r := Row{DurationS: res.Elapsed.Seconds(), Ops: res.Ops, Reads: res.Reads, Writes: res.Writes, Errors: res.Errors,
+		FirstError: res.FirstError, Late: res.Late, Missed: res.Missed, OpsPerSec: res.Throughput(),
+		P50us: us(l.Percentile(.5)), P90us: us(l.Percentile(.9)), P99us: us(l.Percentile(.99)), P999us: us(l.Percentile(.999)),
+		MaxUs: us(l.Max()), MeanUs: us(l.Mean()),
+		ServiceP50us: us(res.Service.Percentile(.5)), ServiceP99us: us(res.Service.Percentile(.99)), FloorUs: floor.Us()}
+	if res.SendLag != nil && res.SendLag.Count() > 0 {
+		r.SendLagP50us, r.SendLagP99us = us(res.SendLag.Percentile(.5)), us(res.SendLag.Percentile(.99))
+	}
+	if res.Reads > 0 && res.Writes > 0 {
+		r.ReadP99us, r.WriteP99us = us(res.ReadLatency.Percentile(.99)), us(res.WriteLatency.Percentile(.99))
+	}
+	if res.CPUSeconds >= 0 && res.Ops > 0 {
+		r.CPUSeconds = res.CPUSeconds
+		r.CPUusPerOp = res.CPUSeconds * 1e6 / float64(res.Ops)
+	}
+	if f := us(floor.CommitFloor()); f > 0 {
+		r.P50xFloor, r.P90xFloor, r.P99xFloor, r.P999xFloor, r.MaxxFloor = r.P50us/f, r.P90us/f, r.P99us/f, r.P999us/f, r.MaxUs/f
+		r.OpsPerFloor = r.OpsPerSec * f / 1e6
+	}
+	for _, iv := range res.Timeline {
+		r.Timeline = append(r.Timeline, TimelineJSON{EndS: iv.End.Seconds(), Ops: iv.Ops, Errors: iv.Errors,
+			P50us: us(iv.P50), P99us: us(iv.P99), MaxUs: us(iv.Max)})
+	}
+	return r
+}
+
+// FormatDuration prints µs below 1 ms, ms below 1 s, else s, with three
+// significant figures or so.
+func FormatDuration(us float64) string {
+	switch {
+	case us < 1000:
+		return fmt.Sprintf("%.0fµs", us)
+	case us < 10000:
+		return fmt.Sprintf("%.2fms", us/1000)
+	case us < 1e6:
+		return fmt.Sprintf("%.1fms", us/1000)
+	}
+	return fmt.Sprintf("%.2fs", us/1e6)
+}
+
+// Workload describes the row's load in a few words.
+func (r Row) Workload() string {
+	load := fmt.Sprintf("%d clients", r.Clients)
+	if r.Mode == "open" {
+		load = fmt.Sprintf("open %.0f/s (≤%d in flight)", r.RatePerSec, r.Clients)
+	}
+	mix := "writes"
+	if r.ReadRatio > 0 {
+		mix = fmt.Sprintf("%.0f%% %s reads", r.ReadRatio*100, r.Consistency)
+	}
+	return fmt.Sprintf("%s, %s, %d B, %s", load, mix, r.PayloadBytes, r.KeyDist)
+}
+
+var tableHeader = []string{"nodes", "load", "ops/s", "ops×floor", "p50", "p90", "p99", "p99.9", "max",
+	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "fsync p50/p99", "RTT", "floor"}
+
+func (r Row) cells() []string {
+	lat := func(v, x float64) string { return fmt.Sprintf("%s (%.1f×)", FormatDuration(v), x) }
+	cpu := "—"
+	if r.CPUusPerOp > 0 {
+		cpu = fmt.Sprintf("%.1f", r.CPUusPerOp)
+	}
+	lm, lag := "—", "—"
+	if r.Mode == "open" {
+		lm, lag = fmt.Sprintf("%d/%d", r.Late, r.Missed), FormatDuration(r.SendLagP99us)
+	}
+	nodes := "—"
+	if r.Nodes > 0 {
+		nodes = fmt.Sprint(r.Nodes)
+	}
+	return []string{nodes, r.Workload(), fmt.Sprintf("%.0f", r.OpsPerSec), fmt.Sprintf("%.2f", r.OpsPerFloor),
+		lat(r.P50us, r.P50xFloor), lat(r.P90us, r.P90xFloor), lat(r.P99us, r.P99xFloor), lat(r.P999us, r.P999xFloor),
+		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu,
+		FormatDuration(r.FsyncP50us) + "/" + FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs)}
+}
+
+// Legend explains the columns; both WriteTable and WriteMarkdown print it.
+const Legend = `Latency is from the intended send time in open loop, from the send in closed loop; (n×) is
+its ratio to the commit floor measured just before the run (fdatasync p50 of a 4 KiB write in
+the data directory + 2 × loopback RTT p50). ops×floor: throughput × floor (1.00 = what one
+client at the floor would do). svc p99: from the actual send (what a tool with coordinated
+omission reports). send lag: open loop, actual send − intended time (the load generator's own
+delay on this machine; part of the latency). late/missed: sends ≥ --late-after behind, and sends
+never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all kraftd processes over the window / ops.`
+
+// WriteTable prints rows for people.
+func WriteTable(w io.Writer, env Env, rows []Row) {
+	fmt.Fprintf(w, "kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, data %s\n",
+		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.DataDir)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(tableHeader, "\t")+"\t")
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r.cells(), "\t")+"\t")
+	}
+	tw.Flush()
+	for _, r := range rows {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "first error (%s): %s\n", r.Workload(), r.FirstError)
+		}
+	}
+	fmt.Fprintln(w, Legend)
+}
+
+// WriteMarkdown prints rows as a markdown document with its provenance.
+func WriteMarkdown(w io.Writer, title string, env Env, rows []Row, wall time.Duration) {
+	fmt.Fprintf(w, "# %s\n\n", title)
+	fmt.Fprintf(w, "Measured %s on commit `%s`; %d CPUs; load average %s before, %s after; wall time %s.\n\n",
+		env.Date.Format("2006-01-02 15:04 MST"), env.Commit, env.CPUs, env.LoadBefore, env.LoadAfter, wall.Round(time.Second))
+	fmt.Fprintf(w, "```sh\n%s\n```\n\n", env.Command)
+	fmt.Fprintln(w, "| "+strings.Join(tableHeader, " | ")+" |")
+	fmt.Fprintln(w, strings.Repeat("|---", len(tableHeader))+"|")
+	for _, r := range rows {
+		fmt.Fprintln(w, "| "+strings.Join(r.cells(), " | ")+" |")
+	}
+	fmt.Fprintln(w)
+	for _, r := range rows {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "First error (%s): `%s`\n\n", r.Workload(), r.FirstError)
+		}
+	}
+	fmt.Fprintln(w, Legend)
+}
+
+// ElectionRow is a leader-kill run.
+type ElectionRow struct {
+	Nodes  int     `json:"nodes"`
+	Kills  int     `json:"kills"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	MeanMs float64 `json:"mean_ms"`
+	MinMs  float64 `json:"min_ms"`
+	MaxMs  float64 `json:"max_ms"`
+	FloorUs
+	P50xFloor float64 `json:"p50_x_floor"`
+	Extra     string  `json:"kraftd_flags,omitempty"`
+}
+
+// NewElectionRow summarizes sorted samples.
+func NewElectionRow(nodes int, sorted []time.Duration, floor Floor) ElectionRow {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	var sum time.Duration
+	for _, s := range sorted {
+		sum += s
+	}
+	r := ElectionRow{Nodes: nodes, Kills: len(sorted), FloorUs: floor.Us()}
+	if len(sorted) > 0 {
+		r.P50ms, r.P99ms = ms(Percentile(sorted, .5)), ms(Percentile(sorted, .99))
+		r.MinMs, r.MaxMs, r.MeanMs = ms(sorted[0]), ms(sorted[len(sorted)-1]), ms(sum/time.Duration(len(sorted)))
+	}
+	if f := us(floor.CommitFloor()); f > 0 {
+		r.P50xFloor = r.P50ms * 1000 / f
+	}
+	return r
+}
+
+// WriteElection prints an election row for people.
+func WriteElection(w io.Writer, env Env, r ElectionRow) {
+	fmt.Fprintf(w, "kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, data %s\n",
+		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.DataDir)
+	fmt.Fprintf(w, "floor: fdatasync 4KiB p50 %s p99 %s, loopback RTT p50 %s, commit floor %s\n",
+		FormatDuration(r.FsyncP50us), FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs))
+	fmt.Fprintf(w, "%d nodes, %d leader kills (kill -9 → next committed write): p50 %.0f ms (%.0f× floor), mean %.0f ms, p99 %.0f ms, max %.0f ms, min %.0f ms\n",
+		r.Nodes, r.Kills, r.P50ms, r.P50xFloor, r.MeanMs, r.P99ms, r.MaxMs, r.MinMs)
+}

@@ -1,0 +1,146 @@
+package perf
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFormatDuration(t *testing.T) {
+	for us, want := range map[float64]string{0: "0µs", 236.4: "236µs", 1234: "1.23ms", 11700: "11.7ms", 1.5e6: "1.50s"} {
+		if got := FormatDuration(us); got != want {
+			t.Errorf("%v µs: %q, want %q", us, got, want)
+		}
+	}
+}
+
+func sampleResult() *Result {
+	res := &Result{Ops: 1000, Writes: 1000, Elapsed: 2 * time.Second, CPUSeconds: 0.05, Latency: NewHistogram(),
+		Service: NewHistogram(), SendLag: NewHistogram(), ReadLatency: NewHistogram(), WriteLatency: NewHistogram(),
+		Timeline: []Interval{{End: time.Second, Ops: 500, P50: 200 * time.Microsecond}, {End: 2 * time.Second, Ops: 500}}}
+	for range 1000 {
+		res.Latency.Record(200 * time.Microsecond)
+		res.Service.Record(100 * time.Microsecond)
+	}
+	return res
+}
+
+func TestNewRowRatiosToTheFloor(t *testing.T) {
+	floor := Floor{FsyncP50: 80 * time.Microsecond, FsyncP99: 150 * time.Microsecond, RTTP50: 10 * time.Microsecond}
+	r := NewRow(sampleResult(), floor)
+	if r.CommitFloorUs != 100 || r.OpsPerSec != 500 {
+		t.Fatalf("floor %v ops/s %v", r.CommitFloorUs, r.OpsPerSec)
+	}
+	// The 200 µs bucket's upper edge is within 0.8 % of 200.
+	if r.P50xFloor < 2 || r.P50xFloor > 2.02 || r.MaxxFloor != 2 {
+		t.Fatalf("p50 %.3f× max %.3f× floor, want 2", r.P50xFloor, r.MaxxFloor)
+	}
+	if r.OpsPerFloor != 0.05 { // 500/s × 100 µs
+		t.Fatalf("ops per floor %v", r.OpsPerFloor)
+	}
+	if r.CPUusPerOp != 50 {
+		t.Fatalf("CPU µs/op %v, want 0.05 s / 1000", r.CPUusPerOp)
+	}
+	if len(r.Timeline) != 2 || r.Timeline[0].P50us != 200 {
+		t.Fatalf("timeline %+v", r.Timeline)
+	}
+	// No floor measured: no ratios, no division by zero.
+	if r := NewRow(sampleResult(), Floor{}); r.P50xFloor != 0 || r.OpsPerFloor != 0 {
+		t.Fatalf("ratios without a floor: %+v", r)
+	}
+	// No CPU measured.
+	res := sampleResult()
+	res.CPUSeconds = -1
+	if r := NewRow(res, floor); r.CPUusPerOp != 0 {
+		t.Fatal("CPU per op without CPU")
+	}
+}
+
+func TestRowJSONNamesCarryUnits(t *testing.T) {
+	r := NewRow(sampleResult(), Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"ops_per_s", "p50_us", "p999_us", "max_us", "fsync_p50_us", "rtt_p50_us", "commit_floor_us",
+		"p99_x_floor", "ops_per_floor", "cpu_us_per_op", "errors", "late", "missed", "timeline"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, b)
+		}
+	}
+	var back Row
+	if err := json.Unmarshal(b, &back); err != nil || back.P50us != r.P50us || back.CommitFloorUs != 100 {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+}
+
+func TestTablesAndPlot(t *testing.T) {
+	env := Env{Date: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Command: "kraftbench --local 3", Commit: "abc123",
+		LoadBefore: "0.1 0.2 0.3", LoadAfter: "1.0 0.5 0.3", CPUs: 2}
+	r := NewRow(sampleResult(), Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
+	r.Mode, r.Nodes, r.Clients, r.PayloadBytes, r.KeyDist = "closed", 3, 64, 128, "uniform"
+	open := r
+	open.Mode, open.RatePerSec, open.Late, open.Missed, open.FirstError = "open", 2000, 7, 1, "kraft/client: put: timeout"
+
+	var tb strings.Builder
+	WriteTable(&tb, env, []Row{r, open})
+	for _, want := range []string{"abc123", "0.1 0.2 0.3", "64 clients, writes, 128 B, uniform", "open 2000/s (≤64 in flight)",
+		"200µs (2.0×)", "7/1", "first error", "commit floor"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, tb.String())
+		}
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, "Matrix", env, []Row{r}, 90*time.Second)
+	lines := strings.Split(md.String(), "\n")
+	if lines[0] != "# Matrix" || !strings.Contains(md.String(), "```sh\nkraftbench --local 3\n```") ||
+		!strings.Contains(md.String(), "wall time 1m30s") {
+		t.Fatalf("markdown:\n%s", md.String())
+	}
+	var header, sep, row string
+	for i, l := range lines {
+		if strings.HasPrefix(l, "| nodes") {
+			header, sep, row = l, lines[i+1], lines[i+2]
+		}
+	}
+	if n := strings.Count(header, "|"); n != strings.Count(sep, "|") || n != strings.Count(row, "|") {
+		t.Fatalf("markdown table columns differ:\n%s\n%s\n%s", header, sep, row)
+	}
+
+	var pl strings.Builder
+	if err := WritePlot(&pl, env, []Row{r}); err != nil {
+		t.Fatal(err)
+	}
+	page := pl.String()
+	if !strings.Contains(page, "<svg") || strings.Count(page, "<polyline") != 4 || strings.Contains(page, "<script") ||
+		strings.Contains(page, "src=") {
+		t.Fatalf("plot page is not a self-contained SVG page:\n%s", page)
+	}
+}
+
+func TestElectionRow(t *testing.T) {
+	s := []time.Duration{160 * time.Millisecond, 200 * time.Millisecond, 316 * time.Millisecond}
+	r := NewElectionRow(5, s, Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
+	if r.Kills != 3 || r.P50ms != 200 || r.MaxMs != 316 || r.MinMs != 160 || r.MeanMs != 225.333 || r.P50xFloor != 2000 {
+		t.Fatalf("%+v", r)
+	}
+	var b strings.Builder
+	WriteElection(&b, Env{}, r)
+	if !strings.Contains(b.String(), "5 nodes, 3 leader kills") {
+		t.Fatal(b.String())
+	}
+}
+
+func TestClusterNumber(t *testing.T) {
+	if ClusterNumber("42") != 42 || ClusterNumber("0x10") != 16 {
+		t.Fatal("numeric IDs are taken as numbers")
+	}
+	if ClusterNumber("kraft") == ClusterNumber("kraft2") || ClusterNumber("0") == 0 {
+		t.Fatal("names hash")
+	}
+}

@@ -1,0 +1,86 @@
+package perf
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/kraftdb/kraft/client"
+)
+
+// ClientTarget runs operations through client.Clients: workers share a
+// client (one pipelined connection to the leader) in groups of
+// WorkersPerConn.
+type ClientTarget struct {
+	conns          []*client.Client
+	workersPerConn int
+	read           []client.ReadOption
+}
+
+// ParseConsistency maps linearizable | lease | stale to a read option.
+func ParseConsistency(s string) (client.ReadOption, error) {
+	switch s {
+	case "linearizable":
+		return client.WithConsistency(client.Linearizable), nil
+	case "lease":
+		return client.WithConsistency(client.Lease), nil
+	case "stale":
+		return client.WithConsistency(client.Stale), nil
+	}
+	return nil, fmt.Errorf("kraft/perf: consistency %q: want linearizable, lease or stale", s)
+}
+
+// NewClientTarget opens ceil(workers/workersPerConn) clients (they connect
+// on first use). cfg's Endpoints and ClusterID must be set; MaxInflight is
+// set here.
+func NewClientTarget(cfg client.Config, workers, workersPerConn int, read client.ReadOption) (*ClientTarget, error) {
+	if workersPerConn <= 0 {
+		workersPerConn = 32
+	}
+	t := &ClientTarget{workersPerConn: workersPerConn}
+	if read != nil {
+		t.read = []client.ReadOption{read}
+	}
+	cfg.MaxInflight = 2 * workersPerConn
+	for range (workers + workersPerConn - 1) / workersPerConn {
+		c, err := client.New(cfg)
+		if err != nil {
+			t.Close()
+			return nil, err
+		}
+		t.conns = append(t.conns, c)
+	}
+	return t, nil
+}
+
+// Do implements Target.
+func (t *ClientTarget) Do(ctx context.Context, worker int, read bool, key, value []byte) error {
+	c := t.conns[(worker/t.workersPerConn)%len(t.conns)]
+	if read {
+		_, err := c.Get(ctx, key, t.read...)
+		return err
+	}
+	_, err := c.Put(ctx, key, value)
+	return err
+}
+
+// Close closes every client.
+func (t *ClientTarget) Close() error {
+	for _, c := range t.conns {
+		c.Close()
+	}
+	return nil
+}
+
+// ClusterNumber is the 64-bit cluster ID the handshake carries for a
+// --cluster-id string: the number itself if it parses as one (and is not
+// 0), else its xxhash64. It is server.ClusterNumber, repeated here so that
+// kraftbench needs only the client side of the tree to build.
+func ClusterNumber(id string) uint64 {
+	if n, err := strconv.ParseUint(id, 0, 64); err == nil && n != 0 {
+		return n
+	}
+	return xxhash.Sum64String(id)
+}
