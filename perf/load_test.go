@@ -234,4 +234,6 @@ func TestPreloadWritesEveryKeyOnce(t *testing.T) {
 
 type targetFuncKey func(read bool, key []byte) error
 
-func (f targetFuncKey) Do(_ context.Context, _ int, read bool, key, _ []byte) error { return f(read, key) }
+func (f targetFuncKey) Do(_ context.Context, _ int, read bool, key, _ []byte) error {
+	return f(read, key)
+}
