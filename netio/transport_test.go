@@ -45,6 +45,7 @@ type recorder struct {
 	requests []wire.ClientRequest
 	arrived  chan struct{}
 	respond  atomic.Bool
+	lastConn atomic.Pointer[ClientConn]
 }
 
 func newRecorder() *recorder { return &recorder{arrived: make(chan struct{}, 1<<16)} }
@@ -64,6 +65,7 @@ func (r *recorder) HandleClient(c *ClientConn, req *wire.ClientRequest, body []b
 	r.mu.Lock()
 	r.requests = append(r.requests, cp)
 	r.mu.Unlock()
+	r.lastConn.Store(c)
 	if r.respond.Load() { // echo the key back, from another goroutine like a node would
 		go c.Respond(&wire.ClientResponse{Seq: cp.Seq, Status: wire.StatusOK, Value: cp.Key})
 	}
