@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,14 +158,7 @@ func readRefusal(nc net.Conn, prefix []byte, cfg *Config) error {
 	if t := wire.MsgType(frame[4]); t != wire.MsgError {
 		return &Error{Kind: ErrProtocol, Err: fmt.Errorf("handshake with %s: got a %v frame instead of a Hello", nc.RemoteAddr(), t)}
 	}
-	err = refusalError(nc.RemoteAddr().String(), frame[wire.FrameHeaderSize:])
-	var e *Error
-	// A TLS-only port answers a plaintext Hello with an Error frame saying
-	// so ("this port requires TLS"); the client names the fix.
-	if cfg.TLS == nil && errors.As(err, &e) && e.Kind == ErrRefused && strings.Contains(e.Text, "TLS") {
-		return errRequiresTLS(nc.RemoteAddr().String(), errors.New(e.Text))
-	}
-	return err
+	return refusalError(nc.RemoteAddr().String(), frame[wire.FrameHeaderSize:])
 }
 
 // refusalError turns an Error frame body into an *Error carrying its text.
@@ -179,6 +171,12 @@ func refusalError(addr string, body []byte) error {
 	switch code {
 	case wire.ErrCodeOverloaded:
 		e.Kind = ErrUnavailable // connection limit: another try may get in
+	case wire.ErrCodeIdleTimeout:
+		e.Kind = ErrUnavailable // a new connection is welcome
+	case wire.ErrCodeTLSRequired:
+		// The one plaintext frame a TLS-only port sends (to a plaintext
+		// Hello); the client names the fix.
+		return errRequiresTLS(addr, errors.New(e.Text))
 	case wire.ErrCodeClusterMismatch:
 		e.Err = wire.ErrClusterMismatch
 	case wire.ErrCodeNodeMismatch:

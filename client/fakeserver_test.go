@@ -339,7 +339,7 @@ func (fs *fakeServer) serveTLS(nc net.Conn, first byte) net.Conn {
 		// would reset the connection before the client reads our answer.
 		var hello [wire.HelloSize]byte
 		_, _ = io.ReadFull(nc, hello[:])
-		_, _ = nc.Write(wire.AppendErrorFrame(nil, wire.ErrCodeBadHandshake, "this port requires TLS"))
+		_, _ = nc.Write(wire.AppendErrorFrame(nil, wire.ErrCodeTLSRequired, "this port requires TLS"))
 		return nil
 	}
 	tc := tls.Server(nc, fs.tlsConfig)

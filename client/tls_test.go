@@ -13,6 +13,7 @@ import (
 
 	"github.com/kraftdb/kraft/internal/testpki"
 	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wire"
 )
 
 // tlsServer starts a fake node whose client port is TLS-only, serving pki's
@@ -271,5 +272,25 @@ func TestLoadTLS(t *testing.T) {
 	cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS10}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "TLS 1.2") {
 		t.Errorf("Validate accepted MinVersion TLS 1.0: %v", err)
+	}
+}
+
+// A node that closes an idle connection says so with an Error frame. A
+// call that raced with it is retried on a new connection, and if retries
+// run out it is unavailable, not refused (which reads as a configuration
+// error).
+func TestIdleTimeoutFrameIsUnavailable(t *testing.T) {
+	fs := newFakeServer(t, sm.DefaultKVConfig())
+	fs.policy = func(int, *wire.ClientRequest) action {
+		return action{kind: actRaw, raw: wire.AppendErrorFrame(nil, wire.ErrCodeIdleTimeout, "idle for 5m0s")}
+	}
+	cfg := testConfig(fs.addr)
+	cfg.MaxRetries = 1
+	_, err := newTestClient(t, cfg).Get(testCtx(t), []byte("k"))
+	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "idle for 5m0s") {
+		t.Fatalf("got %v, want ErrUnavailable with the node's text", err)
+	}
+	if n := fs.connections(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
 	}
 }

@@ -229,7 +229,7 @@ func TestClientPortRequiresTLS(t *testing.T) {
 				defer nc.Close()
 				var hello [wire.HelloSize]byte
 				_, _ = io.ReadFull(nc, hello[:])
-				_, _ = nc.Write(wire.AppendErrorFrame(nil, wire.ErrCodeBadHandshake, "this port requires TLS"))
+				_, _ = nc.Write(wire.AppendErrorFrame(nil, wire.ErrCodeTLSRequired, "this port requires TLS"))
 			}()
 		}
 	}()
