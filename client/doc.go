@@ -112,5 +112,6 @@
 //	kraft/client: put: not leader: not leader, leader is node 2 (6 attempts)
 //
 // A handshake refused by the node (Error frame: wrong cluster ID) fails the
-// call at once with ErrRefused and wire.ErrClusterMismatch.
+// call at once with ErrRefused and wire.ErrClusterMismatch; a TLS mismatch
+// fails it at once with ErrTLS (see TLS above).
 package client
