@@ -20,9 +20,10 @@ import (
 // scratch buffer, so the event loop's write completion never waits on it;
 // the frame is then copied into the pending buffer under the mutex.
 
-// capabilities is the bit set this node's Hellos advertise.
-func (t *Transport) capabilities() uint64 {
-	if t.cfg.ReplicationCompression {
+// capabilities is the bit set this node's Hellos advertise on a
+// connection of the given role; compression is between peers only.
+func (t *Transport) capabilities(role wire.Role) uint64 {
+	if t.cfg.ReplicationCompression && role == wire.RolePeer {
 		return wire.CapCompressS2
 	}
 	return 0
@@ -31,7 +32,7 @@ func (t *Transport) capabilities() uint64 {
 // compressTo reports whether Appends to a peer whose Hello carried caps
 // are compressed: only when both Hellos carry CapCompressS2.
 func (t *Transport) compressTo(caps uint64) bool {
-	return t.capabilities()&caps&wire.CapCompressS2 != 0
+	return t.capabilities(wire.RolePeer)&caps&wire.CapCompressS2 != 0
 }
 
 // compressScratch holds buffers a compressed frame is built in before it
@@ -46,7 +47,10 @@ const maxPooledScratch = 4 << 20
 // the replication byte counters either way.
 func (o *outbox) sendAppend(m *wire.Message) error {
 	raw := wire.MessageSize(m)
-	if !o.compress || len(m.Entries) < wire.DefaultCompressMinBytes {
+	// Above DefaultMaxFrameSize stays plain: a receiver that decodes with
+	// wire.DecodeMessage (not DecodeMessageLimit with its MaxFrameBytes)
+	// bounds inflation by the default and would refuse it.
+	if !o.compress || len(m.Entries) < wire.DefaultCompressMinBytes || raw > wire.DefaultMaxFrameSize {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		if o.closed {

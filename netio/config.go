@@ -49,6 +49,12 @@ type Config struct {
 	// client ports; beyond it a connection gets an "overloaded" Error frame.
 	MaxConnsPerPort int
 
+	// ReplicationCompression advertises wire.CapCompressS2 and compresses
+	// the Appends sent to peers that advertise it too (S2, batches of at
+	// least wire.DefaultCompressMinBytes that shrink). Compressed Appends
+	// are decoded whatever this is, so it can differ between nodes.
+	ReplicationCompression bool
+
 	// DialTimeout bounds an outbound dial; HandshakeTimeout bounds the
 	// handshake both ways: an accepted connection that has not completed
 	// its Hello by then is closed (a slowloris holds nothing for long).

@@ -32,6 +32,9 @@ type outbox struct {
 	w        sink
 	maxBytes int
 	stats    *Stats
+	// compress: Appends may go S2-compressed (a peer connection where both
+	// Hellos carry wire.CapCompressS2). Set before the outbox is shared.
+	compress bool
 
 	mu      sync.Mutex
 	pending []byte // frames not yet handed to gnet
@@ -74,6 +77,9 @@ func (g *gnetSink) asyncWrite(buf []byte) error { return g.c.AsyncWrite(buf, g.d
 
 // sendMessage queues one Raft message.
 func (o *outbox) sendMessage(m *wire.Message) error {
+	if m.Type == wire.MsgAppend {
+		return o.sendAppend(m) // compress.go
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -185,4 +191,11 @@ type Stats struct {
 	TLSRequired          atomic.Uint64 // plaintext connections refused on a TLS port
 	IdleTimeouts         atomic.Uint64 // client connections closed after IdleTimeout without a frame
 	InflightRefused      atomic.Uint64 // client requests answered StatusTooManyRequests at MaxInflightRequestsPerConn
+
+	// Append frames queued to peers, as they would be sent plain (Raw) and
+	// as sent (Wire): Raw/Wire is the replication compression ratio, 1
+	// while compression is off (Config.ReplicationCompression).
+	ReplicationBytesRaw  atomic.Uint64
+	ReplicationBytesWire atomic.Uint64
+	AppendsCompressed    atomic.Uint64 // Append frames sent S2-compressed
 }

@@ -29,6 +29,10 @@ type peer struct {
 	lost     chan struct{}          // the event loop saw the connection close
 	done     chan struct{}
 	stopOnce sync.Once
+
+	// remoteCaps: the Capabilities of the last Hello the peer answered
+	// (dial goroutine only), for compression negotiation (compress.go).
+	remoteCaps uint64
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
@@ -62,6 +66,7 @@ func (p *peer) run() {
 					log.Info("peer reachable again")
 				}
 				failing, backoff = false, p.t.cfg.ReconnectMin
+				ob.compress = p.t.compressTo(p.remoteCaps)
 				p.out.Store(ob)
 				select {
 				case <-p.lost:
@@ -137,6 +142,7 @@ func (p *peer) dial() (net.Conn, error) {
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
+	p.remoteCaps = h.Capabilities
 	if cfg.OnPeerHello != nil {
 		cfg.OnPeerHello(h)
 	}

@@ -204,7 +204,7 @@ func (t *Transport) Connected(id uint64) bool {
 
 // hello is this node's handshake for the given role.
 func (t *Transport) hello(role wire.Role) wire.Hello {
-	return wire.Hello{Role: role, ClusterID: t.cfg.ClusterID, NodeID: t.cfg.NodeID,
+	return wire.Hello{Role: role, ClusterID: t.cfg.ClusterID, NodeID: t.cfg.NodeID, Capabilities: t.capabilities(role),
 		PeerAddr: t.cfg.AdvertisePeer, ClientAddr: t.cfg.AdvertiseClient, AdminAddr: t.cfg.AdvertiseAdmin}
 }
 

@@ -73,7 +73,8 @@
 //	|  from   |   to    |  term   |flags| u64 fields (table)| tail         |
 //	+---------+---------+---------+-----+------------------+---------------+
 //	flags: bit 0 reject, bit 1 transfer (vote caused by TimeoutNow),
-//	       bit 2 done (last snapshot chunk); other bits must be zero.
+//	       bit 2 done (last snapshot chunk), bit 3 compressed (Append
+//	       only, below); other bits must be zero.
 //
 //	type              #   u64 fields after the header        tail
 //	Append            1   index=prevLogIndex logTerm=prev    count u32, entry records
@@ -97,6 +98,31 @@
 // the count, and that a Snapshot chunk lies inside the snapshot's size.
 // AppendMessageHead writes an Append or Snapshot frame without its bulk
 // tail, so a sender can writev the records straight from the WAL mapping.
+//
+// # Compressed Append
+//
+// Between two nodes whose Hellos both carry CapCompressS2 (capability bit
+// 0), an Append whose records block is at least DefaultCompressMinBytes
+// (4 KiB) may travel with flag bit 3 set and the records as one S2 block
+// (github.com/klauspost/compress/s2 block format), when that block is
+// smaller than the records; otherwise it is sent plain:
+//
+//	0        25                   49      53
+//	+--------+--------------------+-------+---------------+------------------+
+//	| header | index logTerm      | count | inflated len  | S2 block data    |
+//	| flags  | commit             |       | uvarint       |                  |
+//	| bit 3  |                    |       |               |                  |
+//	+--------+--------------------+-------+---------------+------------------+
+//	                                u32     └──── one S2 block (s2.Encode) ───┘
+//
+// The receiver reads the inflated length first and refuses (before
+// allocating) a block that would inflate past what a plain Append frame of
+// the maximum frame size could carry, or that is too short for count
+// records; then it inflates into a buffer its Message keeps, and checks the
+// records exactly as a plain Append's (checksums, indexes from prev+1,
+// count). The checksums are those of the records as stored, so integrity
+// stays end to end through compression. Any build decodes both forms,
+// whatever it advertised.
 //
 // # Client messages
 //

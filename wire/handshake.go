@@ -22,6 +22,20 @@ const (
 	ProtocolVersion uint16 = 1
 )
 
+// Capability bits of Hello.Capabilities. A sender uses an optional feature
+// on a connection only when both Hellos carry its bit; bits this build does
+// not know are ignored, so a newer peer is not refused for having them.
+const (
+	// CapCompressS2: the sender's operator enabled replication compression.
+	// A node compresses the Appends it sends to a peer (see
+	// AppendMessageCompressed) only when its own Hello and the peer's both
+	// carry the bit. Every build that knows the bit decodes compressed
+	// Appends whether or not it advertised it, so a cluster with mixed
+	// settings interoperates; a build that does not know the bit never
+	// advertises it and so is never sent one.
+	CapCompressS2 uint64 = 1 << 0
+)
+
 // Role says what the dialer is.
 type Role uint8
 

@@ -6,7 +6,9 @@ import "encoding/binary"
 // layouts table below and doc.go); the rest are zero after decoding.
 //
 // Entries, Meta and Data alias the frame they were decoded from: a receiver
-// that keeps them past the connection callback must copy them.
+// that keeps them past the connection callback must copy them. A compressed
+// Append is the exception: its Entries alias a buffer m keeps for inflating
+// (see DecodeMessageLimit), valid until the next decode into m.
 type Message struct {
 	Type MsgType
 	From uint64
@@ -42,17 +44,28 @@ type Message struct {
 	// EntryCount and Entries: Append's records, verified on decode.
 	EntryCount int
 	Entries    []byte
+	// Compressed: set by the decoder when an Append arrived with its
+	// records S2-compressed (AppendMessageCompressed). Encoders ignore it.
+	Compressed bool
 	// Meta: Snapshot's membership at the snapshot index (encoded by core).
 	Meta []byte
 	// Data: Snapshot chunk bytes.
 	Data []byte
+
+	// inflated is where a compressed Append's records are decompressed.
+	// It survives decodes into the same Message, so a connection that
+	// decodes into one Message reaches a steady state with no allocation.
+	inflated []byte
 }
 
 const (
 	flagReject   = 1 << 0
 	flagTransfer = 1 << 1
 	flagDone     = 1 << 2
-	knownFlags   = flagReject | flagTransfer | flagDone
+	// flagCompressed: Append only; the records after the count are one S2
+	// block (compress.go).
+	flagCompressed = 1 << 3
+	knownFlags     = flagReject | flagTransfer | flagDone | flagCompressed
 
 	// raftHeaderSize: from u64, to u64, term u64, flags u8.
 	raftHeaderSize = 25
@@ -109,7 +122,7 @@ func (m *Message) field(f field) *uint64 {
 
 // AppendMessage appends m as one complete frame.
 func AppendMessage(dst []byte, m *Message) []byte {
-	dst, start := appendMessageHead(dst, m)
+	dst, start := appendMessageHead(dst, m, 0)
 	switch m.Type {
 	case MsgAppend:
 		dst = append(dst, m.Entries...)
@@ -124,7 +137,7 @@ func AppendMessage(dst []byte, m *Message) []byte {
 // tail. Writing the result followed by the tail (writev) sends the frame
 // without copying the entries, e.g. straight from the WAL mapping.
 func AppendMessageHead(dst []byte, m *Message) []byte {
-	dst, start := appendMessageHead(dst, m)
+	dst, start := appendMessageHead(dst, m, 0)
 	tail := 0
 	switch m.Type {
 	case MsgAppend:
@@ -136,7 +149,9 @@ func AppendMessageHead(dst []byte, m *Message) []byte {
 	return dst
 }
 
-func appendMessageHead(dst []byte, m *Message) ([]byte, int) {
+// appendMessageHead writes the frame header, the common header with m's
+// flags plus extraFlags, the layout's fields and the fixed part of the tail.
+func appendMessageHead(dst []byte, m *Message, extraFlags byte) ([]byte, int) {
 	if !m.Type.IsRaft() {
 		panic("kraft: BUG: AppendMessage with non-raft type " + m.Type.String())
 	}
@@ -144,7 +159,7 @@ func appendMessageHead(dst []byte, m *Message) ([]byte, int) {
 	dst = binary.LittleEndian.AppendUint64(dst, m.From)
 	dst = binary.LittleEndian.AppendUint64(dst, m.To)
 	dst = binary.LittleEndian.AppendUint64(dst, m.Term)
-	var flags byte
+	flags := extraFlags
 	if m.Reject {
 		flags |= flagReject
 	}
@@ -171,8 +186,21 @@ func appendMessageHead(dst []byte, m *Message) ([]byte, int) {
 // DecodeMessage decodes a Raft frame into m without allocating. For Append
 // it verifies every entry record (structure, checksum, consecutive indexes
 // from Index+1) and that EntryCount matches. On error m is left partially
-// filled and must not be used.
+// filled and must not be used. A compressed Append is inflated within
+// DefaultMaxFrameSize; a reader configured with another maximum frame size
+// uses DecodeMessageLimit.
 func DecodeMessage(f Frame, m *Message) error {
+	return DecodeMessageLimit(f, m, 0)
+}
+
+// DecodeMessageLimit is DecodeMessage for a reader whose maximum frame size
+// is maxFrame (<= 0: DefaultMaxFrameSize). A compressed Append must inflate
+// to what would have been a frame of at most maxFrame as plain Append; that
+// is checked from the block's header before anything is allocated. The
+// records are inflated into a buffer kept in m and reused by later decodes
+// into m (it only grows, to at most maxFrame), so steady state does not
+// allocate.
+func DecodeMessageLimit(f Frame, m *Message, maxFrame int) error {
 	if !f.Type.IsRaft() {
 		return errorf(ErrUnknownType, 4, "raft message type %d", uint8(f.Type))
 	}
@@ -182,15 +210,22 @@ func DecodeMessage(f Frame, m *Message) error {
 	if len(b) < fixed {
 		return errorf(ErrTruncated, 0, "%v needs %d bytes, have %d", f.Type, fixed, len(b))
 	}
+	// The inflate buffer outlives the reset. Reading it first keeps *m out
+	// of the literal, which would otherwise be built in a temporary.
+	inflated := m.inflated
 	*m = Message{
 		Type: f.Type,
 		From: binary.LittleEndian.Uint64(b[0:]),
 		To:   binary.LittleEndian.Uint64(b[8:]),
 		Term: binary.LittleEndian.Uint64(b[16:]),
 	}
+	m.inflated = inflated
 	flags := b[24]
 	if flags&^knownFlags != 0 {
 		return errorf(ErrMalformed, 24, "unknown flag bits %#02x", flags)
+	}
+	if flags&flagCompressed != 0 && f.Type != MsgAppend {
+		return errorf(ErrMalformed, 24, "compressed flag on %v", f.Type)
 	}
 	m.Reject = flags&flagReject != 0
 	m.Transfer = flags&flagTransfer != 0
@@ -200,10 +235,12 @@ func DecodeMessage(f Frame, m *Message) error {
 		*m.field(fl) = binary.LittleEndian.Uint64(b[off:])
 		off += 8
 	}
-	switch f.Type {
-	case MsgAppend:
+	switch {
+	case flags&flagCompressed != 0:
+		return decodeCompressedAppendTail(b, off, m, maxFrame)
+	case f.Type == MsgAppend:
 		return decodeAppendTail(b, off, m)
-	case MsgSnapshot:
+	case f.Type == MsgSnapshot:
 		return decodeSnapshotTail(b, off, m)
 	}
 	if off != len(b) {

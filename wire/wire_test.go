@@ -357,6 +357,16 @@ func TestMalformedRaftMessages(t *testing.T) {
 		{"truncated fixed fields", MsgHeartbeat, make([]byte, raftHeaderSize+8), ErrTruncated},
 		{"trailing bytes", MsgHeartbeat, make([]byte, raftHeaderSize+17), ErrMalformed},
 		{"unknown flags", MsgTimeoutNow, append(make([]byte, 24), 0x80), ErrMalformed},
+		{"compressed flag on a snapshot", MsgSnapshot, func() []byte {
+			b := AppendMessage(nil, &snap)
+			b[FrameHeaderSize+24] |= flagCompressed
+			return body(b)
+		}(), ErrMalformed},
+		{"compressed flag on plain records", MsgAppend, func() []byte {
+			b := appendFrame()
+			b[FrameHeaderSize+24] |= flagCompressed
+			return body(b)
+		}(), ErrMalformed},
 		{"missing entry count", MsgAppend, body(appendFrame())[:raftHeaderSize+24], ErrTruncated},
 		{"count says more than carried", MsgAppend, func() []byte {
 			b := appendFrame()
