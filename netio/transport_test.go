@@ -87,7 +87,7 @@ func (r *recorder) wait(t *testing.T, n int) {
 // freeAddr returns a listen address below the kernel's ephemeral port
 // range: a port probed free in the ephemeral range can be taken by some
 // outbound connection before gnet binds it, which parallel tests do.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	low := 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
@@ -143,7 +143,7 @@ func startNode(t *testing.T, id, cluster uint64, tweak func(*Config)) *node {
 	return n
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
