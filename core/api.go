@@ -40,6 +40,30 @@ func (r *Raft) Propose(batch [][]byte) (uint64, error) {
 	return first, nil
 }
 
+// fitPending is how many proposals of batch, from the front, the pending
+// limits admit now (at least one when nothing is pending, as checkPending).
+func (r *Raft) fitPending(batch [][]byte) int {
+	pendN := int(r.log.lastIndex() - r.log.committed)
+	pendB := r.log.bytesBetween(r.log.committed, r.log.lastIndex())
+	k := 0
+	for k < len(batch) {
+		size := wire.EntrySize(len(batch[k]))
+		if pendN+k > 0 && (pendN+k+1 > r.cfg.MaxUncommittedEntries || pendB+size > r.cfg.MaxUncommittedBytes) {
+			break
+		}
+		pendB += size
+		k++
+	}
+	return k
+}
+
+// pendingError describes the pending limits and what is pending now.
+func (r *Raft) pendingError() error {
+	return &TooManyPendingError{PendingEntries: int(r.log.lastIndex() - r.log.committed),
+		PendingBytes: r.log.bytesBetween(r.log.committed, r.log.lastIndex()),
+		LimitEntries: r.cfg.MaxUncommittedEntries, LimitBytes: r.cfg.MaxUncommittedBytes}
+}
+
 func (r *Raft) checkPending(n, size int) error {
 	pendN := int(r.log.lastIndex() - r.log.committed)
 	pendB := r.log.bytesBetween(r.log.committed, r.log.lastIndex())

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -199,22 +198,15 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 // log after it, restoring the state machine from the snapshot.
 func (n *Node) recover() (InitialState, error) {
 	var st InitialState
-	meta, file, err := n.wal.LoadSnapshot()
+	snap, err := n.loadSnapshotChain() // snapshot_chain.go: the newest file and its bases
 	switch {
 	case errors.Is(err, wal.ErrNoSnapshot):
 	case err != nil:
 		return st, err
 	default:
-		m, data, err := decodeSnapshotFile(file)
-		if err != nil {
-			return st, fmt.Errorf("kraft/core: snapshot %s: %w", meta.File, err)
-		}
-		if err := n.sm.Restore(bytes.NewReader(data)); err != nil {
-			return st, fmt.Errorf("kraft/core: restoring snapshot %s: %w", meta.File, err)
-		}
-		st.Snapshot = Snapshot{Meta: SnapshotMeta{Index: meta.Index, Term: meta.Term, Membership: m}, Data: data}
-		n.applied.Store(meta.Index)
-		n.lastSnap.Store(meta.Index)
+		st.Snapshot = snap
+		n.applied.Store(snap.Meta.Index)
+		n.lastSnap.Store(snap.Meta.Index)
 	}
 	hs := n.wal.HardState()
 	st.HardState = HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}
@@ -709,6 +701,20 @@ func (n *Node) flushBatch() {
 	if len(n.batch) == 0 {
 		return
 	}
+	// Admit what the pending limits allow; the rest fails at once with the
+	// typed error rather than sinking the whole batch.
+	if k := n.raft.fitPending(n.batch); k < len(n.batch) && n.raft.Role() == RoleLeader {
+		err := n.raft.pendingError()
+		for _, q := range n.batchProps[k:] {
+			q.finish(sm.Result{}, err)
+		}
+		clear(n.batch[k:])
+		clear(n.batchProps[k:])
+		n.batch, n.batchProps = n.batch[:k], n.batchProps[:k]
+		if k == 0 {
+			return
+		}
+	}
 	n.batches.Add(1)
 	n.batchEntries.Add(uint64(len(n.batch)))
 	first, err := n.raft.Propose(n.batch)
@@ -873,8 +879,7 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 // installSnapshot persists a snapshot received from the leader and resets
 // the log to start after it; the apply goroutine restores the state machine.
 func (n *Node) installSnapshot(s *Snapshot) error {
-	file := encodeSnapshotFile(s.Meta.Membership, s.Data)
-	if _, err := n.wal.SaveSnapshot(s.Meta.Index, s.Meta.Term, bytes.NewReader(file)); err != nil {
+	if err := n.saveSnapshotFile(s.Meta.Index, s.Meta.Term, s.Meta.Membership, s.Data, 0); err != nil {
 		return err
 	}
 	if err := n.wal.CompactPrefix(s.Meta.Index, s.Meta.Term); err != nil {

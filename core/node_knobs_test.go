@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -235,4 +236,107 @@ func (c *nodeCluster) leaderID() uint64 {
 		c.t.Fatal(err)
 	}
 	return st.ID
+}
+
+// Beyond the pending limits a proposal fails at once with the typed error;
+// every proposal that was accepted commits once the followers return; and
+// the limit can be changed on the running node.
+func TestNodePendingLimits(t *testing.T) {
+	c := newNodeCluster(t, 1, 2, 3)
+	c.tweak = func(cfg *NodeConfig) {
+		cfg.Raft.MaxUncommittedEntries = 50
+		cfg.Raft.DisableCheckQuorum = true // the leader keeps leading through the outage below
+		if cfg.Raft.ID != 1 {
+			// Node 1 leads; the others do not campaign during the outage.
+			cfg.Raft.ElectionTimeoutMinTicks, cfg.Raft.ElectionTimeoutMaxTicks = 20000, 30000
+		}
+	}
+	for _, id := range c.ids {
+		c.start(id, c.ids)
+	}
+	c.write("warm", "up")
+	lead := c.leader()
+	leadID := c.leaderID()
+	for _, id := range c.ids {
+		if id != leadID {
+			c.net.mu.Lock()
+			c.net.down[id] = true // no quorum: nothing commits
+			c.net.mu.Unlock()
+		}
+	}
+	type outcome struct {
+		key string
+		err error
+		dur time.Duration
+	}
+	results := make(chan outcome, 80)
+	var wg sync.WaitGroup
+	for i := 0; i < 80; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			k := fmt.Sprint("p", i)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err := lead.Propose(ctx, put(k, "v"))
+			results <- outcome{k, err, time.Since(start)}
+		}(i)
+	}
+	// Refusals come back at once while the accepted ones wait for a
+	// quorum: 50 are admitted, 30 refused.
+	var refused []outcome
+	deadline := time.After(10 * time.Second)
+	settled := time.After(time.Hour)
+	for done := false; !done; {
+		select {
+		case r := <-results:
+			if !errors.Is(r.err, ErrTooManyPending) {
+				t.Fatalf("%s: %v, want ErrTooManyPending while no quorum", r.key, r.err)
+			}
+			if r.dur > 2*time.Second {
+				t.Fatalf("%s refused after %v: not quick", r.key, r.dur)
+			}
+			refused = append(refused, r)
+			if len(refused) == 30 {
+				settled = time.After(300 * time.Millisecond) // and no more come
+			}
+		case <-settled:
+			done = true
+		case <-deadline:
+			t.Fatalf("only %d of 80 proposals refused with 50 allowed pending", len(refused))
+		}
+	}
+	// Raise the limit on the running node: the next proposal is accepted.
+	if err := lead.SetPendingLimits(1000, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := lead.Propose(ctx, put("after-raise", "v"))
+		results <- outcome{"after-raise", err, 0}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	c.net.mu.Lock()
+	clear(c.net.down)
+	c.net.mu.Unlock()
+	wg.Wait()
+	close(results)
+	accepted := 0
+	for r := range results {
+		if r.err != nil {
+			t.Fatalf("%s: %v after the followers returned", r.key, r.err)
+		}
+		accepted++
+	}
+	if len(refused) != 30 || accepted != 51 {
+		t.Fatalf("%d refused and %d committed, want 30 refused, 50 accepted plus one after raising the limit", len(refused), accepted)
+	}
+	t.Logf("%d refused at once, %d accepted and committed once the followers returned", len(refused), accepted)
+	for _, id := range c.ids {
+		c.waitConverged([]uint64{id}, "after-raise", "v")
+	}
 }
