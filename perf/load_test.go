@@ -72,13 +72,14 @@ func TestRunClosedLoopCountsAndMix(t *testing.T) {
 // they are charged from their intended times: the stall shows in the
 // latencies although each operation's own service time stays short.
 func TestRunOpenLoopChargesQueueingFromIntendedTime(t *testing.T) {
-	f := &fakeTarget{delay: func(int64) time.Duration { return 100 * time.Microsecond }}
-	// One worker, 1,000 ops/s; the 80th call (after the 50 ms warm-up)
-	// takes 100 ms more.
+	// One worker, 200 ops/s (5 ms apart), instant answers except the 20th
+	// call (after the 50 ms warm-up), which takes 100 ms: the ~20
+	// operations due meanwhile wait behind it. The spacing leaves room for
+	// a loaded machine's timer slack.
 	var calls atomic.Int64
-	slow := &slowOnce{inner: f, at: 80, d: 100 * time.Millisecond, calls: &calls}
+	slow := &slowOnce{inner: &fakeTarget{}, at: 20, d: 100 * time.Millisecond, calls: &calls}
 	cfg := quickConfig()
-	cfg.Clients, cfg.RatePerSec = 1, 1000
+	cfg.Clients, cfg.RatePerSec, cfg.Duration = 1, 200, 400*time.Millisecond
 	res, err := Run(context.Background(), slow, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -90,17 +91,16 @@ func TestRunOpenLoopChargesQueueingFromIntendedTime(t *testing.T) {
 	if res.Latency.Max() < 90*time.Millisecond {
 		t.Fatalf("max latency %v: the 100ms stall is missing", res.Latency.Max())
 	}
-	// About 100 operations queued behind the stall: far more than 1 % of
-	// them see ≥ 10 ms from their intended time, while their service time
-	// stays short.
+	// A quarter of the operations queued behind the stall: p90 from the
+	// intended time shows it, while service times stay short.
 	if p := res.Latency.Percentile(.9); p < 10*time.Millisecond {
 		t.Fatalf("p90 from intended time %v; the queue behind the stall is not charged", p)
 	}
 	if p := res.Service.Percentile(.9); p > 10*time.Millisecond {
 		t.Fatalf("service p90 %v, want short", p)
 	}
-	if res.Late < 50 {
-		t.Fatalf("late %d, want the ~100 sends behind the stall", res.Late)
+	if res.Late < 10 {
+		t.Fatalf("late %d, want the ~20 sends behind the stall", res.Late)
 	}
 	if res.SendLag.Count() != res.Ops || res.SendLag.Max() < 50*time.Millisecond {
 		t.Fatalf("send lag count %d max %v", res.SendLag.Count(), res.SendLag.Max())

@@ -80,8 +80,8 @@ func writeChart(b *strings.Builder, title string, xs []float64, ss []series, log
 	xmax := xs[len(xs)-1]
 	px := func(x float64) float64 { return left + (width-left-right)*x/math.Max(xmax, 1e-9) }
 	py := func(y float64) float64 { return top + (height-top-bottom)*(1-(tf(y)-lo)/(hi-lo)) }
-	fmt.Fprintf(b, "<svg width=%.0f height=%.0f viewBox=\"0 0 %.0f %.0f\" xmlns=\"http://www.w3.org/2000/svg\">\n", width, height, width, height)
-	fmt.Fprintf(b, "<text x=%.0f y=14>%s</text>\n", left, html.EscapeString(title))
+	fmt.Fprintf(b, "<svg width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" xmlns=\"http://www.w3.org/2000/svg\">\n", width, height, width, height)
+	fmt.Fprintf(b, "<text x=\"%.0f\" y=\"14\">%s</text>\n", left, html.EscapeString(title))
 	// y ticks: powers of ten (log) or quarters (linear).
 	var ticks []float64
 	if logY {
@@ -95,23 +95,23 @@ func writeChart(b *strings.Builder, title string, xs []float64, ss []series, log
 	}
 	for _, t := range ticks {
 		y := py(t)
-		fmt.Fprintf(b, "<line x1=%.0f x2=%.0f y1=%.1f y2=%.1f stroke=#ddd />", left, width-right, y, y)
-		fmt.Fprintf(b, "<text x=%.0f y=%.1f text-anchor=end>%s</text>\n", left-4, y+4, label(t))
+		fmt.Fprintf(b, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\" />", left, width-right, y, y)
+		fmt.Fprintf(b, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", left-4, y+4, label(t))
 	}
 	for s := 0; s <= int(xmax); s += max(1, int(xmax)/10) {
-		fmt.Fprintf(b, "<text x=%.1f y=%.0f text-anchor=middle>%ds</text>", px(float64(s)), height-10, s)
+		fmt.Fprintf(b, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%ds</text>", px(float64(s)), height-10, s)
 	}
 	if floorY > 0 {
-		fmt.Fprintf(b, "<line x1=%.0f x2=%.0f y1=%.1f y2=%.1f stroke=#000 stroke-dasharray=4 />", left, width-right, py(floorY), py(floorY))
-		fmt.Fprintf(b, "<text x=%.0f y=%.1f>floor</text>\n", width-right-30, py(floorY)-3)
+		fmt.Fprintf(b, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" stroke-dasharray=\"4\" />", left, width-right, py(floorY), py(floorY))
+		fmt.Fprintf(b, "<text x=\"%.0f\" y=\"%.1f\">floor</text>\n", width-right-30, py(floorY)-3)
 	}
 	for i, s := range ss {
 		pts := make([]string, len(xs))
 		for j := range xs {
 			pts[j] = fmt.Sprintf("%.1f,%.1f", px(xs[j]), py(s.ys[j]))
 		}
-		fmt.Fprintf(b, "<polyline fill=none stroke=%q stroke-width=1.5 points=%q />\n", s.color, strings.Join(pts, " "))
-		fmt.Fprintf(b, "<text x=%.0f y=14 fill=%q>%s</text>\n", width-right-60*float64(len(ss)-i), s.color, s.name)
+		fmt.Fprintf(b, "<polyline fill=\"none\" stroke=%q stroke-width=\"1.5\" points=%q />\n", s.color, strings.Join(pts, " "))
+		fmt.Fprintf(b, "<text x=\"%.0f\" y=\"14\" fill=%q>%s</text>\n", width-right-60*float64(len(ss)-i), s.color, s.name)
 	}
 	b.WriteString("</svg>\n")
 }

@@ -2,6 +2,8 @@ package perf
 
 import (
 	"encoding/json"
+	"encoding/xml"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -120,6 +122,19 @@ func TestTablesAndPlot(t *testing.T) {
 	if !strings.Contains(page, "<svg") || strings.Count(page, "<polyline") != 4 || strings.Contains(page, "<script") ||
 		strings.Contains(page, "src=") {
 		t.Fatalf("plot page is not a self-contained SVG page:\n%s", page)
+	}
+	// Each SVG is well-formed XML too, so it can be cut out and used alone.
+	for rest := page; strings.Contains(rest, "<svg"); {
+		i, j := strings.Index(rest, "<svg"), strings.Index(rest, "</svg>")+len("</svg>")
+		d := xml.NewDecoder(strings.NewReader(rest[i:j]))
+		for {
+			if _, err := d.Token(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatalf("SVG is not well-formed: %v\n%s", err, rest[i:j])
+			}
+		}
+		rest = rest[j:]
 	}
 }
 

@@ -97,7 +97,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.keys, "keys", 100000, "key space")
 	fs.StringVar(&o.keyDist, "key-dist", "uniform", "key distribution: uniform | zipf | zipf:θ (0<θ<1, default 0.99)")
 	fs.Float64Var(&o.readRatio, "read-ratio", 0, "share of operations that are reads (0: writes only, 1: reads only)")
-	fs.StringVar(&o.consistency, "consistency", "linearizable", "reads: linearizable | lease | stale")
+	fs.StringVar(&o.consistency, "consistency", "linearizable", "reads: linearizable | lease (a lease read only when kraftd runs with --lease-reads, else ReadIndex) | stale (served by the leader: the client talks to the leader only)")
 	fs.BoolVar(&o.preload, "preload", true, "with reads: write every key once before the first run on a cluster")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured time before each run")
