@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -374,4 +376,24 @@ func rejoinCommand() command {
 		}, func(fs *flag.FlagSet) {
 			fs.StringVar(&cluster, "cluster", "", "peer address host:port of any cluster member (required)")
 		})
+}
+
+func configCommand() command {
+	return clusterCommand("config", "the configuration in effect on a node (flag = value; the admin token masked)", 0,
+		func(f *clusterFlags, _ *flag.FlagSet, _ []string, w io.Writer) error {
+			var eff map[string]string
+			if _, done, err := nodeReport(f, w, "GET", "/admin/config", &eff); done || err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "Setting\tValue")
+			for _, k := range slices.Sorted(maps.Keys(eff)) {
+				v := eff[k]
+				if v == "" {
+					v = `""`
+				}
+				fmt.Fprintf(tw, "--%s\t%s\n", k, v)
+			}
+			return tw.Flush()
+		}, nil)
 }

@@ -60,6 +60,7 @@ func commands() []command {
 		diskStatsCommand(),
 		snapshotStatusCommand(),
 		memoryStatsCommand(),
+		configCommand(),
 		pingPeersCommand(),
 		traceRequestCommand(),
 		clearPendingRequestsCommand(),
