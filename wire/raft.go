@@ -40,13 +40,13 @@ type Message struct {
 	Reject   bool // responses: the request was refused
 	Transfer bool // Vote/PreVote: campaign started by TimeoutNow (ignores leases)
 	Done     bool // Snapshot: this is the last chunk
+	// Compressed: set by the decoder when an Append arrived with its
+	// records S2-compressed (AppendMessageCompressed). Encoders ignore it.
+	Compressed bool
 
 	// EntryCount and Entries: Append's records, verified on decode.
 	EntryCount int
 	Entries    []byte
-	// Compressed: set by the decoder when an Append arrived with its
-	// records S2-compressed (AppendMessageCompressed). Encoders ignore it.
-	Compressed bool
 	// Meta: Snapshot's membership at the snapshot index (encoded by core).
 	Meta []byte
 	// Data: Snapshot chunk bytes.
