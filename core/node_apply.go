@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,23 +19,36 @@ type applier struct {
 	results     []sm.Result
 	lastTerm    uint64 // term of the last applied entry
 	lastApplied uint64
+	chain       *snapChain
+	// backlog holds the tasks that arrived while a synchronous snapshot
+	// was written (SnapshotOptions.Sync); applyClosed: the loop is gone.
+	backlog     []applyTask
+	applyClosed bool
 }
 
 func (n *Node) runApply() {
 	defer n.wg.Done()
-	a := &applier{lastApplied: n.applied.Load()}
+	a := &applier{lastApplied: n.applied.Load(), chain: &snapChain{}}
 	for {
+		if len(a.backlog) > 0 {
+			task := a.backlog[0]
+			a.backlog[0] = applyTask{}
+			a.backlog = a.backlog[1:]
+			if !n.applyTask(a, task) {
+				return
+			}
+			continue
+		}
+		if a.applyClosed {
+			return
+		}
 		select {
 		case task, ok := <-n.applyC:
 			if !ok {
 				return
 			}
-			if err := n.apply(a, task); err != nil {
-				n.fail(err)
+			if !n.applyTask(a, task) {
 				return
-			}
-			if t := n.cfg.SnapshotEveryEntries; t > 0 && a.lastApplied-n.lastSnap.Load() >= t {
-				n.startSnapshot(a, nil)
 			}
 		case reply := <-n.snapReq:
 			n.startSnapshot(a, reply)
@@ -44,9 +56,23 @@ func (n *Node) runApply() {
 	}
 }
 
+// applyTask applies one task and takes a snapshot if one is due; false
+// after a fatal error.
+func (n *Node) applyTask(a *applier, task applyTask) bool {
+	if err := n.apply(a, task); err != nil {
+		n.fail(err)
+		return false
+	}
+	if t := n.cfg.SnapshotEveryEntries; t > 0 && a.lastApplied-n.lastSnap.Load() >= t {
+		n.startSnapshot(a, nil)
+	}
+	return true
+}
+
 func (n *Node) apply(a *applier, task applyTask) error {
 	if s := task.snapshot; s != nil {
-		if err := n.sm.Restore(bytes.NewReader(s.Data)); err != nil {
+		a.chain.reset() // the next snapshot of ours is a full one
+		if err := restoreChain(n.sm, s.Data); err != nil {
 			return fmt.Errorf("kraft/core: restoring the snapshot at index %d from the leader: %w", s.Meta.Index, err)
 		}
 		a.lastApplied, a.lastTerm = s.Meta.Index, s.Meta.Term
@@ -106,8 +132,9 @@ func (n *Node) publishApplied(index uint64) {
 }
 
 // startSnapshot captures the state machine on the apply goroutine (quick,
-// by the StateMachine contract) and writes it out on another goroutine, so
-// Apply continues meanwhile. reply, if non-nil, gets the outcome.
+// by the StateMachine contract) and writes it out: on another goroutine
+// while Apply continues, or, with SnapshotOptions.Sync, while the apply
+// goroutine waits. reply, if non-nil, gets the outcome.
 func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 	index, term := a.lastApplied, a.lastTerm
 	answer := func(r snapResult) {
@@ -123,20 +150,23 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 		answer(snapResult{err: ErrSnapshotInProgress})
 		return
 	}
-	s, err := n.sm.Snapshot()
+	job, err := n.captureSnapshot(a, index, term)
 	if err != nil {
 		n.snapBusy.Store(false)
 		answer(snapResult{err: err})
 		return
 	}
+	done := make(chan struct{})
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		idx, err := n.writeSnapshot(s, index, term)
+		defer close(done)
+		idx, err := n.writeSnapshot(job)
 		if err != nil {
 			n.log.Error("snapshot failed", "index", index, "error", err.Error())
 		} else {
-			n.log.Info("snapshot taken", "index", idx, "term", term)
+			n.log.Info("snapshot taken", "index", idx, "term", term, "kind", job.kind(), "base", job.base,
+				"bytes", job.bytes, "capture", job.captureDur, "write", time.Since(job.started))
 		}
 		n.snapBusy.Store(false)
 		answer(snapResult{index: idx, err: err})
@@ -150,39 +180,29 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 			}
 		}
 	}()
+	if n.cfg.Snapshots.Sync {
+		n.waitSnapshot(a, done)
+	}
 }
 
-// writeSnapshot hands the snapshot to the core (which compacts its log and
-// serves it to lagging followers), makes the file durable, then compacts
-// the WAL. A crash between steps leaves the previous snapshot and the full
-// log: nothing is lost.
-func (n *Node) writeSnapshot(s sm.Snapshot, index, term uint64) (uint64, error) {
-	var buf bytes.Buffer
-	_, err := s.WriteTo(&buf)
-	s.Release()
-	if err != nil {
-		return 0, err
-	}
-	data := buf.Bytes()
-	var m Membership
-	if cerr := n.control(func(r *Raft) {
-		if err = r.CreateSnapshot(index, data); err == nil {
-			m = snapshotMembership(r)
+// waitSnapshot blocks the apply goroutine until done closes. Tasks that
+// arrive meanwhile are queued, not applied: the loop must never block on
+// the apply queue while the writer needs the loop (it hands the snapshot
+// to the core there).
+func (n *Node) waitSnapshot(a *applier, done chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case task, ok := <-n.applyC:
+			if !ok {
+				a.applyClosed = true
+				<-done
+				return
+			}
+			a.backlog = append(a.backlog, task)
 		}
-	}); cerr != nil {
-		return 0, cerr
 	}
-	if err != nil {
-		return 0, err
-	}
-	if _, err := n.wal.SaveSnapshot(index, term, bytes.NewReader(encodeSnapshotFile(m, data))); err != nil {
-		return 0, err
-	}
-	if err := n.wal.CompactPrefix(index, term); err != nil {
-		return 0, err
-	}
-	n.lastSnap.Store(index)
-	return index, nil
 }
 
 // snapshotMembership is the membership recorded with the snapshot the core
@@ -194,15 +214,10 @@ func snapshotMembership(r *Raft) Membership {
 
 // A snapshot file's data (inside the WAL's checksummed snapshot file):
 //
-//	membership length u32 | membership (AppendMembership) | state machine snapshot
-func encodeSnapshotFile(m Membership, data []byte) []byte {
-	enc := AppendMembership(nil, m)
-	out := make([]byte, 0, 4+len(enc)+len(data))
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(enc)))
-	out = append(out, enc...)
-	return append(out, data...)
-}
-
+//	membership length u32 | membership (AppendMembership) | snapshot data
+//
+// (written by saveSnapshotFile; the snapshot data is a chain, see
+// snapshot_chain.go).
 func decodeSnapshotFile(b []byte) (Membership, []byte, error) {
 	if len(b) < 4 {
 		return Membership{}, nil, errors.New("snapshot data shorter than its header")

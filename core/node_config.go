@@ -41,6 +41,9 @@ type NodeConfig struct {
 	// SnapshotEveryEntries takes a snapshot once this many entries were
 	// applied since the last one (0: only on request).
 	SnapshotEveryEntries uint64
+	// Snapshots: compression, incremental (delta) snapshots, and whether
+	// the apply goroutine waits for the write (see SnapshotOptions).
+	Snapshots SnapshotOptions
 
 	// BatchSize caps the proposals that become one batch (one Propose, one
 	// WAL append, one Append per follower; default 4096). Proposals queued

@@ -1,0 +1,179 @@
+package core
+
+import (
+	"bytes"
+	"sync"
+	"time"
+
+	"github.com/kraftdb/kraft/sm"
+)
+
+// snapChain is what the node knows of its own newest snapshot, for the
+// next delta: a delta may follow only a snapshot this node wrote (file
+// durable, data handed to the core) whose capture is the one the state
+// machine's delta counts from. The apply goroutine reads it; the writer
+// goroutine updates it when a write ends; a restore resets it.
+type snapChain struct {
+	mu  sync.Mutex
+	gen uint64 // bumped by reset: a write begun before does not update
+	chainState
+}
+
+type chainState struct {
+	valid     bool
+	index     uint64 // the newest snapshot's index
+	deltas    int    // deltas after the full snapshot
+	fullBytes int    // size of the full snapshot's frame
+	// data is the materialized chain up to index, as the core holds it.
+	// A delta is appended in place: the core and messages in flight only
+	// read data[:len] of older versions, which appends never touch.
+	data []byte
+}
+
+func (c *snapChain) reset() {
+	c.mu.Lock()
+	c.gen++
+	c.valid, c.data = false, nil
+	c.mu.Unlock()
+}
+
+// snapJob is one captured snapshot on its way to disk.
+type snapJob struct {
+	s           sm.Snapshot
+	index, term uint64
+	delta       bool
+	base        uint64 // delta only: the snapshot it applies to
+	gen         uint64
+	prev        chainState // delta only: the chain it extends
+	chain       *snapChain
+	captureDur  time.Duration
+	started     time.Time
+	bytes       int // of the file's data, uncompressed (set by the write)
+}
+
+func (j *snapJob) kind() string {
+	if j.delta {
+		return "delta"
+	}
+	return "full"
+}
+
+// captureSnapshot captures the state machine (apply goroutine): a delta
+// when the options, the chain and the state machine all allow one,
+// otherwise a full snapshot.
+func (n *Node) captureSnapshot(a *applier, index, term uint64) (*snapJob, error) {
+	start := time.Now()
+	job := &snapJob{index: index, term: term, started: start, chain: a.chain}
+	a.chain.mu.Lock()
+	c, gen := a.chain.chainState, a.chain.gen
+	a.chain.mu.Unlock()
+	job.gen = gen
+	o := n.cfg.Snapshots
+	inc, isInc := n.sm.(sm.IncrementalStateMachine)
+	if o.Incremental && isInc && c.valid && c.deltas < o.maxDeltaChain() && len(c.data)-c.fullBytes <= c.fullBytes/2 {
+		s, base, ok, err := inc.SnapshotDelta()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case ok && base == c.index:
+			job.s, job.delta, job.base, job.prev = s, true, base, c
+		case ok:
+			// The state machine's last capture is not our newest file
+			// (a failed write in between): a delta would have no base.
+			s.Release()
+		}
+	}
+	if job.s == nil {
+		s, err := n.sm.Snapshot()
+		if err != nil {
+			return nil, err
+		}
+		job.s = s
+	}
+	job.captureDur = time.Since(start)
+	return job, nil
+}
+
+// writeSnapshot serializes the captured snapshot, hands it to the core
+// (which compacts its log and serves it to lagging followers), makes the
+// file durable, then compacts the WAL. A crash between steps leaves the
+// previous snapshot and the full log: nothing is lost.
+func (n *Node) writeSnapshot(job *snapJob) (uint64, error) {
+	index, err := n.writeSnapshotSteps(job)
+	job.s = nil
+	if err != nil {
+		n.rememberChain(job, nil, false)
+	}
+	return index, err
+}
+
+func (n *Node) writeSnapshotSteps(job *snapJob) (uint64, error) {
+	var buf bytes.Buffer
+	kind := frameFull
+	if job.delta {
+		kind = frameDelta
+	} else {
+		buf.WriteString(chainMagic)
+	}
+	buf.Write(appendFrameHeader(nil, kind))
+	_, err := job.s.WriteTo(&buf)
+	job.s.Release()
+	if err != nil {
+		return 0, err
+	}
+	frame := buf.Bytes()
+	if job.delta {
+		finishFrame(frame, 0)
+	} else {
+		finishFrame(frame, len(chainMagic))
+	}
+	// data: the chain the core keeps; file: what this snapshot's file holds.
+	data, file := frame, frame
+	if job.delta {
+		data = append(job.prev.data, frame...)
+		file = append([]byte(chainMagic), frame...)
+	}
+	job.bytes = len(file)
+	var m Membership
+	if cerr := n.control(func(r *Raft) {
+		if err = r.CreateSnapshot(job.index, data); err == nil {
+			m = snapshotMembership(r)
+		}
+	}); cerr != nil {
+		return 0, cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := n.saveSnapshotFile(job.index, job.term, m, file, job.base); err != nil {
+		return 0, err
+	}
+	n.rememberChain(job, data, true)
+	if err := n.wal.CompactPrefix(job.index, job.term); err != nil {
+		return 0, err
+	}
+	n.lastSnap.Store(job.index)
+	return job.index, nil
+}
+
+// rememberChain records the outcome of a write for the next delta, unless
+// a restore came in between.
+func (*Node) rememberChain(job *snapJob, data []byte, ok bool) {
+	c := job.chain
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != job.gen {
+		return
+	}
+	if !ok {
+		c.valid, c.data = false, nil
+		return
+	}
+	c.valid, c.index, c.data = true, job.index, data
+	if job.delta {
+		c.deltas = job.prev.deltas + 1
+	} else {
+		c.deltas, c.fullBytes = 0, len(data)
+	}
+}
