@@ -3,7 +3,6 @@ package netio
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -38,10 +37,10 @@ func replicationTraffic(from, to uint64) []wire.Message {
 	return append(ms, wire.Message{Type: wire.MsgHeartbeat, From: from, To: to, Term: 3, Commit: next - 1, Context: 1})
 }
 
-func compressionPair(t *testing.T, aOn, bOn bool) (*node, *node) {
+func compressionPair(t *testing.T, mode transportMode, aOn, bOn bool) (*node, *node) {
 	t.Helper()
-	a := startNode(t, 1, 7, func(c *Config) { c.ReplicationCompression = aOn })
-	b := startNode(t, 2, 7, func(c *Config) { c.ReplicationCompression = bOn })
+	a := mode.start(t, 1, func(c *Config) { c.ReplicationCompression = aOn })
+	b := mode.start(t, 2, func(c *Config) { c.ReplicationCompression = bOn })
 	a.t.SetPeer(2, b.peer)
 	b.t.SetPeer(1, a.peer)
 	waitFor(t, "both connected", func() bool { return a.t.Connected(2) && b.t.Connected(1) })
@@ -76,8 +75,16 @@ func exchange(t *testing.T, from, to *node, fromID, toID uint64) (compressed int
 	return compressed
 }
 
+// Over both paths: the outbox of a gnet connection and the writer
+// goroutine of a TLS one.
 func TestReplicationCompressionShrinksAppends(t *testing.T) {
-	a, b := compressionPair(t, true, true)
+	for _, mode := range transportModes(t) {
+		t.Run(mode.name, func(t *testing.T) { testCompressionShrinksAppends(t, mode) })
+	}
+}
+
+func testCompressionShrinksAppends(t *testing.T, mode transportMode) {
+	a, b := compressionPair(t, mode, true, true)
 	if n := exchange(t, a, b, 1, 2); n != 3 {
 		t.Fatalf("%d Appends arrived compressed, want the 3 above the threshold", n)
 	}
@@ -105,7 +112,7 @@ func TestReplicationCompressionShrinksAppends(t *testing.T) {
 func TestReplicationCompressionMixedSettings(t *testing.T) {
 	for _, c := range []struct{ aOn, bOn bool }{{true, false}, {false, true}, {false, false}} {
 		t.Run(fmt.Sprintf("a=%v,b=%v", c.aOn, c.bOn), func(t *testing.T) {
-			a, b := compressionPair(t, c.aOn, c.bOn)
+			a, b := compressionPair(t, transportMode{name: "plaintext"}, c.aOn, c.bOn)
 			if h, err := a.t.Probe(b.peer); err != nil || (h.Capabilities&wire.CapCompressS2 != 0) != c.bOn {
 				t.Fatalf("b's Hello: capabilities %#x, err %v; compression on: %v", h.Capabilities, err, c.bOn)
 			}
@@ -125,17 +132,20 @@ func TestReplicationCompressionMixedSettings(t *testing.T) {
 // A node decodes compressed Appends even with compression off: the form
 // is negotiated by the sender, and a receiver must take what it is sent.
 func TestCompressedAppendDecodedWithCompressionOff(t *testing.T) {
-	b := startNode(t, 2, 7, nil)
-	conn, err := net.DialTimeout("tcp", b.peer, time.Second)
-	if err != nil {
-		t.Fatal(err)
+	for _, mode := range transportModes(t) {
+		t.Run(mode.name, func(t *testing.T) { testCompressedAppendDecodedWithCompressionOff(t, mode) })
 	}
-	defer conn.Close()
-	hello := wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 1, Capabilities: wire.CapCompressS2, PeerAddr: "127.0.0.1:1"}
+}
+
+func testCompressedAppendDecodedWithCompressionOff(t *testing.T, mode transportMode) {
+	b := mode.start(t, 2, nil)
+	conn := mode.dial(t, b.peer) // as node 9, the ID of mode's raw certificate
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	hello := wire.Hello{Role: wire.RolePeer, ClusterID: 7, NodeID: 9, Capabilities: wire.CapCompressS2, PeerAddr: "127.0.0.1:1"}
 	if _, err := handshakeDialer(conn, hello, 2); err != nil {
 		t.Fatal(err)
 	}
-	m := replicationTraffic(1, 2)[0]
+	m := replicationTraffic(9, 2)[0]
 	frame, ok := wire.AppendMessageCompressed(nil, &m, 0)
 	if !ok {
 		t.Fatal("test traffic did not compress")
