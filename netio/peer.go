@@ -1,6 +1,7 @@
 package netio
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -28,6 +29,8 @@ type peer struct {
 	out      atomic.Pointer[outbox] // nil while disconnected
 	lost     chan struct{}          // the event loop saw the connection close
 	done     chan struct{}
+	ctx      context.Context // cancelled by stop: interrupts a dial or handshake in progress
+	cancel   context.CancelFunc
 	stopOnce sync.Once
 
 	// remoteCaps: the Capabilities of the last Hello the peer answered
@@ -36,10 +39,11 @@ type peer struct {
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
-	return &peer{t: t, id: id, addr: addr, lost: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &peer{t: t, id: id, addr: addr, lost: make(chan struct{}, 1), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 }
 
-func (p *peer) stop() { p.stopOnce.Do(func() { close(p.done) }) }
+func (p *peer) stop() { p.stopOnce.Do(func() { p.cancel(); close(p.done) }) }
 
 // outConn is the gnet context of a dialled connection.
 type outConn struct{ p *peer }
@@ -130,12 +134,18 @@ func (p *peer) watchTLS(tc *tls.Conn) {
 // check that it is the node we meant to reach.
 func (p *peer) dial() (net.Conn, error) {
 	cfg := &p.t.cfg
-	conn, err := p.t.dialPeer(p.addr, p.id)
+	conn, err := p.t.dialPeer(p.ctx, p.addr, p.id)
 	if err != nil {
 		return nil, err
 	}
 	conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	// Stopping the peer (Close, RemovePeer) must not wait for a remote that
+	// accepted and says nothing: closing the socket ends the handshake.
+	interrupt := context.AfterFunc(p.ctx, func() { conn.Close() })
 	h, err := handshakeDialer(conn, p.t.hello(wire.RolePeer), p.id)
+	if !interrupt() && err == nil {
+		err = ErrClosed
+	}
 	if err != nil {
 		conn.Close()
 		p.t.stats.HandshakesFailed.Add(1)
@@ -152,17 +162,15 @@ func (p *peer) dial() (net.Conn, error) {
 // dialPeer connects to a peer port, with mutual TLS when PeerTLS is set:
 // the server's certificate must verify against the CA and name want (any
 // node if want is 0); both the handshake and the dial are bounded.
-func (t *Transport) dialPeer(addr string, want uint64) (net.Conn, error) {
-	if t.cfg.PeerTLS == nil {
-		return net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
-	}
-	conn, err := net.DialTimeout("tcp", addr, t.cfg.DialTimeout)
-	if err != nil {
-		return nil, err
+func (t *Transport) dialPeer(ctx context.Context, addr string, want uint64) (net.Conn, error) {
+	d := net.Dialer{Timeout: t.cfg.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil || t.cfg.PeerTLS == nil {
+		return conn, err
 	}
 	conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	tc := tls.Client(conn, t.cfg.PeerTLS.PeerConfig(want))
-	if err := tc.Handshake(); err != nil {
+	if err := tc.HandshakeContext(ctx); err != nil {
 		conn.Close()
 		t.stats.TLSHandshakeFailures.Add(1)
 		if errors.As(err, new(*identityError)) {

@@ -230,7 +230,7 @@ func (t *Transport) QueuedBytes() (bytes int64, conns int) {
 // Probe dials a peer address and exchanges handshakes, to learn which node
 // listens there and where it can be reached; then it hangs up.
 func (t *Transport) Probe(addr string) (wire.Hello, error) {
-	conn, err := t.dialPeer(addr, 0)
+	conn, err := t.dialPeer(context.Background(), addr, 0)
 	if err != nil {
 		return wire.Hello{}, err
 	}
