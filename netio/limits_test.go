@@ -295,6 +295,33 @@ func TestMaxConnsPerPortOverTLS(t *testing.T) {
 	m.client(t, n)
 }
 
+// The handshake timeout holds on the TLS path: after the TLS handshake (a
+// slowloris Hello) and before it (a TCP connection that says nothing).
+func TestSlowHandshakeIsClosedOverTLS(t *testing.T) {
+	m := transportModes(t)[1]
+	n := m.start(t, 1, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	c := m.dial(t, n.client)
+	c.Write([]byte("KRF"))
+	if got := readError(t, c); !strings.Contains(got, "handshake not completed within 300ms") {
+		t.Fatalf("slow Hello over TLS closed with %q", got)
+	}
+	if got := n.t.Stats().HandshakeTimeouts.Load(); got != 1 {
+		t.Fatalf("HandshakeTimeouts = %d", got)
+	}
+	silent, err := net.Dial("tcp", n.peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a silent connection got data")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("a silent connection on the TLS port was kept past the handshake timeout")
+	}
+	waitFor(t, "the slots to free", func() bool { p, c := n.t.Conns(); return p == 0 && c == 0 })
+}
+
 // rssBytes is this process's resident set (VmRSS), or 0 if unknown.
 func rssBytes() int64 {
 	f, err := os.Open("/proc/self/status")

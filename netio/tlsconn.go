@@ -108,6 +108,14 @@ func (s *server) serveTLS(raw net.Conn, port wire.Role, cfg *tls.Config) {
 	t := s.t
 	defer raw.Close()
 	remote := raw.RemoteAddr().String()
+	// The slot is taken at once, as gnet's OnOpen does, so handshakes in
+	// progress count against MaxConnsPerPort. A connection beyond it is
+	// still handshaken (bounded by HandshakeTimeout) so that the remote
+	// can read why it is refused.
+	overloaded := s.takeSlot(port)
+	if overloaded == nil {
+		defer s.conns[port].Add(-1)
+	}
 	raw.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	var first [1]byte
 	if _, err := io.ReadFull(raw, first[:]); err != nil {
@@ -131,11 +139,10 @@ func (s *server) serveTLS(raw net.Conn, port wire.Role, cfg *tls.Config) {
 	}
 	conn := &tlsConn{c: tc, remote: remote}
 	defer conn.stopWriter()
-	if frame := s.takeSlot(port); frame != nil {
-		conn.closeWith(frame)
+	if overloaded != nil {
+		conn.closeWith(overloaded)
 		return
 	}
-	defer s.conns[port].Add(-1)
 	ss := &session{s: s, conn: conn, port: port}
 	if port == wire.RolePeer {
 		leaf := tc.ConnectionState().PeerCertificates[0] // RequireAndVerifyClientCert
