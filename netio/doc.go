@@ -1,6 +1,7 @@
 // Package netio is Kraft's network layer: gnet event loops serving the peer
 // port (7001) and the client port (7002), and one outbound connection to
-// every peer, all speaking the formats of package wire.
+// every peer, all speaking the formats of package wire. A port with TLS
+// configured is served by crypto/tls instead (see TLS below).
 //
 // # Connections
 //
@@ -35,12 +36,53 @@
 // MaxInflightBytesPerConn. A Raft message refused this way is simply lost;
 // Raft's retransmission recovers it.
 //
+// The protocol of an accepted connection (Hello checks, frame limits,
+// dispatch, refusals) lives in one place, session (conn.go), which both the
+// gnet handler and the TLS reader goroutine drive; FuzzConnHandler fuzzes
+// it without sockets.
+//
+// # TLS
+//
+// gnet has no TLS. With Config.PeerTLS the peer port is served with mutual
+// TLS by crypto/tls over the net package, and peers are dialled with it;
+// with Config.ClientTLS the client port is too. Plaintext ports stay on
+// gnet. A TLS connection has a reader goroutine (the session) and a writer
+// goroutine (its outbox's sink); a dialled TLS peer connection has the
+// writer and a reader that only watches for the refusal and EOF.
+//
+//	accepted on a TLS port                      dialled with PeerTLS
+//	  first byte != 0x16 ──▶ plaintext Error      TCP dial (DialTimeout), TLS
+//	    "this port requires TLS", close            handshake: chain against the
+//	  TLS handshake (client cert required on       CA, certificate must name the
+//	    the peer port, verified against the CA)    node we dial (no host names:
+//	  Hello: its node ID must be one the           peers may sit behind IPs/NAT)
+//	    client certificate names                  then the Hello as in plaintext
+//
+// A certificate names node N by a URI SAN kraft://node/N or a DNS SAN whose
+// first label is kraft-nodeN (NodeIDs). TLSSource loads certificate, key
+// and CA from PEM files; Reload (SIGHUP) swaps them for new handshakes.
+// MinVersion is TLS 1.2; Go negotiates 1.3 whenever both sides have it.
+//
+// # Limits
+//
+// Per port: MaxConnsPerPort accepted connections (handshakes in progress
+// count), HandshakeTimeout to complete TLS and the Hello. Per client
+// connection: MaxInflightRequestsPerConn requests handed to the Handler and
+// not yet answered (beyond it the transport answers StatusTooManyRequests
+// itself), IdleTimeout without a frame while nothing is pending (closed
+// with an Error frame; a sweeper goroutine checks). Per connection:
+// MaxFrameBytes and MaxInflightBytesPerConn. Each refusal is counted in
+// Stats.
+//
 // # Refusals
 //
 // Anything that is not a valid handshake or frame — another cluster's node,
 // a node claiming this node's ID, a client on the peer port, HTTP, an
 // oversized or malformed frame, a Raft message whose sender differs from
-// the handshake's node ID — is logged with the remote address and answered
-// with an Error frame naming the problem; then the connection closes. The
+// the handshake's node ID, a certificate that does not name the Hello's
+// node — is logged with the remote address and answered with an Error
+// frame naming the problem; then the connection closes. A failed TLS
+// handshake (no certificate, another CA, expired) gets only the TLS alert,
+// and a Warn line with the remote address and the reason. The
 // dialling side logs the refusal text too, so both logs say why.
 package netio
