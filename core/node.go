@@ -83,8 +83,9 @@ type proposal struct {
 	index, term uint64
 	res         sm.Result
 	err         error
-	done        chan struct{}
-	trace       *Trace // nil unless traced
+	done        chan struct{}          // closed by finish (Propose)
+	cb          func(sm.Result, error) // called by finish instead (ProposeAsync)
+	trace       *Trace                 // nil unless traced
 }
 
 // Trace is the path of one traced proposal through this node.
@@ -97,6 +98,10 @@ type Trace struct {
 }
 
 func (p *proposal) finish(res sm.Result, err error) {
+	if p.cb != nil {
+		p.cb(res, err)
+		return
+	}
 	p.res, p.err = res, err
 	close(p.done)
 }
@@ -295,6 +300,30 @@ func (n *Node) Step(m *wire.Message) {
 // A context error means the outcome is unknown.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (sm.Result, error) {
 	return n.propose1(ctx, &proposal{data: cmd, done: make(chan struct{})})
+}
+
+// ErrQueueFull: ProposeAsync found the node's proposal queue full (a
+// burst beyond ProposalQueueLen); retry later, like a pending-limit refusal.
+var ErrQueueFull = errors.New("kraft/core: proposal queue full")
+
+// ProposeAsync is Propose without waiting: it queues cmd and returns at
+// once; done is called exactly once with the outcome, on one of the node's
+// goroutines (so it must be quick and must not call back into the node
+// and wait). It never blocks: when the queue is full it returns
+// ErrQueueFull and done is not called. There is no deadline: a caller that
+// gives up must treat the outcome as unknown, as with a Propose whose
+// context ended. For servers that answer many clients from an event loop,
+// it saves a goroutine, a context and a channel per write.
+func (n *Node) ProposeAsync(cmd []byte, done func(sm.Result, error)) error {
+	p := &proposal{data: cmd, cb: done}
+	select {
+	case n.propC <- p:
+		return nil
+	case <-n.stopC:
+		return n.stoppedErr()
+	default:
+		return ErrQueueFull
+	}
 }
 
 // ProposeTraced is Propose that also reports when the proposal reached

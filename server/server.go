@@ -25,11 +25,13 @@ import (
 // Server is one kraftd node: the Raft node with its WAL, the KV state
 // machine, the network transport and the admin HTTP server.
 type Server struct {
-	cfg      Config
-	live     atomic.Pointer[Config] // cfg with the reloaded settings (SIGHUP)
-	tls      tlsSources
-	log      *slog.Logger
-	logLevel *slog.LevelVar
+	cfg  Config
+	live atomic.Pointer[Config] // cfg with the reloaded settings (SIGHUP)
+	tls  tlsSources
+
+	deadlines writeDeadlines // writes in flight, for --request-timeout
+	log       *slog.Logger
+	logLevel  *slog.LevelVar
 
 	// The node and its state machine, replaced together when the node is
 	// reopened (force-new-cluster): a reopened node replays the log into a
@@ -238,8 +240,9 @@ func (s *Server) Start() error {
 		n.Close()
 		return err
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.maintain()
+	go s.sweepWrites()
 	s.log.Info("kraftd started", "node", cfg.NodeID, "cluster", cfg.ClusterID,
 		"raft", cfg.listen(cfg.RaftPort), "client", cfg.listen(cfg.ClientPort), "admin", cfg.listen(cfg.AdminPort),
 		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode,
@@ -579,8 +582,9 @@ type handler Server
 
 func (h *handler) HandleRaft(m *wire.Message) { (*Server)(h).n().Step(m) }
 
-// HandleClient runs on an event loop: it copies the request and serves it
-// on its own goroutine, since a write waits for commit.
+// HandleClient runs on an event loop: a write is proposed asynchronously
+// and answered from the node's callback (serveWrite); a read, which may
+// wait for ReadIndex and the apply, is served on a goroutine.
 func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, body []byte) {
 	s := (*Server)(h)
 	if req.Op != wire.OpGet {
@@ -591,10 +595,11 @@ func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, bod
 			return
 		}
 	}
-	r := clientRequest{seq: req.Seq, op: req.Op, consistency: req.Consistency, key: string(req.Key)}
-	if req.Op != wire.OpGet {
-		r.cmd = sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body)
+	if req.Op != wire.OpGet && !isReservedKey(req.Key) {
+		s.serveWrite(c, req, sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body))
+		return
 	}
+	r := clientRequest{seq: req.Seq, op: req.Op, consistency: req.Consistency, key: string(req.Key)}
 	go s.serveClient(c, r)
 }
 
