@@ -1,11 +1,51 @@
 // Package perf measures Kraft clusters: the physical floor of the machine
 // (fdatasync latency of a 4 KiB write in the data directory, loopback
-// round-trip time), closed-loop client load with latency percentiles, and
-// local clusters of real kraftd processes to run it against. cmd/kraftbench
-// is its command line; results live in perf/results/.
+// round-trip time), client load with latency histograms, leader-kill
+// recovery, and local clusters of real kraftd processes to run them
+// against. cmd/kraftbench is its command line; results live in
+// perf/results/.
 //
-// The floor is measured in the same run as the load, because this kind of
-// machine is shared and noisy: a commit cannot be faster than one fdatasync
-// on the leader plus a round trip to a follower that also syncs, so one
-// client's commit latency is compared with fdatasync + 2 × RTT.
+// The floor is measured in the same run as the load, just before each
+// measurement, because this kind of machine is shared and noisy: a commit
+// cannot be faster than one fdatasync on the leader plus a round trip to a
+// follower that also syncs, so latencies are reported next to their ratio
+// to fdatasync + 2 × RTT.
+//
+// # Load
+//
+// Run drives a Target (ClientTarget: the Go client, workers sharing
+// pipelined connections) with a Workload: a read share, read consistency,
+// payload size and a key distribution (Uniform, or Zipf with θ < 1 as
+// YCSB uses). Two shapes:
+//
+//   - closed loop: Clients workers each send, wait, send again. Latency is
+//     send → answer. A stalled server makes the workers stop sending, so
+//     the stall shows up once, not once per request a real user would
+//     have sent during it (coordinated omission).
+//   - open loop: a pacer fixes the intended send times in advance
+//     (RatePerSec, evenly spaced or Poisson) and hands each to an idle
+//     worker through an unbuffered channel; at most Clients are in flight.
+//     When none is idle the operation waits and goes out late; latency is
+//     intended time → answer, so the wait is charged. Sends LateAfter or
+//     more behind are counted as late; operations still unsent when the
+//     window ends are counted as missed and enter the percentiles with the
+//     wait they had by then. Nothing is dropped silently.
+//
+// Goroutines: Run starts the workers (and, in open loop, the pacer on its
+// own goroutine) and monitors on the caller's: it waits out the warm-up,
+// wakes once a second to take the timeline and call Progress, reads the
+// CPU time at both ends of the window, then waits for the operations in
+// flight. Each worker owns its rand.Rand, key and value buffers.
+//
+// Latencies go into Histograms: fixed-size (58 KiB), lock-free,
+// log-linear with 128 buckets per power of two (percentiles within 0.8 %),
+// so an open-loop run at any rate uses bounded memory.
+//
+// # Reports
+//
+// Row is one run with its floor and ratios; WriteTable (people),
+// encoding/json (machines, field names carry units), WriteMarkdown
+// (perf/results files, with date, command, commit and load average) and
+// WritePlot (latency and throughput per second as a self-contained HTML
+// page of inline SVG).
 package perf

@@ -11,8 +11,9 @@
 //	kraftbench --endpoints 10.0.0.1:7002,10.0.0.2:7002 --cluster-id kraft-prod
 //
 // Sub-commands: throughput (the default; closed loop over --clients, or
-// open loop over --rate), latency (the same with one client unless
-// --clients or --rate say otherwise), election, scalability (the
+// open loop over --rate with at most --inflight operations in flight;
+// "--rate 0,5000" does both), latency (the same with one closed-loop client
+// unless --clients or --rate say otherwise), election, scalability (the
 // throughput runs on fresh local clusters of each --nodes size).
 //
 // With --local (and always for scalability and election) it starts real
@@ -32,6 +33,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +56,7 @@ type options struct {
 	endpoints, clusterID  string
 	clients               []int
 	rates                 []float64
+	inflight              int
 	poisson               bool
 	payloads              []int
 	keys                  int
@@ -90,8 +93,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.kraftdFlags, "kraftd-flags", "", "extra flags for every local kraftd, space-separated (e.g. \"--election-timeout-min 150ms\")")
 	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
 	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
-	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each); open loop: most operations in flight (default 1024)")
-	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time")
+	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each; latency default 1)")
+	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time; 0 in the list: also the closed-loop runs of --clients")
+	fs.IntVar(&o.inflight, "inflight", 1024, "open loop: most operations in flight (workers); when all are busy the next send waits and counts from its intended time")
 	fs.BoolVar(&o.poisson, "poisson", false, "open loop: Poisson arrivals instead of evenly spaced ones")
 	payloads := fs.String("payload", "128", "value size in bytes, comma-separated (one local cluster each)")
 	fs.IntVar(&o.keys, "keys", 100000, "key space")
@@ -126,8 +130,6 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	switch {
 	case set["clients"]:
-	case len(o.rates) > 0:
-		*clients = "1024"
 	case o.sub == "latency":
 		*clients = "1"
 	}
@@ -158,9 +160,12 @@ func (o *options) check() error {
 		}
 	}
 	for _, r := range o.rates {
-		if r <= 0 {
-			return fmt.Errorf("--rate must be positive")
+		if r < 0 {
+			return fmt.Errorf("--rate must not be negative")
 		}
+	}
+	if o.inflight < 1 {
+		return fmt.Errorf("--inflight must be positive")
 	}
 	switch o.sub {
 	case "scalability":
@@ -334,7 +339,7 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 	}
 	read, _ := perf.ParseConsistency(b.o.consistency)
 	dist, _ := perf.ParseKeyDist(b.o.keyDist, b.o.keys)
-	maxClients := 0
+	maxClients := b.o.inflight
 	for _, c := range b.o.clients {
 		maxClients = max(maxClients, c)
 	}
@@ -350,19 +355,30 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		}
 		b.progressf("preloaded %d keys of %d B in %v", b.o.keys, payload, time.Since(t0).Round(time.Millisecond))
 	}
-	rates := b.o.rates
-	if len(rates) == 0 {
-		rates = []float64{0}
+	// Closed-loop runs (one per --clients) unless only rates were asked
+	// for, then open-loop runs (one per rate).
+	type shape struct {
+		workers int
+		rate    float64
+	}
+	var shapes []shape
+	if len(b.o.rates) == 0 || slices.Contains(b.o.rates, 0) {
+		for _, c := range b.o.clients {
+			shapes = append(shapes, shape{c, 0})
+		}
+	}
+	for _, r := range b.o.rates {
+		if r > 0 {
+			shapes = append(shapes, shape{b.o.inflight, r})
+		}
 	}
 	var rows []perf.Row
-	for _, clients := range b.o.clients {
-		for _, rate := range rates {
-			row, err := b.one(ctx, target, cpu, nodes, clients, rate, payload, dist)
-			if err != nil {
-				return rows, err
-			}
-			rows = append(rows, row)
+	for _, s := range shapes {
+		row, err := b.one(ctx, target, cpu, nodes, s.workers, s.rate, payload, dist)
+		if err != nil {
+			return rows, err
 		}
+		rows = append(rows, row)
 	}
 	return rows, nil
 }

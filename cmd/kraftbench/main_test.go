@@ -29,12 +29,12 @@ func TestParseLatencyDefaults(t *testing.T) {
 	if o := mustParse(t, "latency --local 3"); len(o.clients) != 1 || o.clients[0] != 1 {
 		t.Fatalf("latency runs one client by default: %v", o.clients)
 	}
-	// Open loop: --clients bounds the operations in flight, 1024 unless given.
-	if o := mustParse(t, "latency --local 3 --rate 1000,5000.5"); o.clients[0] != 1024 || len(o.rates) != 2 || o.rates[1] != 5000.5 {
-		t.Fatalf("%v %v", o.clients, o.rates)
+	// Open loop: --inflight bounds the operations in flight, 1024 unless given.
+	if o := mustParse(t, "latency --local 3 --rate 1000,5000.5"); o.inflight != 1024 || len(o.rates) != 2 || o.rates[1] != 5000.5 {
+		t.Fatalf("%v %v", o.inflight, o.rates)
 	}
-	if o := mustParse(t, "throughput --local 3 --rate 1000 --clients 8"); o.clients[0] != 8 {
-		t.Fatalf("%v", o.clients)
+	if o := mustParse(t, "throughput --local 3 --rate 0,1000 --clients 8 --inflight 64"); o.clients[0] != 8 || o.inflight != 64 || o.rates[0] != 0 {
+		t.Fatalf("%v %v %v", o.clients, o.inflight, o.rates)
 	}
 }
 
@@ -58,6 +58,7 @@ func TestParseRejects(t *testing.T) {
 		"--local 3 --clients 0",
 		"--local 3 --clients x",
 		"--local 3 --rate -5",
+		"--local 3 --rate 100 --inflight 0",
 		"--local 3 --payload 2000000",
 		"--local 3 --read-ratio 1.5",
 		"--local 3 --consistency strong",
