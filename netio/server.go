@@ -11,10 +11,12 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// Handler receives what the transport decodes. Both methods run on an event
-// loop goroutine: they must not block, and the byte slices they are given
-// alias the connection's read buffer, valid only during the call; copy what
-// must outlive it (into the WAL batch, a queue).
+// Handler receives what the transport decodes. Both methods run on the
+// connection's event loop goroutine (or, on a TLS port, its reader
+// goroutine), so calls for different connections may run concurrently:
+// they must not block, and the byte slices they are given alias the
+// connection's read buffer, valid only during the call; copy what must
+// outlive it (into the WAL batch, a queue).
 type Handler interface {
 	// HandleRaft is called for each Raft message from an authenticated
 	// peer; m.From is the node ID of the peer's handshake and m.To is this

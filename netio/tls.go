@@ -85,25 +85,30 @@ func (s *TLSSource) HasCA() bool { return s.cur.Load().pool != nil }
 // Certificate is the certificate currently served.
 func (s *TLSSource) Certificate() *x509.Certificate { return s.cur.Load().cert.Leaf }
 
-// ServerConfig returns a config for a listener (a netio port or the admin
-// HTTPS server). With requireClientCert, clients must present a
-// certificate that verifies against the CA (the source must have one).
+// ServerConfig returns a config for a listener (a netio port, or the admin
+// HTTPS server as http.Server.TLSConfig with ServeTLS(ln, "", "")). With
+// requireClientCert, clients must present a certificate that verifies
+// against the CA (the source must have one) for client authentication.
 // Certificate and CA are those current at each handshake.
+//
+// The client certificate is verified in VerifyConnection rather than by
+// RequireAndVerifyClientCert with ClientCAs: a static ClientCAs could not
+// follow Reload, and GetConfigForClient (which could) hides the
+// NextProtos that net/http sets on its clone of the config.
 func (s *TLSSource) ServerConfig(requireClientCert bool) *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			m := s.cur.Load()
-			c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*m.cert}}
-			if requireClientCert {
-				if m.pool == nil {
-					return nil, errors.New("kraft/netio: client certificates required but no CA configured")
-				}
-				c.ClientAuth, c.ClientCAs = tls.RequireAndVerifyClientCert, m.pool
-			}
-			return c, nil
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.cur.Load().cert, nil
 		},
 	}
+	if requireClientCert {
+		c.ClientAuth = tls.RequireAnyClientCert
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			return s.verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth, "client")
+		}
+	}
+	return c
 }
 
 // ClientConfig returns a config for dialling a server whose certificate
@@ -158,19 +163,31 @@ func (s *TLSSource) clientCert(*tls.CertificateRequestInfo) (*tls.Certificate, e
 // verifyChain checks the server's chain against the current CA, then
 // check on the leaf.
 func (s *TLSSource) verifyChain(cs tls.ConnectionState, check func(*x509.Certificate) error) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("kraft/netio: the server presented no certificate")
+	if err := s.verify(cs.PeerCertificates, x509.ExtKeyUsageServerAuth, "server"); err != nil {
+		return err
 	}
-	leaf := cs.PeerCertificates[0]
-	opts := x509.VerifyOptions{Roots: s.cur.Load().pool, Intermediates: x509.NewCertPool(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	for _, c := range cs.PeerCertificates[1:] {
+	return check(cs.PeerCertificates[0])
+}
+
+// verify checks a presented chain against the current CA (the system
+// roots without one) for the given use.
+func (s *TLSSource) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, side string) error {
+	if len(chain) == 0 {
+		return fmt.Errorf("kraft/netio: the %s presented no certificate", side)
+	}
+	pool := s.cur.Load().pool
+	if pool == nil && side == "client" {
+		return errors.New("kraft/netio: client certificates required but no CA configured")
+	}
+	leaf := chain[0]
+	opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{usage}}
+	for _, c := range chain[1:] {
 		opts.Intermediates.AddCert(c)
 	}
 	if _, err := leaf.Verify(opts); err != nil {
-		return fmt.Errorf("kraft/netio: server certificate %q: %w", leaf.Subject.String(), err)
+		return fmt.Errorf("kraft/netio: %s certificate %q: %w", side, leaf.Subject.String(), err)
 	}
-	return check(leaf)
+	return nil
 }
 
 // identityError: a verified certificate that does not name the node the

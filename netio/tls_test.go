@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -447,6 +449,42 @@ func TestTLSSourceConfigs(t *testing.T) {
 	if _, err := New(Config{NodeID: 1, PeerAddr: "127.0.0.1:7001", PeerTLS: mustSource(t, cert, key, "")}, newRecorder()); err == nil ||
 		!strings.Contains(err.Error(), "PeerTLS needs a CA") {
 		t.Fatalf("PeerTLS without a CA: %v", err)
+	}
+}
+
+// ServerConfig serves net/http (the admin port) as it is, h2 included, and
+// follows Reload there too.
+func TestTLSSourceServesHTTPS(t *testing.T) {
+	pki := testpki.New(t, t.TempDir())
+	cert, key := pki.Node(1)
+	src := mustSource(t, cert, key, pki.CAFile())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{TLSConfig: src.ServerConfig(true), Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s %d", r.Proto, len(r.TLS.PeerCertificates))
+	})}
+	go srv.ServeTLS(ln, "", "")
+	defer srv.Close()
+	ccert, ckey := pki.Client("kraft-ctl")
+	ctl := mustSource(t, ccert, ckey, pki.CAFile())
+	get := func(cfg *tls.Config) (string, error) {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg, ForceAttemptHTTP2: true}, Timeout: 5 * time.Second}
+		defer c.CloseIdleConnections()
+		resp, err := c.Get("https://" + ln.Addr().String() + "/")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	if body, err := get(ctl.ClientConfig("localhost")); err != nil || body != "HTTP/2.0 1" {
+		t.Fatalf("GET with a client certificate: %q, %v", body, err)
+	}
+	if _, err := get(&tls.Config{RootCAs: caPool(t, pki), ServerName: "localhost"}); err == nil {
+		t.Fatal("GET without a client certificate succeeded")
 	}
 }
 
