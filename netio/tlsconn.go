@@ -325,13 +325,3 @@ func (w *streamSink) stop() {
 	w.stopOnce.Do(func() { close(w.quit) })
 	w.o.close()
 }
-
-// dialTLS connects to addr with cfg within timeout.
-func dialTLS(addr string, timeout time.Duration, cfg *tls.Config) (*tls.Conn, error) {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: cfg}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	return c.(*tls.Conn), nil
-}
