@@ -149,7 +149,7 @@ func (s *TLSSource) PeerConfig(want uint64) *tls.Config {
 						return nil
 					}
 				}
-				return &identityError{want: want, names: ids, subject: c.Subject.String()}
+				return &identityError{want: want, names: ids, subject: c.Subject.String(), dialled: true}
 			})
 		},
 		GetClientCertificate: s.clientCert,
@@ -191,15 +191,20 @@ func (s *TLSSource) verify(chain []*x509.Certificate, usage x509.ExtKeyUsage, si
 }
 
 // identityError: a verified certificate that does not name the node the
-// connection is for.
+// connection is for: the node we dialled, or the node the remote's Hello
+// claims.
 type identityError struct {
 	want    uint64
 	names   []uint64
 	subject string
+	dialled bool
 }
 
 func (e *identityError) Error() string {
-	return fmt.Sprintf("kraft/netio: certificate %q names nodes %v, not node %d", e.subject, e.names, e.want)
+	if e.dialled {
+		return fmt.Sprintf("kraft/netio: dialled node %d, but the server's TLS certificate %q names nodes %v", e.want, e.subject, e.names)
+	}
+	return fmt.Sprintf("kraft/netio: the handshake claims node %d, but the TLS certificate %q names nodes %v", e.want, e.subject, e.names)
 }
 
 // Unwrap classifies it with the handshake's node ID mismatches.

@@ -231,12 +231,12 @@ func TestTLSPeerPortRefusals(t *testing.T) {
 	before = hs()
 	check("expired", peerRefused(t, n, pki, expired, expiredKey, 2), "", hs, before, "expired")
 	before = id()
-	check("impersonation", peerRefused(t, n, pki, node2, node2Key, 3), `names nodes [2], not node 3`, id, before, "claimed_node=3")
+	check("impersonation", peerRefused(t, n, pki, node2, node2Key, 3), `the handshake claims node 3, but the TLS certificate "CN=node2" names nodes [2]`, id, before, "claimed_node=3")
 	if !strings.Contains(n.logs.String(), "cert_nodes=[2]") {
 		t.Errorf("the refusal log does not name the certificate's identities:\n%s", n.logs.String())
 	}
 	before = id()
-	check("no node identity", peerRefused(t, n, pki, anon, anonKey, 2), `names nodes [], not node 2`, id, before, "claimed_node=2")
+	check("no node identity", peerRefused(t, n, pki, anon, anonKey, 2), `the handshake claims node 2, but the TLS certificate "CN=anon" names nodes []`, id, before, "claimed_node=2")
 	if len(n.rec.msgs) != 0 {
 		t.Fatalf("a refused peer reached the handler: %d messages", len(n.rec.msgs))
 	}
@@ -269,7 +269,9 @@ func TestTLSDialerChecksServerIdentity(t *testing.T) {
 	liar := startNode(t, 3, 7, func(c *Config) { c.PeerTLS = src }) // node 3 holding node 2's certificate
 	a.t.SetPeer(3, liar.peer)
 	waitFor(t, "the dialler to refuse", func() bool { return a.t.Stats().TLSIdentityRefused.Load() > 0 })
-	waitFor(t, "the refusal logged", func() bool { return strings.Contains(a.logs.String(), "names nodes [2], not node 3") })
+	waitFor(t, "the refusal logged", func() bool {
+		return strings.Contains(a.logs.String(), `dialled node 3, but the server's TLS certificate \"CN=node2\" names nodes [2]`)
+	})
 	if a.t.Connected(3) {
 		t.Fatal("connected to a node whose certificate does not name it")
 	}

@@ -145,7 +145,7 @@ func (s *server) serveTLS(raw net.Conn, port wire.Role, cfg *tls.Config) {
 	}
 	ss := &session{s: s, conn: conn, port: port}
 	if port == wire.RolePeer {
-		leaf := tc.ConnectionState().PeerCertificates[0] // RequireAndVerifyClientCert
+		leaf := tc.ConnectionState().PeerCertificates[0] // present and verified: ServerConfig(true)
 		ss.verifyIdentity, ss.certIDs, ss.certSubject = true, NodeIDs(leaf), leaf.Subject.String()
 	}
 	err := s.readTLS(ss, tc)
