@@ -133,14 +133,23 @@ func listSnapshots(fsys FS, dir string) ([]SnapshotMeta, error) {
 	return metas, nil
 }
 
+// snapSyncEveryBytes: a snapshot file is synced each time this much was
+// written to it. Left to the final fsync, a 1 GiB file would sit in the
+// page cache as dirty pages, and the kernel throttles every writer once
+// dirty pages pass its threshold: the WAL's appends (commits) would stall
+// for up to seconds behind the snapshot. Syncing as it goes bounds the
+// dirty pages the snapshot adds.
+const snapSyncEveryBytes = 32 << 20
+
 // snapFileWriter writes the stored data after the header in snapChunkBytes
 // pieces, hashing it on the way.
 type snapFileWriter struct {
-	f      File
-	digest *xxhash.Digest
-	off    int64
-	buf    []byte
-	err    error
+	f        File
+	digest   *xxhash.Digest
+	off      int64
+	unsynced int64
+	buf      []byte
+	err      error
 }
 
 func (sw *snapFileWriter) Write(p []byte) (int, error) {
@@ -169,7 +178,15 @@ func (sw *snapFileWriter) flush() {
 		return
 	}
 	sw.off += int64(len(sw.buf))
+	sw.unsynced += int64(len(sw.buf))
 	sw.buf = sw.buf[:0]
+	if sw.unsynced >= snapSyncEveryBytes {
+		if err := sw.f.Sync(); err != nil {
+			sw.err = &FatalError{Op: "snapshot fsync", Err: err}
+			return
+		}
+		sw.unsynced = 0
+	}
 }
 
 // writeSnapshot streams r into a new snapshot file: temp file, sync,
