@@ -26,8 +26,9 @@ const tlsRecordHandshake = 0x16
 
 // tlsReadBufBytes is the initial read buffer of a TLS connection; it grows
 // to hold the largest frame in progress (bounded by MaxFrameBytes) and
-// shrinks back once that frame is done.
-const tlsReadBufBytes = 16 << 10
+// shrinks back once that frame is done. Small, because idle client
+// connections are the many; crypto/tls buffers a whole record itself.
+const tlsReadBufBytes = 4 << 10
 
 // tlsServers holds the TLS listeners of a transport and their connections.
 type tlsServers struct {
