@@ -80,6 +80,7 @@ type Row struct {
 	Mode         string  `json:"mode"` // closed | open
 	Nodes        int     `json:"nodes,omitempty"`
 	Clients      int     `json:"clients"` // closed: workers; open: most in flight
+	Conns        int     `json:"conns"`   // client connections the workers share
 	RatePerSec   float64 `json:"rate_per_s,omitempty"`
 	PayloadBytes int     `json:"payload_bytes"`
 	ReadRatio    float64 `json:"read_ratio"`
@@ -206,6 +207,12 @@ func (r Row) Workload() string {
 	load := fmt.Sprintf("%d clients", r.Clients)
 	if r.Mode == "open" {
 		load = fmt.Sprintf("open %.0f/s (≤%d in flight)", r.RatePerSec, r.Clients)
+	}
+	if r.Conns > 0 {
+		load += fmt.Sprintf(" on %d conn", r.Conns)
+		if r.Conns > 1 {
+			load += "s"
+		}
 	}
 	mix := "writes"
 	if r.ReadRatio > 0 {

@@ -43,7 +43,9 @@ func NewClientTarget(cfg client.Config, workers, workersPerConn int, read client
 	if read != nil {
 		t.read = []client.ReadOption{read}
 	}
-	cfg.MaxInflight = 2 * workersPerConn
+	// Room for every worker of a connection plus retries, within the
+	// server's per-session answer cache (client.Config's advice).
+	cfg.MaxInflight = min(2*workersPerConn, client.DefaultMaxInflight)
 	for range (workers + workersPerConn - 1) / workersPerConn {
 		c, err := client.New(cfg)
 		if err != nil {

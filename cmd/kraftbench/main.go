@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -94,7 +95,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
 	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
 	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each; latency default 1)")
-	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time; 0 in the list: also the closed-loop runs of --clients")
+	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time; "+
+		"0 in the list: also the closed-loop runs of --clients; \"match\": the throughput the last closed-loop run measured (e.g. --clients 16 --rate 0,match)")
 	fs.IntVar(&o.inflight, "inflight", 1024, "open loop: most operations in flight (workers); when all are busy the next send waits and counts from its intended time")
 	fs.BoolVar(&o.poisson, "poisson", false, "open loop: Poisson arrivals instead of evenly spaced ones")
 	payloads := fs.String("payload", "128", "value size in bytes, comma-separated (one local cluster each)")
@@ -106,7 +108,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured time before each run")
 	fs.DurationVar(&o.lateAfter, "late-after", time.Millisecond, "open loop: a send this far behind its intended time counts as late")
-	fs.IntVar(&o.perConn, "clients-per-conn", 32, "clients sharing one pipelined connection")
+	fs.IntVar(&o.perConn, "clients-per-conn", 32, "closed-loop clients or open-loop workers sharing one pipelined connection (open loop: sends spread over --inflight/this many connections)")
 	fs.StringVar(&o.fsync, "fsync-mode", "always", "local clusters: kraftd --fsync-mode")
 	fs.StringVar(&o.dataDir, "data-dir", "", "where local nodes keep their data and the fdatasync floor is measured (default: a temporary directory)")
 	fs.IntVar(&o.kills, "kills", 10, "election: leader kills")
@@ -125,7 +127,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
-	if o.rates, err = parseList(*rates, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
+	if o.rates, err = parseList(*rates, parseRate); err != nil {
 		return nil, fmt.Errorf("--rate: %v", err)
 	}
 	switch {
@@ -160,8 +162,11 @@ func (o *options) check() error {
 		}
 	}
 	for _, r := range o.rates {
-		if r < 0 {
+		if r < 0 && r != matchRate {
 			return fmt.Errorf("--rate must not be negative")
+		}
+		if r == matchRate && !slices.Contains(o.rates, 0) {
+			return fmt.Errorf("--rate match needs a closed-loop run first: --rate 0,match")
 		}
 	}
 	if o.inflight < 1 {
@@ -197,6 +202,16 @@ func (o *options) check() error {
 	}
 	_, err := perf.ParseKeyDist(o.keyDist, o.keys)
 	return err
+}
+
+// matchRate in --rate stands for the last closed-loop run's throughput.
+const matchRate = -1
+
+func parseRate(s string) (float64, error) {
+	if s == "match" {
+		return matchRate, nil
+	}
+	return strconv.ParseFloat(s, 64)
 }
 
 func parseList[T any](s string, conv func(string) (T, error)) ([]T, error) {
@@ -368,15 +383,22 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		}
 	}
 	for _, r := range b.o.rates {
-		if r > 0 {
+		if r != 0 {
 			shapes = append(shapes, shape{b.o.inflight, r})
 		}
 	}
 	var rows []perf.Row
+	lastClosed := 0.0
 	for _, s := range shapes {
+		if s.rate == matchRate {
+			s.rate = math.Round(lastClosed)
+		}
 		row, err := b.one(ctx, target, cpu, nodes, s.workers, s.rate, payload, dist)
 		if err != nil {
 			return rows, err
+		}
+		if s.rate == 0 {
+			lastClosed = row.OpsPerSec
 		}
 		rows = append(rows, row)
 	}
@@ -392,7 +414,7 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	cfg := perf.LoadConfig{Workload: perf.Workload{ReadRatio: b.o.readRatio, PayloadBytes: payload, Keys: dist},
 		Clients: clients, RatePerSec: rate, Poisson: b.o.poisson, Warmup: b.o.warmup, Duration: b.o.duration,
 		LateAfter: b.o.lateAfter, Seed: b.o.seed, CPUSeconds: cpu}
-	row := perf.Row{Mode: "closed", Nodes: nodes, Clients: clients, RatePerSec: rate, PayloadBytes: payload,
+	row := perf.Row{Mode: "closed", Nodes: nodes, Clients: clients, Conns: (clients + b.o.perConn - 1) / b.o.perConn, RatePerSec: rate, PayloadBytes: payload,
 		ReadRatio: b.o.readRatio, KeyDist: dist.String(), Keys: b.o.keys}
 	if rate > 0 {
 		row.Mode = "open"
@@ -420,7 +442,7 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 		return perf.Row{}, fmt.Errorf("%s: %w", what, err)
 	}
 	full := perf.NewRow(res, floor)
-	full.Mode, full.Nodes, full.Clients, full.RatePerSec, full.PayloadBytes = row.Mode, row.Nodes, row.Clients, row.RatePerSec, row.PayloadBytes
+	full.Mode, full.Nodes, full.Clients, full.Conns, full.RatePerSec, full.PayloadBytes = row.Mode, row.Nodes, row.Clients, row.Conns, row.RatePerSec, row.PayloadBytes
 	full.ReadRatio, full.Consistency, full.KeyDist, full.Keys, full.FsyncMode = row.ReadRatio, row.Consistency, row.KeyDist, row.Keys, row.FsyncMode
 	return full, nil
 }

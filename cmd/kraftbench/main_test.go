@@ -38,6 +38,12 @@ func TestParseLatencyDefaults(t *testing.T) {
 	}
 }
 
+func TestParseRateMatch(t *testing.T) {
+	if o := mustParse(t, "--local 3 --clients 16 --rate 0,match"); o.rates[1] != matchRate {
+		t.Fatal(o.rates)
+	}
+}
+
 func TestParseSubCommands(t *testing.T) {
 	if o := mustParse(t, "scalability --clients 64"); len(o.nodes) != 3 || o.nodes[2] != 7 {
 		t.Fatalf("%v", o.nodes)
@@ -59,6 +65,7 @@ func TestParseRejects(t *testing.T) {
 		"--local 3 --clients x",
 		"--local 3 --rate -5",
 		"--local 3 --rate 100 --inflight 0",
+		"--local 3 --rate match",
 		"--local 3 --payload 2000000",
 		"--local 3 --read-ratio 1.5",
 		"--local 3 --consistency strong",
