@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -92,7 +93,8 @@ type SnapshotMeta struct {
 	Term  uint64 // term of that entry
 	File  string // path of the file
 	// Base and Codec come from the file's header; they are filled where the
-	// header was read (SaveSnapshotFile, LoadSnapshotChain), zero otherwise.
+	// header was read (SaveSnapshotFile, LoadSnapshotChain, SnapshotHeaders),
+	// zero otherwise (Snapshots).
 	Base  uint64
 	Codec SnapshotCodec
 }
@@ -524,4 +526,26 @@ type MissingBaseError struct {
 func (e *MissingBaseError) Error() string {
 	return fmt.Sprintf("kraft/wal: snapshot %s is a delta on the snapshot at index %d, which is missing from %s (restore needs the whole chain: copy every snapshot-<index>-<term>.dat it names, or a self-contained one)",
 		e.File, e.Base, path.Dir(e.File))
+}
+
+// SnapshotHeaders lists the snapshot files like Snapshots, oldest first,
+// with Base and Codec read from each file's header (not verified: see
+// LoadSnapshotChain), so that tools can show which files a delta needs.
+// A header that cannot be read leaves that entry's Base and Codec zero;
+// the first such error is returned with the whole list.
+func (w *WAL) SnapshotHeaders() ([]SnapshotMeta, error) {
+	snaps, err := listSnapshots(w.fsys, w.opts.SnapshotDir)
+	if err != nil {
+		return nil, err
+	}
+	var first error
+	for i := range snaps {
+		h, err := readSnapshotHeader(w.fsys, snaps[i])
+		if err != nil {
+			first = cmp.Or(first, err)
+			continue
+		}
+		snaps[i].Base, snaps[i].Codec = h.base, h.codec
+	}
+	return snaps, first
 }

@@ -159,7 +159,7 @@ func TestSnapshotReadsVersion1Files(t *testing.T) {
 
 func saveSnap(t *testing.T, w *WAL, index uint64, base uint64, data string) {
 	t.Helper()
-	if _, err := w.SaveSnapshotFile(index, 1, bytes.NewReader([]byte(data)), SnapshotFileOptions{Base: base, Codec: SnapshotCodec(index % 2)}); err != nil {
+	if _, err := w.SaveSnapshotFile(index, 1, bytes.NewReader([]byte(data)), SnapshotFileOptions{Base: base, Codec: SnapshotCodec(index / 10 % 2)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -195,6 +195,9 @@ func TestSnapshotRetentionKeepsBasesOfRetainedDeltas(t *testing.T) {
 	metas, datas, err := w.LoadSnapshotChain()
 	if err != nil || len(metas) != 3 || string(datas[0]) != "full10" || string(datas[2]) != "d30" || metas[2].Base != 20 {
 		t.Fatalf("LoadSnapshotChain: %+v %q %v", metas, datas, err)
+	}
+	if hs, err := w.SnapshotHeaders(); err != nil || len(hs) != 3 || hs[0].Base != 0 || hs[1].Base != 10 || hs[2].Base != 20 || hs[0].Codec != SnapshotCodecZstd || hs[1].Codec != SnapshotCodecNone || hs[2].Codec != SnapshotCodecZstd {
+		t.Fatalf("SnapshotHeaders: %+v %v", hs, err)
 	}
 	saveSnap(t, w, 40, 0, "full40")
 	// 30 is retained and needs 20, which needs 10.
