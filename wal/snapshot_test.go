@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -229,5 +231,40 @@ func TestSnapshotRetentionKeepsBasesOfRetainedDeltas(t *testing.T) {
 	_, _, err = w.LoadSnapshotChain()
 	if c := asCorruption(err); c == nil || !strings.Contains(c.File, snapshotName(80, 1)) {
 		t.Fatalf("damaged delta: %v", err)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// syncCountFS counts File.Sync calls on the files it creates.
+type syncCountFS struct {
+	FS
+	syncs atomic.Int64
+}
+
+func (s *syncCountFS) Create(name string) (File, error) {
+	f, err := s.FS.Create(name)
+	return &syncCountFile{File: f, fs: s}, err
+}
+
+type syncCountFile struct {
+	File
+	fs *syncCountFS
+}
+
+func (f *syncCountFile) Sync() error { f.fs.syncs.Add(1); return f.File.Sync() }
+
+// A large snapshot is synced as it is written, so it never leaves more
+// than snapSyncEveryBytes of dirty pages behind it.
+func TestSnapshotSyncsAsItWrites(t *testing.T) {
+	fsys := &syncCountFS{FS: NewMemFS()}
+	size := int64(2*snapSyncEveryBytes + snapChunkBytes)
+	if _, err := writeSnapshot(fsys, "/s", 3, 1, io.LimitReader(zeroReader{}, size), SnapshotFileOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fsys.syncs.Load(); got < 3 {
+		t.Fatalf("%d syncs for a %d MiB snapshot, want one per %d MiB and a final one", got, size>>20, snapSyncEveryBytes>>20)
 	}
 }
