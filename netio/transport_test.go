@@ -578,14 +578,16 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := map[string]func(c *Config){
-		"NodeID":                  func(c *Config) { c.NodeID = 0 },
-		"PeerAddr is required":    func(c *Config) { c.PeerAddr = "" },
-		"PeerAddr \"nope\"":       func(c *Config) { c.PeerAddr = "nope" },
-		"both":                    func(c *Config) { c.ClientAddr = c.PeerAddr },
-		"ServerLoops":             func(c *Config) { c.ServerLoops = 0 },
-		"MaxInflightBytesPerConn": func(c *Config) { c.MaxInflightBytesPerConn = c.MaxFrameBytes - 1 },
-		"ReconnectMin":            func(c *Config) { c.ReconnectMax = c.ReconnectMin / 2 },
-		"Peers has node ID 0":     func(c *Config) { c.Peers = map[uint64]string{0: "a:1"} },
+		"NodeID":                     func(c *Config) { c.NodeID = 0 },
+		"PeerAddr is required":       func(c *Config) { c.PeerAddr = "" },
+		"PeerAddr \"nope\"":          func(c *Config) { c.PeerAddr = "nope" },
+		"both":                       func(c *Config) { c.ClientAddr = c.PeerAddr },
+		"ServerLoops":                func(c *Config) { c.ServerLoops = 0 },
+		"MaxInflightBytesPerConn":    func(c *Config) { c.MaxInflightBytesPerConn = c.MaxFrameBytes - 1 },
+		"ReconnectMin":               func(c *Config) { c.ReconnectMax = c.ReconnectMin / 2 },
+		"Peers has node ID 0":        func(c *Config) { c.Peers = map[uint64]string{0: "a:1"} },
+		"IdleTimeout":                func(c *Config) { c.IdleTimeout = -time.Second },
+		"MaxInflightRequestsPerConn": func(c *Config) { c.MaxInflightRequestsPerConn = -1 },
 	}
 	for want, mutate := range bad {
 		c := ok
