@@ -13,7 +13,8 @@ import (
 
 // Snapshot data (what the core keeps in Snapshot.Data and sends to
 // followers in MsgSnapshot, and what follows the membership in a snapshot
-// file) is a chain of state-machine streams:
+// file) is either one full state-machine stream as it is (what every full
+// snapshot is, readable by nodes that predate chains) or a chain of them:
 //
 //	magic "KRCHAIN1" | frame | frame | ...
 //	frame = kind u8 (1 full, 2 delta) | length u64 | state machine stream
@@ -25,8 +26,9 @@ import (
 // names its base in the WAL's file header; the node's in-memory chain is
 // the materialized one (the base file's frames, then each delta's), so a
 // follower that installs it gets exactly the leader's state whatever its
-// own settings. Data without the magic (files and messages from before
-// chains) is one full stream.
+// own settings. Data without the magic is one full stream. (A node that
+// predates chains can install a leader's full snapshot, not a chain:
+// enable incremental snapshots once every node runs a version with them.)
 const chainMagic = "KRCHAIN1"
 
 const (
@@ -128,7 +130,7 @@ func (n *Node) loadSnapshotChain() (Snapshot, error) {
 		return Snapshot{}, err
 	}
 	var m Membership
-	chain := []byte(chainMagic)
+	var chain, plain []byte
 	for i, d := range datas {
 		mm, data, err := decodeSnapshotFile(d)
 		if err != nil {
@@ -153,13 +155,23 @@ func (n *Node) loadSnapshotChain() (Snapshot, error) {
 		if err != nil {
 			return Snapshot{}, fmt.Errorf("kraft/core: restoring snapshot %s: %w", metas[i].File, err)
 		}
-		for _, f := range frames {
-			chain = appendFrameHeader(chain, f.kind)
-			at := len(chain) - frameHeaderBytes
-			chain = append(chain, f.data...)
-			finishFrame(chain, at)
+		if len(metas) == 1 && len(frames) == 1 {
+			plain = frames[0].data // a full snapshot alone stays a plain stream
+		} else {
+			if chain == nil {
+				chain = []byte(chainMagic)
+			}
+			for _, f := range frames {
+				chain = appendFrameHeader(chain, f.kind)
+				at := len(chain) - frameHeaderBytes
+				chain = append(chain, f.data...)
+				finishFrame(chain, at)
+			}
 		}
 		datas[i], m = nil, mm // let the file's bytes go once copied
+	}
+	if plain != nil {
+		chain = plain
 	}
 	newest := metas[len(metas)-1]
 	if len(metas) > 1 {

@@ -329,3 +329,48 @@ func TestNodeSnapshotRetentionRemovesOldFilesAndSegments(t *testing.T) {
 		})
 	}
 }
+
+// A full snapshot's data, kept by the core and sent to followers, is the
+// state machine's plain stream (what nodes without chains install); the
+// first delta turns it into the head of a chain in place, without copying
+// the full state.
+func TestNodeFullSnapshotDataStaysPlainUntilADeltaFollows(t *testing.T) {
+	c := incrementalCluster(t, wal.SnapshotCodecNone)
+	n := c.start(1, []uint64{1})
+	for i := 0; i < 50; i++ {
+		c.propose(kvCommand(wire.OpPut, fmt.Sprint("k", i), "v"))
+	}
+	snapshotNow(t, n)
+	coreData := func() []byte {
+		var d []byte
+		if err := n.control(func(r *Raft) { d = r.snap.Data }); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	full := coreData()
+	if bytes.HasPrefix(full, []byte(chainMagic)) {
+		t.Fatal("a full snapshot's data is a chain")
+	}
+	old, _ := sm.NewKV(sm.DefaultKVConfig())
+	if err := old.Restore(bytes.NewReader(full)); err != nil || old.Len() != 50 {
+		t.Fatalf("a plain Restore of the full snapshot's data: %v, %d keys", err, old.Len())
+	}
+	c.churn(1, 50)
+	snapshotNow(t, n)
+	chain := coreData()
+	frames, err := parseChain(chain)
+	if err != nil || len(frames) != 2 || frames[0].kind != frameFull || frames[1].kind != frameDelta {
+		t.Fatalf("data after a delta: %d frames, %v", len(frames), err)
+	}
+	if &frames[0].data[0] != &full[0] || len(frames[0].data) != len(full) {
+		t.Fatal("the full state was copied to head the chain")
+	}
+	kv, _ := sm.NewKV(sm.DefaultKVConfig())
+	if err := restoreChain(kv, chain); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(kvState(t, kv), kvState(t, c.kvs[1])) {
+		t.Fatal("the chain's state differs from the node's")
+	}
+}

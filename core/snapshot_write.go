@@ -28,6 +28,11 @@ type chainState struct {
 	// A delta is appended in place: the core and messages in flight only
 	// read data[:len] of older versions, which appends never touch.
 	data []byte
+	// room, after a full snapshot (deltas == 0), is its buffer from the
+	// start: chainHeaderBytes free, then data (the plain stream). The first
+	// delta writes the chain header there, so the full state is never
+	// copied to become the head of a chain.
+	room []byte
 }
 
 func (c *snapChain) reset() {
@@ -48,7 +53,55 @@ type snapJob struct {
 	chain       *snapChain
 	captureDur  time.Duration
 	started     time.Time
-	bytes       int // of the file's data, uncompressed (set by the write)
+	bytes       int    // of the file's data, uncompressed (set by the write)
+	room        []byte // full only: the buffer data sits in (see chainState.room)
+}
+
+// chainHeaderBytes precede the first frame of a chain.
+const chainHeaderBytes = len(chainMagic) + frameHeaderBytes
+
+// serializeSnapshot writes the captured snapshot out and returns the data
+// the core keeps (and sends to followers) and the data of its file.
+//
+// A full snapshot's data is the plain stream, as nodes without chains
+// wrote and read it (a follower that predates chains can install it); it
+// becomes the head of a chain only when a delta follows. A delta's data is
+// the chain up to it; its file holds the delta frame alone.
+func (n *Node) serializeSnapshot(job *snapJob) (data, file []byte, err error) {
+	var buf bytes.Buffer
+	if job.delta {
+		buf.Write(appendFrameHeader(nil, frameDelta))
+	} else {
+		// One allocation of about the right size: growing by doubling
+		// would copy (and leave to the GC) about as much again, which
+		// for a state of a GiB shows in the latency of Apply.
+		if sz, ok := n.sm.(interface{ SizeBytes() int64 }); ok {
+			buf.Grow(int(sz.SizeBytes()) + 1<<20)
+		}
+		buf.Write(make([]byte, chainHeaderBytes))
+	}
+	_, err = job.s.WriteTo(&buf)
+	job.s.Release()
+	if err != nil {
+		return nil, nil, err
+	}
+	b := buf.Bytes()
+	if !job.delta {
+		job.room = b
+		return b[chainHeaderBytes:], b[chainHeaderBytes:], nil
+	}
+	finishFrame(b, 0)
+	prev := job.prev.data
+	if job.prev.deltas == 0 {
+		// The full snapshot becomes the head of a chain: its header goes
+		// into the room before it (no reader of the plain stream sees it).
+		head := job.prev.room[:chainHeaderBytes+len(prev)]
+		copy(head, chainMagic)
+		head[len(chainMagic)] = frameFull
+		finishFrame(head, len(chainMagic))
+		prev = head
+	}
+	return append(prev, b...), append([]byte(chainMagic), b...), nil
 }
 
 func (j *snapJob) kind() string {
@@ -109,36 +162,9 @@ func (n *Node) writeSnapshot(job *snapJob) (uint64, error) {
 }
 
 func (n *Node) writeSnapshotSteps(job *snapJob) (uint64, error) {
-	var buf bytes.Buffer
-	kind := frameFull
-	if job.delta {
-		kind = frameDelta
-	} else {
-		// One allocation of about the right size: growing by doubling
-		// would copy (and leave to the GC) about as much again, which
-		// for a state of a GiB shows in the latency of Apply.
-		if sz, ok := n.sm.(interface{ SizeBytes() int64 }); ok {
-			buf.Grow(int(sz.SizeBytes()) + 1<<20)
-		}
-		buf.WriteString(chainMagic)
-	}
-	buf.Write(appendFrameHeader(nil, kind))
-	_, err := job.s.WriteTo(&buf)
-	job.s.Release()
+	data, file, err := n.serializeSnapshot(job)
 	if err != nil {
 		return 0, err
-	}
-	frame := buf.Bytes()
-	if job.delta {
-		finishFrame(frame, 0)
-	} else {
-		finishFrame(frame, len(chainMagic))
-	}
-	// data: the chain the core keeps; file: what this snapshot's file holds.
-	data, file := frame, frame
-	if job.delta {
-		data = append(job.prev.data, frame...)
-		file = append([]byte(chainMagic), frame...)
 	}
 	job.bytes = len(file)
 	var m Membership
@@ -156,6 +182,7 @@ func (n *Node) writeSnapshotSteps(job *snapJob) (uint64, error) {
 		return 0, err
 	}
 	n.rememberChain(job, data, true)
+	job.room = nil
 	if err := n.wal.CompactPrefix(job.index, job.term); err != nil {
 		return 0, err
 	}
@@ -173,13 +200,13 @@ func (*Node) rememberChain(job *snapJob, data []byte, ok bool) {
 		return
 	}
 	if !ok {
-		c.valid, c.data = false, nil
+		c.valid, c.data, c.room = false, nil, nil
 		return
 	}
 	c.valid, c.index, c.data = true, job.index, data
 	if job.delta {
-		c.deltas = job.prev.deltas + 1
+		c.deltas, c.room = job.prev.deltas+1, nil
 	} else {
-		c.deltas, c.fullBytes = 0, len(data)
+		c.deltas, c.fullBytes, c.room = 0, len(data), job.room
 	}
 }
