@@ -20,15 +20,25 @@ type ElectionConfig struct {
 	Progress func(kill int, d time.Duration)
 }
 
-// MeasureElections returns the kill → next committed write times, sorted.
-// The client retries every 2–5 ms so that the figure is the cluster's
-// recovery, not the client's default backoff.
-func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig) ([]time.Duration, error) {
+// ElectionSamples are a leader-kill run's times, each sorted.
+type ElectionSamples struct {
+	// Commit: kill → the next write committed (what a client sees).
+	Commit []time.Duration
+	// Elected: kill → a surviving node's /status names a new leader
+	// (polled every 5 ms), the election's share of Commit.
+	Elected []time.Duration
+}
+
+// MeasureElections kills the leader cfg.Kills times. The client retries
+// every 2–5 ms so that the figure is the cluster's recovery, not the
+// client's default backoff.
+func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig) (ElectionSamples, error) {
+	var out ElectionSamples
 	cl, err := client.New(client.Config{Endpoints: lc.Clients, ClusterID: cfg.ClusterID, MaxRetries: 1000,
 		RetryBackoff: 2 * time.Millisecond, RetryBackoffMax: 5 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
 		DialTimeout: 100 * time.Millisecond, RequestTimeout: 10 * time.Second})
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	defer cl.Close()
 	put := func(i int) error {
@@ -38,36 +48,51 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 		return err
 	}
 	if err := put(0); err != nil {
-		return nil, fmt.Errorf("kraft/perf: first write: %w", err)
+		return out, fmt.Errorf("kraft/perf: first write: %w", err)
 	}
-	samples := make([]time.Duration, 0, cfg.Kills)
 	for i := 1; i <= cfg.Kills; i++ {
 		leader, err := lc.WaitLeader(20 * time.Second)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
 		killed := time.Now()
 		lc.Kill(leader)
+		elected := make(chan time.Duration, 1)
+		go func() { elected <- watchElection(ctx, lc, leader, killed) }()
 		for {
 			if err := put(i); err == nil {
 				break
 			}
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return out, ctx.Err()
 			}
 			if time.Since(killed) > 30*time.Second {
-				return nil, fmt.Errorf("kraft/perf: kill %d: no write committed within 30s", i)
+				return out, fmt.Errorf("kraft/perf: kill %d: no write committed within 30s", i)
 			}
 		}
 		d := time.Since(killed)
-		samples = append(samples, d)
+		out.Commit = append(out.Commit, d)
+		out.Elected = append(out.Elected, <-elected)
 		if cfg.Progress != nil {
 			cfg.Progress(i, d)
 		}
 		if err := lc.Restart(ctx, leader, 30*time.Second); err != nil {
-			return nil, err
+			return out, err
 		}
 	}
-	slices.Sort(samples)
-	return samples, nil
+	slices.Sort(out.Commit)
+	slices.Sort(out.Elected)
+	return out, nil
+}
+
+// watchElection polls until a survivor names a new leader; it gives up
+// after 30 s (returning the time so far).
+func watchElection(ctx context.Context, lc *LocalCluster, old int, killed time.Time) time.Duration {
+	for ctx.Err() == nil && time.Since(killed) < 30*time.Second {
+		if lc.NewLeaderSeen(old) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(killed)
 }

@@ -139,6 +139,29 @@ func (lc *LocalCluster) agreedLeader() (int, bool) {
 	return int(leader - 1), true
 }
 
+// NewLeaderSeen reports whether a running node other than old names a
+// leader other than old (both 0-based) in /status.
+func (lc *LocalCluster) NewLeaderSeen(old int) bool {
+	for i, nd := range lc.nodes {
+		if i == old || nd.cmd == nil {
+			continue
+		}
+		var st struct {
+			Leader uint64 `json:"leader_id"`
+		}
+		resp, err := adminHTTP.Get("http://" + lc.Admins[i] + "/status")
+		if err != nil {
+			continue
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err == nil && st.Leader != 0 && int(st.Leader-1) != old {
+			return true
+		}
+	}
+	return false
+}
+
 // Kill sends SIGKILL to node i and waits for it to exit.
 func (lc *LocalCluster) Kill(i int) {
 	nd := lc.nodes[i]

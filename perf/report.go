@@ -25,7 +25,7 @@ type Env struct {
 
 // NewEnv fills Env for this process.
 func NewEnv(args []string, dataDir string) Env {
-	e := Env{Date: time.Now().UTC(), Command: strings.Join(args, " "), CPUs: runtime.NumCPU(), DataDir: dataDir,
+	e := Env{Date: time.Now().UTC(), Command: shellJoin(args), CPUs: runtime.NumCPU(), DataDir: dataDir,
 		LoadBefore: LoadAvg()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		dirty := false
@@ -59,6 +59,27 @@ func gitCommit() string {
 		c += "+dirty"
 	}
 	return c
+}
+
+// shellJoin joins args so that a POSIX shell reads them back: an argument
+// with anything but safe characters goes in single quotes.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		safe := a != ""
+		for _, c := range a {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./,:=+@%", c)) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			out[i] = a
+		} else {
+			out[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // LoadAvg is the 1, 5 and 15 minute load averages ("?" if unreadable).
@@ -302,11 +323,15 @@ type ElectionRow struct {
 	MaxMs  float64 `json:"max_ms"`
 	FloorUs
 	P50xFloor float64 `json:"p50_x_floor"`
-	Extra     string  `json:"kraftd_flags,omitempty"`
+	// Kill → a survivor names a new leader (the election's share).
+	ElectedP50ms float64 `json:"elected_p50_ms"`
+	ElectedMaxMs float64 `json:"elected_max_ms"`
+	Extra        string  `json:"kraftd_flags,omitempty"`
 }
 
-// NewElectionRow summarizes sorted samples.
-func NewElectionRow(nodes int, sorted []time.Duration, floor Floor) ElectionRow {
+// NewElectionRow summarizes sorted samples: kill → commit, and kill → new
+// leader named (may be nil).
+func NewElectionRow(nodes int, sorted, elected []time.Duration, floor Floor) ElectionRow {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	var sum time.Duration
 	for _, s := range sorted {
@@ -316,6 +341,9 @@ func NewElectionRow(nodes int, sorted []time.Duration, floor Floor) ElectionRow 
 	if len(sorted) > 0 {
 		r.P50ms, r.P99ms = ms(Percentile(sorted, .5)), ms(Percentile(sorted, .99))
 		r.MinMs, r.MaxMs, r.MeanMs = ms(sorted[0]), ms(sorted[len(sorted)-1]), ms(sum/time.Duration(len(sorted)))
+	}
+	if len(elected) > 0 {
+		r.ElectedP50ms, r.ElectedMaxMs = ms(Percentile(elected, .5)), ms(elected[len(elected)-1])
 	}
 	if f := us(floor.CommitFloor()); f > 0 {
 		r.P50xFloor = r.P50ms * 1000 / f
@@ -331,4 +359,8 @@ func WriteElection(w io.Writer, env Env, r ElectionRow) {
 		FormatDuration(r.FsyncP50us), FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs))
 	fmt.Fprintf(w, "%d nodes, %d leader kills (kill -9 → next committed write): p50 %.0f ms (%.0f× floor), mean %.0f ms, p99 %.0f ms, max %.0f ms, min %.0f ms\n",
 		r.Nodes, r.Kills, r.P50ms, r.P50xFloor, r.MeanMs, r.P99ms, r.MaxMs, r.MinMs)
+	if r.ElectedP50ms > 0 {
+		fmt.Fprintf(w, "of which kill → a survivor names the new leader (/status, polled every 5 ms): p50 %.0f ms, max %.0f ms\n",
+			r.ElectedP50ms, r.ElectedMaxMs)
+	}
 }

@@ -140,8 +140,10 @@ func TestTablesAndPlot(t *testing.T) {
 
 func TestElectionRow(t *testing.T) {
 	s := []time.Duration{160 * time.Millisecond, 200 * time.Millisecond, 316 * time.Millisecond}
-	r := NewElectionRow(5, s, Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
-	if r.Kills != 3 || r.P50ms != 200 || r.MaxMs != 316 || r.MinMs != 160 || r.MeanMs != 225.333 || r.P50xFloor != 2000 {
+	e := []time.Duration{150 * time.Millisecond, 180 * time.Millisecond, 290 * time.Millisecond}
+	r := NewElectionRow(5, s, e, Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
+	if r.Kills != 3 || r.P50ms != 200 || r.MaxMs != 316 || r.MinMs != 160 || r.MeanMs != 225.333 || r.P50xFloor != 2000 ||
+		r.ElectedP50ms != 180 || r.ElectedMaxMs != 290 {
 		t.Fatalf("%+v", r)
 	}
 	var b strings.Builder
@@ -157,5 +159,13 @@ func TestClusterNumber(t *testing.T) {
 	}
 	if ClusterNumber("kraft") == ClusterNumber("kraft2") || ClusterNumber("0") == 0 {
 		t.Fatal("names hash")
+	}
+}
+
+func TestShellJoinQuotes(t *testing.T) {
+	got := shellJoin([]string{"bin/kraftbench", "--title", "Cluster matrix (make bench-cluster)", "--rate", "0,match", "it's", ""})
+	want := `bin/kraftbench --title 'Cluster matrix (make bench-cluster)' --rate 0,match 'it'\''s' ''`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }

@@ -504,7 +504,7 @@ func (b *bench) election(ctx context.Context) error {
 		return err
 	}
 	b.env.LoadAfter = perf.LoadAvg()
-	row := perf.NewElectionRow(b.o.local, samples, floor)
+	row := perf.NewElectionRow(b.o.local, samples.Commit, samples.Elected, floor)
 	row.Extra = b.o.kraftdFlags
 	if b.o.asJSON {
 		return json.NewEncoder(b.stdout).Encode(struct {
