@@ -38,7 +38,7 @@ type chainState struct {
 func (c *snapChain) reset() {
 	c.mu.Lock()
 	c.gen++
-	c.valid, c.data = false, nil
+	c.valid, c.data, c.room = false, nil, nil
 	c.mu.Unlock()
 }
 
