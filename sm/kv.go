@@ -214,9 +214,17 @@ func (kv *KV) sessionFor(r *wire.ClientRequest) (*session, wire.Status, []byte) 
 	s.lastActiveNano = kv.nowNano
 	// Responses the client has acknowledged are forgotten.
 	if r.FirstUnacked > s.forgottenBelow {
-		for seq := range s.responses {
-			if seq < r.FirstUnacked {
+		if r.FirstUnacked-s.forgottenBelow <= uint64(len(s.responses)) {
+			// Sequence numbers are dense: walk the acknowledged range
+			// (amortized O(1) per request) rather than the whole map.
+			for seq := s.forgottenBelow; seq < r.FirstUnacked; seq++ {
 				delete(s.responses, seq)
+			}
+		} else {
+			for seq := range s.responses {
+				if seq < r.FirstUnacked {
+					delete(s.responses, seq)
+				}
 			}
 		}
 		s.forgottenBelow = r.FirstUnacked
@@ -232,9 +240,20 @@ func (kv *KV) sessionFor(r *wire.ClientRequest) (*session, wire.Status, []byte) 
 // remember caches a response, evicting the oldest beyond the per-session cap.
 func (kv *KV) remember(s *session, seq uint64, resp response) {
 	if len(s.responses) >= kv.cfg.MaxCachedResponsesPerSession {
+		// Every cached sequence is >= forgottenBelow: the oldest is the
+		// first present from there (a short walk when sequences are
+		// dense; the map scan bounds it when they are not).
 		oldest := uint64(1<<64 - 1)
-		for q := range s.responses {
-			oldest = min(oldest, q)
+		for q := s.forgottenBelow; q < s.forgottenBelow+64; q++ {
+			if _, ok := s.responses[q]; ok {
+				oldest = q
+				break
+			}
+		}
+		if oldest == 1<<64-1 {
+			for q := range s.responses {
+				oldest = min(oldest, q)
+			}
 		}
 		delete(s.responses, oldest)
 		s.forgottenBelow = max(s.forgottenBelow, oldest+1)
