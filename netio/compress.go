@@ -47,9 +47,9 @@ const maxPooledScratch = 4 << 20
 // the replication byte counters either way.
 func (o *outbox) sendAppend(m *wire.Message) error {
 	raw := wire.MessageSize(m)
-	// Above DefaultMaxFrameSize stays plain: a receiver that decodes with
-	// wire.DecodeMessage (not DecodeMessageLimit with its MaxFrameBytes)
-	// bounds inflation by the default and would refuse it.
+	// Above DefaultMaxFrameSize stays plain: receivers bound inflation by
+	// their own MaxFrameBytes (DecodeMessageLimit), which may be the
+	// default, and a plain frame that large is refused the same way.
 	if !o.compress || len(m.Entries) < wire.DefaultCompressMinBytes || raw > wire.DefaultMaxFrameSize {
 		o.mu.Lock()
 		defer o.mu.Unlock()

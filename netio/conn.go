@@ -186,7 +186,7 @@ func (ss *session) dispatch(f wire.Frame) error {
 	t := ss.s.t
 	switch {
 	case ss.port == wire.RolePeer && f.Type.IsRaft():
-		if err := wire.DecodeMessage(f, &ss.msg); err != nil {
+		if err := wire.DecodeMessageLimit(f, &ss.msg, t.cfg.MaxFrameBytes); err != nil {
 			return err
 		}
 		if ss.msg.From != ss.peerID || ss.msg.To != t.cfg.NodeID {
