@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -266,8 +267,10 @@ func TestNodeSyncSnapshotsUnderLoad(t *testing.T) {
 }
 
 // Retention end to end: with a snapshot every 50 entries only the newest
-// SnapshotsRetained files stay, and the log segments they cover are
-// removed from disk.
+// SnapshotsRetained files stay (plus the bases of deltas), the log is kept
+// from the oldest of them on and the segments wholly before it are removed
+// from disk; so the older snapshot is a fallback: with the newest file
+// gone, a restart rebuilds the same state from it and the log.
 func TestNodeSnapshotRetentionRemovesOldFilesAndSegments(t *testing.T) {
 	for _, incremental := range []bool{false, true} {
 		t.Run(fmt.Sprint("incremental=", incremental), func(t *testing.T) {
@@ -289,42 +292,56 @@ func TestNodeSnapshotRetentionRemovesOldFilesAndSegments(t *testing.T) {
 				snaps, _ := os.ReadDir(snapDir)
 				return len(snaps) <= 2+3 // newest 2, plus the bases of a delta chain
 			})
-			snaps, _ := os.ReadDir(snapDir)
-			metas, _, err := n.wal.LoadSnapshotChain()
+			snaps, err := n.wal.SnapshotHeaders()
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !incremental && len(snaps) != 2 {
-				t.Fatalf("%d snapshot files, want 2: %v", len(snaps), snaps)
+				t.Fatalf("%d snapshot files, want 2: %+v", len(snaps), snaps)
 			}
-			// The second newest may be a delta whose chain goes back at
-			// most MaxDeltaChain files (wal's tests check the exact set).
-			if incremental && (len(snaps) < 2 || len(snaps) > 2+3 || len(metas) > 1+3) {
-				t.Fatalf("%d snapshot files, newest chain %d long: %v", len(snaps), len(metas), snaps)
+			// Every file kept beyond the newest 2 is a base of a kept one.
+			bases := map[uint64]bool{}
+			for _, s := range snaps {
+				bases[s.Base] = true
+			}
+			for _, s := range snaps[:max(0, len(snaps)-2)] {
+				if !bases[s.Index] {
+					t.Fatalf("snapshot %d kept but neither among the newest 2 nor a base: %+v", s.Index, snaps)
+				}
+			}
+			oldest := snaps[0].Index
+			if first := n.wal.FirstIndex(); first != oldest+1 {
+				t.Fatalf("log starts at %d, oldest snapshot kept is %d", first, oldest)
 			}
 			// 600 entries of ~250 bytes filled ~40 segments of 4 KiB;
-			// those before the snapshot are gone.
-			segs := 0
+			// those wholly before the oldest snapshot kept are gone.
+			var segs []uint64
 			entries, _ := os.ReadDir(filepath.Join(c.dir, "1"))
 			for _, e := range entries {
-				if strings.HasSuffix(e.Name(), ".seg") {
-					segs++
-					var first uint64
-					fmt.Sscanf(e.Name(), "%d.seg", &first)
-					if first < 500 {
-						t.Errorf("segment %s (entries before the snapshot) is still on disk", e.Name())
-					}
+				var first uint64
+				if _, err := fmt.Sscanf(e.Name(), "%d.seg", &first); err == nil && strings.HasSuffix(e.Name(), ".seg") {
+					segs = append(segs, first)
 				}
 			}
-			if segs == 0 || segs > 3 {
-				names := []string{}
-				for _, e := range entries {
-					names = append(names, e.Name())
-				}
-				t.Fatalf("%d segment files left after compaction: %v", segs, names)
+			slices.Sort(segs)
+			if len(segs) == 0 || segs[0] > oldest+1 || (len(segs) > 1 && segs[1] <= oldest+1) {
+				t.Fatalf("segments %v for a log from %d", segs, oldest+1)
 			}
-			if first := n.wal.FirstIndex(); first < n.LastSnapshotIndex() {
-				t.Fatalf("log starts at %d, snapshot at %d", first, n.LastSnapshotIndex())
+			if len(segs) > 20 {
+				t.Fatalf("%d segments left", len(segs))
+			}
+			if incremental {
+				return
+			}
+			want, applied := kvState(t, c.kvs[1]), c.kvs[1].Applied()
+			c.stop(1)
+			if err := os.Remove(snaps[1].File); err != nil {
+				t.Fatal(err)
+			}
+			c.start(1, []uint64{1})
+			waitFor(t, "replay from the older snapshot", func() bool { return c.kvs[1].Applied() >= applied })
+			if got := kvState(t, c.kvs[1]); !bytes.Equal(got, want) {
+				t.Fatal("restart from the older snapshot and the log differs")
 			}
 		})
 	}

@@ -183,11 +183,30 @@ func (n *Node) writeSnapshotSteps(job *snapJob) (uint64, error) {
 	}
 	n.rememberChain(job, data, true)
 	job.room = nil
-	if err := n.wal.CompactPrefix(job.index, job.term); err != nil {
+	if err := n.compactWAL(); err != nil {
 		return 0, err
 	}
 	n.lastSnap.Store(job.index)
 	return job.index, nil
+}
+
+// compactWAL releases the log before the oldest snapshot file kept
+// (wal.Options.SnapshotsRetained, plus bases), removing the segments wholly
+// before it. Each kept snapshot with the log after it thus still rebuilds
+// the newest state: an older one is a fallback when a newer file is lost
+// or damaged. The compaction point is a snapshot of ours or the leader's,
+// so the log holds its index with its term (committed entries never
+// change); if not, the log is left alone rather than discarded.
+func (n *Node) compactWAL() error {
+	snaps, err := n.wal.Snapshots()
+	if err != nil || len(snaps) == 0 {
+		return err
+	}
+	oldest := snaps[0]
+	if t, err := n.wal.Term(oldest.Index); err != nil || t != oldest.Term {
+		return nil // before the log's start already (or not ours to judge)
+	}
+	return n.wal.CompactPrefix(oldest.Index, oldest.Term)
 }
 
 // rememberChain records the outcome of a write for the next delta, unless
