@@ -72,6 +72,12 @@ type Node struct {
 	snapBusy   atomic.Bool
 	lastSnap   atomic.Uint64
 
+	// ReadAsync callbacks waiting for the apply to reach their index, in
+	// index order (read indexes never decrease on a node); runReads calls them.
+	readyMu   sync.Mutex
+	ready     []*readWaiter
+	readyKick chan struct{}
+
 	// Counters.
 	inboxDropped atomic.Uint64
 	batches      atomic.Uint64 // proposal batches handed to the core
@@ -109,7 +115,30 @@ func (p *proposal) finish(res sm.Result, err error) {
 type readWaiter struct {
 	index uint64
 	err   error
-	done  chan struct{}
+	done  chan struct{}       // closed by complete (Read)
+	cb    func(uint64, error) // called by complete instead (ReadAsync)
+	n     *Node               // for cb: where to wait for the apply
+}
+
+// complete reports the read's outcome (index and err set): Read's waiter
+// is woken; ReadAsync's callback runs now if the state machine has applied
+// the read index, else once the apply reaches it (runReads).
+func (r *readWaiter) complete() {
+	if r.cb == nil {
+		close(r.done)
+		return
+	}
+	if r.err != nil || r.n.applied.Load() >= r.index {
+		r.cb(r.index, r.err)
+		return
+	}
+	r.n.readyMu.Lock()
+	r.n.ready = append(r.n.ready, r)
+	r.n.readyMu.Unlock()
+	select {
+	case r.n.readyKick <- struct{}{}:
+	default:
+	}
 }
 
 type persistMark struct {
@@ -174,6 +203,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		reads:      make(map[uint64]*readWaiter),
 		appliedSig: make(chan struct{}),
 		snapReq:    make(chan chan snapResult, 1),
+		readyKick:  make(chan struct{}, 1),
 	}
 	st, err := n.recover()
 	if err != nil {
@@ -190,9 +220,10 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		return nil, err
 	}
 	n.savedHS = st.HardState
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.runLoop()
 	go n.runApply()
+	go n.runReads()
 	if cfg.OnMembership != nil {
 		n.control(func(r *Raft) { cfg.OnMembership(r.Status().Membership) })
 	}
@@ -380,6 +411,75 @@ func (n *Node) Read(ctx context.Context, c wire.Consistency) (uint64, error) {
 		return 0, r.err
 	}
 	return r.index, n.WaitApplied(ctx, r.index)
+}
+
+// ReadAsync is Read without waiting: done is called exactly once with the
+// applied index the read may be served at (the state machine has applied
+// it), or an error, on one of the node's goroutines (so it must be quick
+// and must not wait on the node). Stale reads call done at once. It never
+// blocks: a full queue returns ErrQueueFull and done is not called. Reads
+// queued together share one heartbeat round, as with Read.
+func (n *Node) ReadAsync(c wire.Consistency, done func(index uint64, err error)) error {
+	if c == wire.ReadStale {
+		done(n.applied.Load(), nil)
+		return nil
+	}
+	r := &readWaiter{cb: done, n: n}
+	select {
+	case n.readC <- r:
+		return nil
+	case <-n.stopC:
+		return n.stoppedErr()
+	default:
+		return ErrQueueFull
+	}
+}
+
+// runReads calls the callbacks of ReadAsync reads whose index the apply
+// has reached.
+func (n *Node) runReads() {
+	defer n.wg.Done()
+	var batch []*readWaiter
+	for {
+		n.appliedMu.Lock()
+		sig := n.appliedSig
+		n.appliedMu.Unlock()
+		applied := n.applied.Load()
+		n.readyMu.Lock()
+		k := 0
+		for k < len(n.ready) && n.ready[k].index <= applied {
+			k++
+		}
+		batch = append(batch[:0], n.ready[:k]...)
+		n.ready = n.ready[:copy(n.ready, n.ready[k:])]
+		pending := len(n.ready)
+		n.readyMu.Unlock()
+		for _, r := range batch {
+			r.cb(r.index, nil)
+		}
+		clear(batch)
+		if pending == 0 {
+			select {
+			case <-n.readyKick:
+				continue
+			case <-n.stopC:
+			}
+		} else {
+			select {
+			case <-sig:
+				continue
+			case <-n.stopC:
+			}
+		}
+		n.readyMu.Lock()
+		left := n.ready
+		n.ready = nil
+		n.readyMu.Unlock()
+		for _, r := range left {
+			r.cb(0, n.stoppedErr())
+		}
+		return
+	}
 }
 
 // WaitApplied blocks until the state machine has applied index.
@@ -777,7 +877,7 @@ func (n *Node) read(r *readWaiter) {
 	ctx := n.nextReadCtx
 	if err := n.raft.ReadIndex(ctx); err != nil {
 		r.err = err
-		close(r.done)
+		r.complete()
 		return
 	}
 	n.reads[ctx] = r
@@ -788,7 +888,7 @@ func (n *Node) read(r *readWaiter) {
 			n.nextReadCtx++
 			if err := n.raft.ReadIndex(n.nextReadCtx); err != nil {
 				q.err = err
-				close(q.done)
+				q.complete()
 				continue
 			}
 			n.reads[n.nextReadCtx] = q
@@ -895,7 +995,7 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 		if r := n.reads[rs.Context]; r != nil {
 			delete(n.reads, rs.Context)
 			r.index, r.err = rs.Index, rs.Err
-			close(r.done)
+			r.complete()
 		}
 	}
 	// With the writer faster than this loop, the entries may already be durable.
@@ -1015,7 +1115,7 @@ func (n *Node) failWaiters(err error) {
 	}
 	for c, r := range n.reads {
 		r.err = err
-		close(r.done)
+		r.complete()
 		delete(n.reads, c)
 	}
 	for {
@@ -1024,7 +1124,7 @@ func (n *Node) failWaiters(err error) {
 			p.finish(sm.Result{}, err)
 		case r := <-n.readC:
 			r.err = err
-			close(r.done)
+			r.complete()
 		default:
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kraftdb/kraft/wal"
+	"github.com/kraftdb/kraft/wire"
 )
 
 // The log cache bounds the leader's memory for entries that are stable and
@@ -338,5 +339,69 @@ func TestNodePendingLimits(t *testing.T) {
 	t.Logf("%d refused at once, %d accepted and committed once the followers returned", len(refused), accepted)
 	for _, id := range c.ids {
 		c.waitConverged([]uint64{id}, "after-raise", "v")
+	}
+}
+
+// ReadAsync answers with an index the state machine has applied, on the
+// leader and on a follower, and fails every outstanding read on Close.
+func TestNodeReadAsync(t *testing.T) {
+	c := newNodeCluster(t, 1, 2, 3)
+	for _, id := range c.ids {
+		c.start(id, c.ids)
+	}
+	c.write("k", "v1")
+	leadID := c.leaderID()
+	for _, id := range c.ids {
+		n := c.net.nodes[id]
+		type answer struct {
+			index uint64
+			err   error
+			value string
+		}
+		got := make(chan answer, 64)
+		for i := 0; i < 64; i++ {
+			err := n.ReadAsync(wire.ReadLinearizable, func(index uint64, err error) {
+				v, _ := c.kvs[id].Get([]byte("k"))
+				if err == nil && n.Applied() < index {
+					err = fmt.Errorf("called at applied %d < read index %d", n.Applied(), index)
+				}
+				got <- answer{index, err, string(v)}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := 0; i < 64; i++ {
+			select {
+			case a := <-got:
+				if a.err != nil || a.value != "v1" || a.index == 0 {
+					t.Fatalf("node %d (leader %d): read %+v", id, leadID, a)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("node %d: %d of 64 reads answered", id, i)
+			}
+		}
+	}
+	// A read that cannot complete (no quorum) fails on Close.
+	c.net.mu.Lock()
+	for _, id := range c.ids {
+		if id != leadID {
+			c.net.down[id] = true
+		}
+	}
+	c.net.mu.Unlock()
+	errC := make(chan error, 1)
+	lead := c.net.nodes[leadID]
+	if err := lead.ReadAsync(wire.ReadLinearizable, func(_ uint64, err error) { errC <- err }); err != nil {
+		t.Fatal(err)
+	}
+	lead.Close()
+	select {
+	case err := <-errC:
+		if err == nil {
+			t.Fatal("a read without a quorum succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an outstanding ReadAsync was never answered after Close")
 	}
 }

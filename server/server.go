@@ -582,25 +582,33 @@ type handler Server
 
 func (h *handler) HandleRaft(m *wire.Message) { (*Server)(h).n().Step(m) }
 
-// HandleClient runs on an event loop: a write is proposed asynchronously
-// and answered from the node's callback (serveWrite); a read, which may
-// wait for ReadIndex and the apply, is served on a goroutine.
+// HandleClient runs on an event loop and never waits there: a write is
+// proposed with ProposeAsync and answered from the node's callback when it
+// applies; a read asks for a read index with ReadAsync and is answered once
+// the apply reaches it (see requests.go).
 func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, body []byte) {
 	s := (*Server)(h)
-	if req.Op != wire.OpGet {
+	refuse := func(err string) {
+		s.metrics.request(req.Op.String(), wire.StatusError.String())
+		c.Respond(&wire.ClientResponse{Seq: req.Seq, Status: wire.StatusError, Error: []byte(err)})
+	}
+	switch {
+	case req.Op == wire.OpGet:
+		consistency := req.Consistency
+		if s.cfg.UnsafeLocalReads {
+			consistency = wire.ReadStale // the canary: deliberately not linearizable
+		}
+		s.serveRead(c, req, consistency)
+	case isReservedKey(req.Key):
+		refuse(`kraft/server: keys beginning with "\x00kraft/" are reserved`)
+	default:
 		if err := s.checkSizes(req); err != nil {
 			s.metrics.oversized.Inc()
-			s.metrics.request(req.Op.String(), wire.StatusError.String())
-			c.Respond(&wire.ClientResponse{Seq: req.Seq, Status: wire.StatusError, Error: []byte(err.Error())})
+			refuse(err.Error())
 			return
 		}
-	}
-	if req.Op != wire.OpGet && !isReservedKey(req.Key) {
 		s.serveWrite(c, req, sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body))
-		return
 	}
-	r := clientRequest{seq: req.Seq, op: req.Op, consistency: req.Consistency, key: string(req.Key)}
-	go s.serveClient(c, r)
 }
 
 // checkSizes enforces --max-key-size and --max-value-size on a write.
@@ -616,60 +624,6 @@ func (s *Server) checkSizes(req *wire.ClientRequest) error {
 		return fmt.Errorf("kraft/server: expected value of %d bytes exceeds --max-value-size (%v)", len(req.Expect), live.MaxValueSize)
 	}
 	return nil
-}
-
-type clientRequest struct {
-	seq         uint64
-	op          wire.Op
-	consistency wire.Consistency
-	key         string
-	cmd         []byte
-}
-
-func (s *Server) serveClient(c *netio.ClientConn, r clientRequest) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
-	defer cancel()
-	resp := wire.ClientResponse{Seq: r.seq}
-	n, kv := s.n(), s.kv()
-	switch {
-	case r.op == wire.OpGet:
-		consistency := r.consistency
-		if s.cfg.UnsafeLocalReads {
-			consistency = wire.ReadStale // the canary: deliberately not linearizable
-		}
-		idx, err := n.Read(ctx, consistency)
-		if err != nil {
-			s.fillError(&resp, err)
-			break
-		}
-		if r.consistency != wire.ReadStale {
-			s.metrics.readIndexes.Inc()
-			s.metrics.since(s.metrics.readLatency, start)
-			s.readIndex.Observe(time.Since(start))
-		}
-		v, ok := kv.Get([]byte(r.key))
-		resp.Index, resp.Value = idx, v
-		if !ok {
-			resp.Status = wire.StatusNotFound
-		}
-	case isReservedKey([]byte(r.key)):
-		resp.Status, resp.Error = wire.StatusError, []byte(`kraft/server: keys beginning with "\x00kraft/" are reserved`)
-	default:
-		res, err := n.Propose(ctx, r.cmd)
-		if err != nil {
-			s.fillError(&resp, err)
-			break
-		}
-		s.metrics.since(s.metrics.commitLatency, start)
-		s.totalCommit.Observe(time.Since(start))
-		resp.Status, resp.Value = wire.Status(res.Value), res.Data
-		if resp.Status == wire.StatusError || resp.Status == wire.StatusSessionExpired {
-			resp.Error, resp.Value = res.Data, nil
-		}
-	}
-	s.metrics.request(r.op.String(), resp.Status.String())
-	c.Respond(&resp)
 }
 
 // fillError maps a node error to the status a client acts on, with the

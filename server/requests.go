@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kraftdb/kraft/core"
+	"github.com/kraftdb/kraft/netio"
+	"github.com/kraftdb/kraft/sm"
+	"github.com/kraftdb/kraft/wire"
+)
+
+// A client request is served without a goroutine of its own: HandleClient
+// (on a network event loop) queues a write with core.Node.ProposeAsync and
+// a read with core.Node.ReadAsync, and the node's callback answers it (a
+// write when it applies, a read when the apply reaches its read index).
+// The --request-timeout is enforced by one sweeper for all requests: every
+// request has the same timeout, so a FIFO in arrival order is also in
+// deadline order.
+type pendingWrite struct {
+	c           *netio.ClientConn
+	seq         uint64
+	op          wire.Op
+	consistency wire.Consistency
+	key         []byte // reads
+	start       time.Time
+	answered    atomic.Bool
+}
+
+type writeDeadlines struct {
+	mu    sync.Mutex
+	queue []*pendingWrite
+	head  int
+}
+
+func (d *writeDeadlines) add(w *pendingWrite) {
+	d.mu.Lock()
+	d.queue = append(d.queue, w)
+	d.mu.Unlock()
+}
+
+// expired removes and returns the writes older than timeout that are still
+// unanswered, dropping answered ones from the front on the way.
+func (d *writeDeadlines) expired(now time.Time, timeout time.Duration, out []*pendingWrite) []*pendingWrite {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for d.head < len(d.queue) {
+		w := d.queue[d.head]
+		if !w.answered.Load() && now.Sub(w.start) < timeout {
+			break
+		}
+		if !w.answered.Load() {
+			out = append(out, w)
+		}
+		d.queue[d.head] = nil
+		d.head++
+	}
+	if d.head > 1024 && d.head > len(d.queue)/2 {
+		d.queue = d.queue[:copy(d.queue, d.queue[d.head:])]
+		d.head = 0
+	}
+	return out
+}
+
+// serveWrite proposes a write asynchronously; cmd is the command bytes.
+func (s *Server) serveWrite(c *netio.ClientConn, req *wire.ClientRequest, cmd []byte) {
+	w := &pendingWrite{c: c, seq: req.Seq, op: req.Op, start: time.Now()}
+	s.deadlines.add(w)
+	if err := s.n().ProposeAsync(cmd, func(res sm.Result, err error) { s.finishWrite(w, res, err) }); err != nil {
+		if err == core.ErrQueueFull {
+			err = &core.TooManyPendingError{}
+		}
+		s.finishWrite(w, sm.Result{}, err)
+	}
+}
+
+// finishWrite answers a write once. It runs on the node's goroutines: an
+// error, whose classification may ask the node for its status, is
+// answered from a goroutine of its own so that the node is never waited on
+// from inside itself.
+func (s *Server) finishWrite(w *pendingWrite, res sm.Result, err error) {
+	if err != nil {
+		go s.answerWrite(w, res, err)
+		return
+	}
+	s.answerWrite(w, res, nil)
+}
+
+func (s *Server) answerWrite(w *pendingWrite, res sm.Result, err error) {
+	if !w.answered.CompareAndSwap(false, true) {
+		return // the sweeper answered first (timeout)
+	}
+	resp := wire.ClientResponse{Seq: w.seq}
+	if err != nil {
+		s.fillError(&resp, err)
+	} else {
+		s.metrics.since(s.metrics.commitLatency, w.start)
+		s.totalCommit.Observe(time.Since(w.start))
+		resp.Status, resp.Value = wire.Status(res.Value), res.Data
+		if resp.Status == wire.StatusError || resp.Status == wire.StatusSessionExpired {
+			resp.Error, resp.Value = res.Data, nil
+		}
+	}
+	s.metrics.request(w.op.String(), resp.Status.String())
+	w.c.Respond(&resp)
+}
+
+// serveRead asks the node for a read index asynchronously and answers
+// from the state machine once it is applied.
+func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consistency wire.Consistency) {
+	w := &pendingWrite{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, key: append([]byte(nil), req.Key...), start: time.Now()}
+	s.deadlines.add(w)
+	if err := s.n().ReadAsync(consistency, func(index uint64, err error) { s.finishRead(w, index, err) }); err != nil {
+		if err == core.ErrQueueFull {
+			err = &core.TooManyPendingError{}
+		}
+		s.finishRead(w, 0, err)
+	}
+}
+
+func (s *Server) finishRead(w *pendingWrite, index uint64, err error) {
+	if err != nil {
+		go s.answerRead(w, 0, err)
+		return
+	}
+	s.answerRead(w, index, nil)
+}
+
+func (s *Server) answerRead(w *pendingWrite, index uint64, err error) {
+	if !w.answered.CompareAndSwap(false, true) {
+		return
+	}
+	resp := wire.ClientResponse{Seq: w.seq}
+	if err != nil {
+		s.fillError(&resp, err)
+	} else {
+		if w.consistency != wire.ReadStale {
+			s.metrics.readIndexes.Inc()
+			s.metrics.since(s.metrics.readLatency, w.start)
+			s.readIndex.Observe(time.Since(w.start))
+		}
+		v, ok := s.kv().Get(w.key)
+		resp.Index, resp.Value = index, v
+		if !ok {
+			resp.Status = wire.StatusNotFound
+		}
+	}
+	s.metrics.request(w.op.String(), resp.Status.String())
+	w.c.Respond(&resp)
+}
+
+// sweepWrites answers writes that outlived --request-timeout with the
+// same classification a timed-out synchronous write gets.
+func (s *Server) sweepWrites() {
+	defer s.wg.Done()
+	period := min(max(s.cfg.RequestTimeout/20, time.Millisecond), 50*time.Millisecond)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	var batch []*pendingWrite
+	for {
+		select {
+		case <-s.stopC:
+			return
+		case now := <-t.C:
+			batch = s.deadlines.expired(now, s.cfg.RequestTimeout, batch[:0])
+			for _, w := range batch {
+				if w.op == wire.OpGet {
+					s.answerRead(w, 0, context.DeadlineExceeded)
+				} else {
+					s.answerWrite(w, sm.Result{}, context.DeadlineExceeded)
+				}
+			}
+			clear(batch)
+		}
+	}
+}
