@@ -305,8 +305,8 @@ func settings() []setting {
 		mk("pipeline-window", "AppendEntries messages in flight per follower", integer(func(c *Config) *int { return &c.PipelineWindow })),
 		mk("max-connections", "accepted connections per port (peer, client) before new ones are refused as overloaded", integer(func(c *Config) *int { return &c.MaxConnections })),
 		mk("request-timeout", "how long a client request may wait for commit", duration(func(c *Config) *time.Duration { return &c.RequestTimeout })),
-		mk("max-key-size", "largest key a client may write", size(func(c *Config) *Size { return &c.MaxKeySize })),
-		mk("max-value-size", "largest value a client may write", size(func(c *Config) *Size { return &c.MaxValueSize })),
+		mk("max-key-size", "largest key a client may write (capped by --max-entry-size)", size(func(c *Config) *Size { return &c.MaxKeySize })),
+		mk("max-value-size", "largest value a client may write (capped by --max-entry-size)", size(func(c *Config) *Size { return &c.MaxValueSize })),
 		mk("max-inflight-requests", "unanswered requests per client connection beyond which requests get 'too many in-flight requests'", integer(func(c *Config) *int { return &c.MaxInflightRequests })),
 		mk("idle-timeout", "a client connection silent this long is closed (peers heartbeat)", duration(func(c *Config) *time.Duration { return &c.IdleTimeout })),
 		mk("handshake-timeout", "an accepted connection must finish its handshake within this", duration(func(c *Config) *time.Duration { return &c.HandshakeTimeout })),
@@ -575,11 +575,13 @@ func (c *Config) Validate() error {
 	if c.LogCacheSize < 1<<20 {
 		bad("--log-cache-size %v must be at least 1MiB", c.LogCacheSize)
 	}
-	if c.MaxKeySize < 1 || c.MaxKeySize > c.MaxEntrySize {
-		bad("--max-key-size %v must be positive and at most --max-entry-size (%v)", c.MaxKeySize, c.MaxEntrySize)
+	// Key and value limits above --max-entry-size are capped by it (a
+	// smaller entry size need not be repeated in them).
+	if c.MaxKeySize < 1 {
+		bad("--max-key-size %v must be positive", c.MaxKeySize)
 	}
-	if c.MaxValueSize < 1 || c.MaxValueSize > c.MaxEntrySize {
-		bad("--max-value-size %v must be positive and at most --max-entry-size (%v)", c.MaxValueSize, c.MaxEntrySize)
+	if c.MaxValueSize < 1 {
+		bad("--max-value-size %v must be positive", c.MaxValueSize)
 	}
 	if c.MaxInflightRequests < 1 {
 		bad("--max-inflight-requests %d must be positive", c.MaxInflightRequests)

@@ -308,6 +308,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		SnapshotEveryEntries: cfg.SnapshotThreshold,
 		BatchSize:            cfg.BatchSize,
 		BatchTimeout:         cfg.BatchTimeout,
+		Snapshots:            snapshotOptions(cfg),
 		OnMembership:         s.onMembership,
 		OnPersistLatency: func(d time.Duration) {
 			s.metrics.persistLatency.Update(d.Seconds())
@@ -471,6 +472,16 @@ func (s *Server) reopenNode(forceNewCluster bool) error {
 	return nil
 }
 
+// snapshotOptions maps --snapshot-compression, --snapshot-incremental and
+// --snapshot-async to the node's snapshot options.
+func snapshotOptions(cfg *Config) core.SnapshotOptions {
+	o := core.SnapshotOptions{Incremental: cfg.SnapshotIncremental, Sync: !cfg.SnapshotAsync}
+	if cfg.SnapshotCompression {
+		o.Compression = wal.SnapshotCodecZstd
+	}
+	return o
+}
+
 // Reload applies the reloadable settings of cfg (SIGHUP): the log level,
 // batching, the pending limits, the key and value size limits, and the TLS
 // certificates (re-read from the configured files; a file that fails to
@@ -614,14 +625,15 @@ func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, bod
 // checkSizes enforces --max-key-size and --max-value-size on a write.
 func (s *Server) checkSizes(req *wire.ClientRequest) error {
 	live := s.live.Load()
-	if len(req.Key) > int(live.MaxKeySize) {
-		return fmt.Errorf("kraft/server: key of %d bytes exceeds --max-key-size (%v)", len(req.Key), live.MaxKeySize)
+	keyMax, valueMax := min(live.MaxKeySize, live.MaxEntrySize), min(live.MaxValueSize, live.MaxEntrySize)
+	if len(req.Key) > int(keyMax) {
+		return fmt.Errorf("kraft/server: key of %d bytes exceeds --max-key-size (%v)", len(req.Key), keyMax)
 	}
-	if len(req.Value) > int(live.MaxValueSize) {
-		return fmt.Errorf("kraft/server: value of %d bytes exceeds --max-value-size (%v)", len(req.Value), live.MaxValueSize)
+	if len(req.Value) > int(valueMax) {
+		return fmt.Errorf("kraft/server: value of %d bytes exceeds --max-value-size (%v)", len(req.Value), valueMax)
 	}
-	if len(req.Expect) > int(live.MaxValueSize) {
-		return fmt.Errorf("kraft/server: expected value of %d bytes exceeds --max-value-size (%v)", len(req.Expect), live.MaxValueSize)
+	if len(req.Expect) > int(valueMax) {
+		return fmt.Errorf("kraft/server: expected value of %d bytes exceeds --max-value-size (%v)", len(req.Expect), valueMax)
 	}
 	return nil
 }
