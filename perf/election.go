@@ -2,6 +2,7 @@ package perf
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"time"
@@ -18,6 +19,8 @@ type ElectionConfig struct {
 	ClusterID uint64
 	// Progress, if set, is called after each kill.
 	Progress func(kill int, d time.Duration)
+	// TLS, if set, is the client's TLS configuration (kraftbench --tls).
+	TLS *tls.Config
 }
 
 // ElectionSamples are a leader-kill run's times, each sorted.
@@ -36,7 +39,7 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 	var out ElectionSamples
 	cl, err := client.New(client.Config{Endpoints: lc.Clients, ClusterID: cfg.ClusterID, MaxRetries: 1000,
 		RetryBackoff: 2 * time.Millisecond, RetryBackoffMax: 5 * time.Millisecond, AttemptTimeout: 100 * time.Millisecond,
-		DialTimeout: 100 * time.Millisecond, RequestTimeout: 10 * time.Second})
+		DialTimeout: 100 * time.Millisecond, RequestTimeout: 10 * time.Second, TLS: cfg.TLS})
 	if err != nil {
 		return out, err
 	}

@@ -25,6 +25,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -73,6 +74,8 @@ type options struct {
 	asJSON, quiet         bool
 	markdown, plot, title string
 	seed                  uint64
+	tls                   bool   // local clusters: TLS on every link
+	cacert                string // --endpoints: the cluster's CA (TLS client port)
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -112,6 +115,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.fsync, "fsync-mode", "always", "local clusters: kraftd --fsync-mode")
 	fs.StringVar(&o.dataDir, "data-dir", "", "where local nodes keep their data and the fdatasync floor is measured (default: a temporary directory)")
 	fs.IntVar(&o.kills, "kills", 10, "election: leader kills")
+	fs.BoolVar(&o.tls, "tls", false, "local clusters: TLS on every link (mutual TLS between peers, TLS from the clients), with a throwaway CA")
+	fs.StringVar(&o.cacert, "cacert", "", "--endpoints: CA file of a cluster whose client port speaks TLS")
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON lines instead of a table")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.StringVar(&o.markdown, "markdown", "", "also write the report as markdown to this file")
@@ -266,10 +271,18 @@ type bench struct {
 	env            perf.Env
 	started        time.Time
 	stdout, stderr io.Writer
+	tlsConfig      *tls.Config // clients' TLS (--tls, --cacert); nil: plaintext
 }
 
 func newBench(o *options, argv []string, stdout, stderr io.Writer) (*bench, error) {
 	b := &bench{o: o, dir: o.dataDir, stdout: stdout, stderr: stderr, started: time.Now()}
+	if o.cacert != "" {
+		cfg, err := client.LoadTLS(o.cacert, "", "")
+		if err != nil {
+			return nil, err
+		}
+		b.tlsConfig = cfg
+	}
 	if b.dir == "" {
 		d, err := os.MkdirTemp("", "kraftbench-")
 		if err != nil {
@@ -307,6 +320,16 @@ func (b *bench) startLocal(n int, name string) (*perf.LocalCluster, error) {
 		return nil, err
 	}
 	extra := append([]string{"--fsync-mode", b.o.fsync, "--log-level", "warn", "--snapshot-threshold", "0"}, strings.Fields(b.o.kraftdFlags)...)
+	if b.o.tls {
+		files, err := perf.GenerateTLS(dir+"-pki", n)
+		if err != nil {
+			return nil, err
+		}
+		if b.tlsConfig, err = client.LoadTLS(files.CA, "", ""); err != nil {
+			return nil, err
+		}
+		extra = append(extra, files.KraftdFlags()...)
+	}
 	b.progressf("starting %d kraftd processes in %s", n, dir)
 	return perf.StartLocal(bin, n, dir, extra...)
 }
@@ -358,7 +381,7 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 	for _, c := range b.o.clients {
 		maxClients = max(maxClients, c)
 	}
-	target, err := perf.NewClientTarget(client.Config{Endpoints: eps, ClusterID: cid}, max(maxClients, 64), b.o.perConn, read)
+	target, err := perf.NewClientTarget(client.Config{Endpoints: eps, ClusterID: cid, TLS: b.tlsConfig}, max(maxClients, 64), b.o.perConn, read)
 	if err != nil {
 		return nil, err
 	}
@@ -496,7 +519,7 @@ func (b *bench) election(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	samples, err := perf.MeasureElections(ctx, lc, perf.ElectionConfig{Kills: b.o.kills, ClusterID: perf.ClusterNumber(lc.ClusterID),
+	samples, err := perf.MeasureElections(ctx, lc, perf.ElectionConfig{Kills: b.o.kills, ClusterID: perf.ClusterNumber(lc.ClusterID), TLS: b.tlsConfig,
 		Progress: func(i int, d time.Duration) {
 			b.progressf("  kill %d: next write committed after %v", i, d.Round(time.Millisecond))
 		}})
