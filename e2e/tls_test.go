@@ -147,14 +147,14 @@ func TestTLSClusterRefusesImpostors(t *testing.T) {
 	// Node 2's valid certificate claiming to be node 3.
 	cert2, key2 := pki.Node(2)
 	out, _ := c.peerHello(1, pki.CAFile(), cert2, key2, 3)
-	if !strings.Contains(out, "not node 3") {
+	if !strings.Contains(out, "claims node 3") {
 		t.Fatalf("node 2's certificate claiming node 3 got %q, want an identity refusal", out)
 	}
 	waitUntil(t, "the impersonation counted", 5*time.Second, func() bool {
 		return c.metric(1, "kraft_tls_identity_refused_total") >= 1
 	})
 	log1, _ := os.ReadFile(c.procs[1].logFn)
-	if !bytes.Contains(log1, []byte("not node 3")) {
+	if !bytes.Contains(log1, []byte("claimed_node=3")) {
 		t.Fatalf("node 1 did not log the impersonation:\n%s", tail(c.procs[1].logFn, 20))
 	}
 

@@ -87,6 +87,11 @@ func newAdmin(f *clusterFlags) *admin {
 	if f.tls != nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = f.tls
+		// HTTP/1.1: a few short calls gain nothing from HTTP/2, and its
+		// client hides a refused handshake (a missing client certificate)
+		// behind "http2: client conn could not be established".
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 		hc.Transport = tr
 	}
 	return &admin{f: f, http: hc, ctx: ctx, cancel: cancel}
