@@ -618,6 +618,11 @@ func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, bod
 			refuse(err.Error())
 			return
 		}
+		if len(body)+8 > int(s.cfg.MaxEntrySize) {
+			s.metrics.oversized.Inc()
+			refuse(fmt.Sprintf("kraft/server: request of %d bytes exceeds --max-entry-size (%v)", len(body)+8, s.cfg.MaxEntrySize))
+			return
+		}
 		s.serveWrite(c, req, sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body))
 	}
 }
