@@ -34,10 +34,11 @@ var (
 // machine and the WAL's write side, the apply goroutine owns the state
 // machine. See doc.go for the drive loop.
 type Node struct {
-	cfg NodeConfig
-	log *slog.Logger
-	wal *wal.WAL
-	sm  sm.StateMachine
+	cfg   NodeConfig
+	clock tickClock // loop goroutine: when the core was last ticked
+	log   *slog.Logger
+	wal   *wal.WAL
+	sm    sm.StateMachine
 
 	propC  chan *proposal
 	recvC  chan *wire.Message
@@ -745,6 +746,7 @@ func (n *Node) runLoop() {
 	defer close(n.applyC)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.clock = tickClock{interval: n.cfg.TickInterval, at: time.Now()}
 	n.batchTimer = time.NewTimer(time.Hour)
 	n.batchTimer.Stop()
 	defer n.batchTimer.Stop()
@@ -758,13 +760,16 @@ func (n *Node) runLoop() {
 			n.failWaiters(n.stoppedErr())
 			return
 		case <-ticker.C:
-			n.raft.Tick()
+			n.tickToNow()
 		case p := <-n.propC:
+			n.tickToNow()
 			n.propose(p)
 		case <-batchDue:
+			n.tickToNow()
 			n.batchArmed = false
 			n.flushBatch()
 		case m := <-n.recvC:
+			n.tickToNow()
 			n.step(m)
 			for i := 0; i < maxDrain; i++ {
 				select {
@@ -776,16 +781,57 @@ func (n *Node) runLoop() {
 				break
 			}
 		case r := <-n.readC:
+			n.tickToNow()
 			n.read(r)
 		case f := <-n.ctlC:
+			n.tickToNow()
 			f(n.raft)
 		case <-n.wal.Durable():
+			n.tickToNow()
 			n.onDurable()
 		}
 		if err := n.processReady(); err != nil {
 			n.fail(err)
 		}
 	}
+}
+
+// tickToNow ticks the core once per TickInterval passed on the monotonic
+// clock since the last tick, before the loop handles an input, so that
+// election timeouts, check-quorum and leases run at wall-clock speed. The
+// ticker only wakes the loop: the Go runtime can deliver a 1 ms tick 10 ms
+// late and drop those in between (seen on 2 CPUs with gnet's event loops
+// blocked in epoll_wait holding every P; a follower that clients kept busy
+// counted 14 ticks per 100 ms, held its lease 7x too long and made 3-node
+// elections take 600-1100 ms, perf/results/elections.md).
+func (n *Node) tickToNow() {
+	for range n.clock.due(time.Now()) {
+		n.raft.Tick()
+	}
+}
+
+// maxCatchUpTicks bounds the ticks delivered at once after a stall (a
+// SIGSTOP, a long GC pause): more than any election timeout.
+const maxCatchUpTicks = 10_000
+
+// tickClock counts the tick intervals that passed since the last call.
+type tickClock struct {
+	interval time.Duration
+	at       time.Time // when the last tick delivered was due
+}
+
+// due returns how many ticks are owed at now, at most maxCatchUpTicks.
+func (c *tickClock) due(now time.Time) int {
+	k := int(now.Sub(c.at) / c.interval)
+	if k <= 0 {
+		return 0
+	}
+	if k > maxCatchUpTicks {
+		c.at = now
+		return maxCatchUpTicks
+	}
+	c.at = c.at.Add(time.Duration(k) * c.interval)
+	return k
 }
 
 func (n *Node) step(m *wire.Message) {
