@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -246,11 +249,39 @@ func processCPUSeconds(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
+// freePort returns a port for a local node, taken below the kernel's
+// ephemeral range: a port the kernel hands out for ":0" can be taken by any
+// outbound connection (the benchmark's own clients open hundreds) between
+// this check and kraftd's bind ("address already in use").
 func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0
+	portOnce.Do(func() { nextPort.Store(int64(12000 + rand.IntN(max(1, ephemeralLow()-14000)))) })
+	for tries := 0; tries < 1000; tries++ {
+		p := int(nextPort.Add(1))
+		if p >= ephemeralLow() {
+			nextPort.Store(12000)
+			continue
+		}
+		if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+			l.Close()
+			return p
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return 0
+}
+
+var (
+	portOnce sync.Once
+	nextPort atomic.Int64
+)
+
+// ephemeralLow is the first port of ip_local_port_range.
+func ephemeralLow() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				return n
+			}
+		}
+	}
+	return 32768
 }
