@@ -271,6 +271,14 @@ func (n *Node) recover() (InitialState, error) {
 		}
 		st.Entries = all
 	}
+	// The commit index rides along with term and vote and need not be
+	// durable: it may name entries a power loss took (committed by the
+	// others, never acknowledged by this node). Resume from what is here;
+	// the leader tells the rest.
+	if last := max(st.Snapshot.Meta.Index, n.wal.LastIndex()); st.HardState.Commit > last {
+		n.log.Info("commit index beyond the recovered log; resuming from the log's end", "commit", st.HardState.Commit, "last", last)
+		st.HardState.Commit = last
+	}
 	empty := st.Snapshot.Meta.Index == 0 && len(st.Entries) == 0 && hs == (wal.HardState{})
 	if empty && len(n.cfg.Bootstrap) > 0 {
 		// The founding entry and hard state are made durable before the
@@ -971,6 +979,21 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 			return false, err
 		}
 	}
+	hs := rd.HardState
+	if rd.HardStateChanged && (hs.Term != n.savedHS.Term || hs.Vote != n.savedHS.Vote) {
+		// Term and vote must be durable before any message leaves (a
+		// candidate's requests count its own vote); the commit index rides
+		// along (it need not be durable: it is re-learned, see recover).
+		if err := n.wal.SaveHardState(wal.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}); err != nil {
+			return false, err
+		}
+		n.savedHS = hs
+	}
+	// The leader's Appends leave before its own write: followers write in
+	// parallel with it, and its pwrite is off their critical path.
+	for i := range rd.Messages {
+		n.cfg.Transport.Send(&rd.Messages[i])
+	}
 	if len(rd.Entries) > 0 {
 		if rd.FirstIndex <= n.wal.LastIndex() {
 			if err := n.wal.TruncateSuffix(rd.FirstIndex); err != nil {
@@ -987,18 +1010,6 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 		if n.cfg.OnCommitLatency != nil && n.raft.Role() == RoleLeader {
 			n.commitQ = append(n.commitQ, commitMark{index: rd.LastIndex, appended: now})
 		}
-	}
-	hs := rd.HardState
-	if rd.HardStateChanged && (hs.Term != n.savedHS.Term || hs.Vote != n.savedHS.Vote) {
-		// Term and vote must be durable before any vote leaves; the commit
-		// index rides along (it need not be durable: it is re-learned).
-		if err := n.wal.SaveHardState(wal.HardState{Term: hs.Term, Vote: hs.Vote, Commit: hs.Commit}); err != nil {
-			return false, err
-		}
-		n.savedHS = hs
-	}
-	for i := range rd.Messages {
-		n.cfg.Transport.Send(&rd.Messages[i])
 	}
 	// Votes and acknowledgements promise that the log is durable through
 	// LastIndex: also in a Ready without entries, whose acknowledgement may

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -403,5 +404,31 @@ func TestNodeReadAsync(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("an outstanding ReadAsync was never answered after Close")
+	}
+}
+
+// A hard state whose commit index names entries the log no longer has (a
+// power loss took unsynced entries after the hard state was saved) is not
+// an error: the node resumes from its log's end and relearns the commit.
+func TestNodeRecoversCommitBeyondTheLog(t *testing.T) {
+	c := newNodeCluster(t, 1)
+	c.start(1, []uint64{1})
+	c.write("before", "crash")
+	c.stop(1)
+	dir := filepath.Join(c.dir, "1")
+	w, err := wal.Open(dir, wal.Options{SegmentSizeBytes: 1 << 20, Fsync: wal.FsyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := w.HardState()
+	hs.Commit = w.LastIndex() + 100
+	if err := w.SaveHardState(hs); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	n := c.start(1, nil)
+	c.write("after", "recovery")
+	if st, err := n.Status(); err != nil || st.Commit == 0 {
+		t.Fatalf("status %+v, %v", st, err)
 	}
 }
