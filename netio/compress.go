@@ -51,14 +51,7 @@ func (o *outbox) sendAppend(m *wire.Message) error {
 	// their own MaxFrameBytes (DecodeMessageLimit), which may be the
 	// default, and a plain frame that large is refused the same way.
 	if !o.compress || len(m.Entries) < wire.DefaultCompressMinBytes || raw > wire.DefaultMaxFrameSize {
-		o.mu.Lock()
-		defer o.mu.Unlock()
-		if o.closed {
-			return ErrClosed
-		}
-		before := len(o.pending)
-		o.pending = wire.AppendMessage(o.pending, m)
-		if err := o.afterAppendLocked(before); err != nil {
+		if err := o.appendPlain(m); err != nil {
 			return err
 		}
 		o.countAppend(raw, raw, false)

@@ -80,6 +80,11 @@ func (o *outbox) sendMessage(m *wire.Message) error {
 	if m.Type == wire.MsgAppend {
 		return o.sendAppend(m) // compress.go
 	}
+	return o.appendPlain(m)
+}
+
+// appendPlain encodes m as it is into the queue.
+func (o *outbox) appendPlain(m *wire.Message) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
