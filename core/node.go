@@ -64,6 +64,8 @@ type Node struct {
 	batchProps  []*proposal // their waiters, in the same order
 	batchTimer  *time.Timer // armed while a partial batch waits (BatchTimeout)
 	batchArmed  bool
+	loggedRole  Role   // last role and leader logged (logRoleChange)
+	loggedLead  uint64
 
 	// Apply goroutine, published for readers.
 	applied    atomic.Uint64
@@ -754,7 +756,7 @@ func (n *Node) runLoop() {
 	defer close(n.applyC)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
-	n.clock = tickClock{interval: n.cfg.TickInterval, at: time.Now()}
+	n.clock = tickClock{interval: n.cfg.TickInterval, at: time.Now(), maxCatchUp: max(1, n.cfg.Raft.ElectionTimeoutMinTicks/3)}
 	n.batchTimer = time.NewTimer(time.Hour)
 	n.batchTimer.Stop()
 	defer n.batchTimer.Stop()
@@ -777,17 +779,9 @@ func (n *Node) runLoop() {
 			n.batchArmed = false
 			n.flushBatch()
 		case m := <-n.recvC:
-			n.tickToNow()
 			n.step(m)
-			for i := 0; i < maxDrain; i++ {
-				select {
-				case m = <-n.recvC:
-					n.step(m)
-					continue
-				default:
-				}
-				break
-			}
+			n.drainInbox()
+			n.tickToNow()
 		case r := <-n.readC:
 			n.tickToNow()
 			n.read(r)
@@ -812,31 +806,62 @@ func (n *Node) runLoop() {
 // blocked in epoll_wait holding every P; a follower that clients kept busy
 // counted 14 ticks per 100 ms, held its lease 7x too long and made 3-node
 // elections take 600-1100 ms, perf/results/elections.md).
+//
+// When more than one tick is owed (the loop or the whole process was held
+// up), the peer messages already queued are stepped first: they arrived
+// before now, and a heartbeat or its answer that waited out the stall must
+// count before the stall's ticks do, or a busy node would campaign against
+// (or a leader step down from) a cluster that was talking to it all along.
 func (n *Node) tickToNow() {
-	for range n.clock.due(time.Now()) {
+	due := n.clock.due(time.Now())
+	if due > 1 {
+		n.drainInbox()
+	}
+	for range due {
 		n.raft.Tick()
 	}
 }
 
-// maxCatchUpTicks bounds the ticks delivered at once after a stall (a
-// SIGSTOP, a long GC pause): more than any election timeout.
-const maxCatchUpTicks = 10_000
-
-// tickClock counts the tick intervals that passed since the last call.
-type tickClock struct {
-	interval time.Duration
-	at       time.Time // when the last tick delivered was due
+// drainInbox steps the peer messages queued now (at most maxDrain).
+func (n *Node) drainInbox() {
+	for i := 0; i < maxDrain; i++ {
+		select {
+		case m := <-n.recvC:
+			n.step(m)
+			continue
+		default:
+		}
+		return
+	}
 }
 
-// due returns how many ticks are owed at now, at most maxCatchUpTicks.
+// tickClock counts the tick intervals that passed since the last call.
+//
+// Lateness is paid back in full up to maxCatchUp ticks at a time; beyond
+// that (the loop or the whole process stalled: CPU starvation, a GC pause,
+// SIGSTOP) the rest is forgiven. Small, frequent lateness (the ticker
+// delivered 10-20 ms late on a busy 2-CPU host) thus costs no wall-clock
+// accuracy, while one long stall does not fire every timer at once: with
+// the full stall counted, nodes of a loaded 3-node cluster on 2 CPUs
+// stepped down and campaigned every few seconds (kraftbench, 1,024
+// clients), each one a 0.5-2 s outage. The price is that after a long
+// stall the core's clock is behind the wall clock by the forgiven part,
+// as it was with tick-per-delivery; see --lease-reads.
+type tickClock struct {
+	interval   time.Duration
+	at         time.Time // when the last tick delivered was due
+	maxCatchUp int       // see above: ElectionTimeoutMinTicks/3 in a node
+}
+
+// due returns how many ticks are owed at now.
 func (c *tickClock) due(now time.Time) int {
 	k := int(now.Sub(c.at) / c.interval)
 	if k <= 0 {
 		return 0
 	}
-	if k > maxCatchUpTicks {
+	if k > c.maxCatchUp {
 		c.at = now
-		return maxCatchUpTicks
+		return c.maxCatchUp
 	}
 	c.at = c.at.Add(time.Duration(k) * c.interval)
 	return k
@@ -964,8 +989,25 @@ func (n *Node) processReady() error {
 		if n.cfg.OnMembership != nil && membershipMayChange {
 			n.cfg.OnMembership(n.raft.Status().Membership)
 		}
+		n.logRoleChange(rd.HardState.Term)
 	}
 	return nil
+}
+
+// logRoleChange logs this node's role and known leader when they change
+// (elections, step-downs, a new leader heard of): what an operator reads
+// first after an incident.
+func (n *Node) logRoleChange(term uint64) {
+	role, lead := n.raft.Role(), n.raft.Leader()
+	if role == n.loggedRole && lead == n.loggedLead {
+		return
+	}
+	if role == RoleCandidate || role == RolePreCandidate {
+		n.log.Info("campaigning", "role", role.String(), "term", term, "previous_leader", n.loggedLead)
+	} else {
+		n.log.Info("role changed", "role", role.String(), "term", term, "leader", lead, "previous_role", n.loggedRole.String(), "previous_leader", n.loggedLead)
+	}
+	n.loggedRole, n.loggedLead = role, lead
 }
 
 // handleReady persists, sends and applies one Ready in the order the core's
