@@ -132,7 +132,9 @@ func (l *raftLog) evict() {
 		cut = l.start(from) - l.base
 	}
 	rest := l.buf[cut:]
-	l.buf = append(make([]byte, 0, max(l.cacheBytes, 2*len(rest)+64)), rest...)
+	// Room to grow past the limit until the next eviction without append
+	// doubling (and copying) the buffer first.
+	l.buf = append(make([]byte, 0, max(l.cacheBytes+l.cacheBytes/4, 2*len(rest)+64)), rest...)
 	l.base += cut
 	l.cacheFirst = from
 }

@@ -36,7 +36,7 @@ func TestNodeLogCacheBoundedAndServedFromWAL(t *testing.T) {
 		lc, _ = lead.LogCache()
 		return lc.FirstIndex > 1000
 	})
-	if lc.Bytes > limit || lc.Capacity > 2*limit+4096 {
+	if lc.Bytes > limit || lc.Capacity > 2*limit+limit/2 {
 		t.Fatalf("log cache holds %d bytes (capacity %d), limit %d", lc.Bytes, lc.Capacity, limit)
 	}
 	t.Logf("leader cache: %d bytes, capacity %d, first cached index %d", lc.Bytes, lc.Capacity, lc.FirstIndex)
