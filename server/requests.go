@@ -19,7 +19,7 @@ import (
 // The --request-timeout is enforced by one sweeper for all requests: every
 // request has the same timeout, so a FIFO in arrival order is also in
 // deadline order.
-type pendingWrite struct {
+type pendingRequest struct {
 	c           *netio.ClientConn
 	seq         uint64
 	op          wire.Op
@@ -29,13 +29,13 @@ type pendingWrite struct {
 	answered    atomic.Bool
 }
 
-type writeDeadlines struct {
+type requestDeadlines struct {
 	mu    sync.Mutex
-	queue []*pendingWrite
+	queue []*pendingRequest
 	head  int
 }
 
-func (d *writeDeadlines) add(w *pendingWrite) {
+func (d *requestDeadlines) add(w *pendingRequest) {
 	d.mu.Lock()
 	d.queue = append(d.queue, w)
 	d.mu.Unlock()
@@ -43,7 +43,7 @@ func (d *writeDeadlines) add(w *pendingWrite) {
 
 // expired removes and returns the writes older than timeout that are still
 // unanswered, dropping answered ones from the front on the way.
-func (d *writeDeadlines) expired(now time.Time, timeout time.Duration, out []*pendingWrite) []*pendingWrite {
+func (d *requestDeadlines) expired(now time.Time, timeout time.Duration, out []*pendingRequest) []*pendingRequest {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for d.head < len(d.queue) {
@@ -66,7 +66,7 @@ func (d *writeDeadlines) expired(now time.Time, timeout time.Duration, out []*pe
 
 // serveWrite proposes a write asynchronously; cmd is the command bytes.
 func (s *Server) serveWrite(c *netio.ClientConn, req *wire.ClientRequest, cmd []byte) {
-	w := &pendingWrite{c: c, seq: req.Seq, op: req.Op, start: time.Now()}
+	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, start: time.Now()}
 	s.deadlines.add(w)
 	if err := s.n().ProposeAsync(cmd, func(res sm.Result, err error) { s.finishWrite(w, res, err) }); err != nil {
 		if err == core.ErrQueueFull {
@@ -80,7 +80,7 @@ func (s *Server) serveWrite(c *netio.ClientConn, req *wire.ClientRequest, cmd []
 // error, whose classification may ask the node for its status, is
 // answered from a goroutine of its own so that the node is never waited on
 // from inside itself.
-func (s *Server) finishWrite(w *pendingWrite, res sm.Result, err error) {
+func (s *Server) finishWrite(w *pendingRequest, res sm.Result, err error) {
 	if err != nil {
 		go s.answerWrite(w, res, err)
 		return
@@ -88,7 +88,7 @@ func (s *Server) finishWrite(w *pendingWrite, res sm.Result, err error) {
 	s.answerWrite(w, res, nil)
 }
 
-func (s *Server) answerWrite(w *pendingWrite, res sm.Result, err error) {
+func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 	if !w.answered.CompareAndSwap(false, true) {
 		return // the sweeper answered first (timeout)
 	}
@@ -110,7 +110,7 @@ func (s *Server) answerWrite(w *pendingWrite, res sm.Result, err error) {
 // serveRead asks the node for a read index asynchronously and answers
 // from the state machine once it is applied.
 func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consistency wire.Consistency) {
-	w := &pendingWrite{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, key: append([]byte(nil), req.Key...), start: time.Now()}
+	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, key: append([]byte(nil), req.Key...), start: time.Now()}
 	s.deadlines.add(w)
 	if err := s.n().ReadAsync(consistency, func(index uint64, err error) { s.finishRead(w, index, err) }); err != nil {
 		if err == core.ErrQueueFull {
@@ -120,7 +120,7 @@ func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consist
 	}
 }
 
-func (s *Server) finishRead(w *pendingWrite, index uint64, err error) {
+func (s *Server) finishRead(w *pendingRequest, index uint64, err error) {
 	if err != nil {
 		go s.answerRead(w, 0, err)
 		return
@@ -128,7 +128,7 @@ func (s *Server) finishRead(w *pendingWrite, index uint64, err error) {
 	s.answerRead(w, index, nil)
 }
 
-func (s *Server) answerRead(w *pendingWrite, index uint64, err error) {
+func (s *Server) answerRead(w *pendingRequest, index uint64, err error) {
 	if !w.answered.CompareAndSwap(false, true) {
 		return
 	}
@@ -151,14 +151,14 @@ func (s *Server) answerRead(w *pendingWrite, index uint64, err error) {
 	w.c.Respond(&resp)
 }
 
-// sweepWrites answers writes that outlived --request-timeout with the
-// same classification a timed-out synchronous write gets.
-func (s *Server) sweepWrites() {
+// sweepRequests answers requests that outlived --request-timeout with
+// the classification a timed-out synchronous call got.
+func (s *Server) sweepRequests() {
 	defer s.wg.Done()
 	period := min(max(s.cfg.RequestTimeout/20, time.Millisecond), 50*time.Millisecond)
 	t := time.NewTicker(period)
 	defer t.Stop()
-	var batch []*pendingWrite
+	var batch []*pendingRequest
 	for {
 		select {
 		case <-s.stopC:

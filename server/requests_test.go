@@ -7,12 +7,12 @@ import (
 
 // The deadline FIFO hands back exactly the unanswered writes older than
 // the timeout, in order, and forgets answered ones.
-func TestWriteDeadlines(t *testing.T) {
-	var d writeDeadlines
+func TestRequestDeadlines(t *testing.T) {
+	var d requestDeadlines
 	t0 := time.Now()
-	var ws []*pendingWrite
+	var ws []*pendingRequest
 	for i := 0; i < 3000; i++ {
-		w := &pendingWrite{seq: uint64(i), start: t0.Add(time.Duration(i) * time.Millisecond)}
+		w := &pendingRequest{seq: uint64(i), start: t0.Add(time.Duration(i) * time.Millisecond)}
 		if i%3 == 0 {
 			w.answered.Store(true)
 		}

@@ -29,7 +29,7 @@ type Server struct {
 	live atomic.Pointer[Config] // cfg with the reloaded settings (SIGHUP)
 	tls  tlsSources
 
-	deadlines writeDeadlines // writes in flight, for --request-timeout
+	deadlines requestDeadlines // requests in flight, for --request-timeout
 	log       *slog.Logger
 	logLevel  *slog.LevelVar
 
@@ -242,7 +242,7 @@ func (s *Server) Start() error {
 	}
 	s.wg.Add(2)
 	go s.maintain()
-	go s.sweepWrites()
+	go s.sweepRequests()
 	s.log.Info("kraftd started", "node", cfg.NodeID, "cluster", cfg.ClusterID,
 		"raft", cfg.listen(cfg.RaftPort), "client", cfg.listen(cfg.ClientPort), "admin", cfg.listen(cfg.AdminPort),
 		"data_dir", cfg.DataDir, "fsync", cfg.FsyncMode,
