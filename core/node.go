@@ -64,7 +64,7 @@ type Node struct {
 	batchProps  []*proposal // their waiters, in the same order
 	batchTimer  *time.Timer // armed while a partial batch waits (BatchTimeout)
 	batchArmed  bool
-	loggedRole  Role   // last role and leader logged (logRoleChange)
+	loggedRole  Role // last role and leader logged (logRoleChange)
 	loggedLead  uint64
 
 	// Apply goroutine, published for readers.

@@ -20,8 +20,8 @@ func TestTickClockCatchesUp(t *testing.T) {
 		{1900 * time.Microsecond, 0}, // the fraction carries over
 		{12 * time.Millisecond, 11},  // a tick 10 ms late
 		{12 * time.Millisecond, 0},
-		{40 * time.Millisecond, 28},  // late by less than maxCatchUp: paid back in full
-		{time.Hour, 50},              // a stall: bounded, and the rest forgiven
+		{40 * time.Millisecond, 28}, // late by less than maxCatchUp: paid back in full
+		{time.Hour, 50},             // a stall: bounded, and the rest forgiven
 		{time.Hour + time.Millisecond, 1},
 	} {
 		if got := c.due(t0.Add(step.after)); got != step.want {
