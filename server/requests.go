@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,8 +71,8 @@ func (s *Server) serveWrite(c *netio.ClientConn, req *wire.ClientRequest, cmd []
 	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, start: time.Now()}
 	s.deadlines.add(w)
 	if err := s.n().ProposeAsync(cmd, func(res sm.Result, err error) { s.finishWrite(w, res, err) }); err != nil {
-		if err == core.ErrQueueFull {
-			err = &core.TooManyPendingError{}
+		if errors.Is(err, core.ErrQueueFull) {
+			err = fmt.Errorf("%w (%w)", core.ErrTooManyPending, err)
 		}
 		s.finishWrite(w, sm.Result{}, err)
 	}
@@ -113,8 +115,8 @@ func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consist
 	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, key: append([]byte(nil), req.Key...), start: time.Now()}
 	s.deadlines.add(w)
 	if err := s.n().ReadAsync(consistency, func(index uint64, err error) { s.finishRead(w, index, err) }); err != nil {
-		if err == core.ErrQueueFull {
-			err = &core.TooManyPendingError{}
+		if errors.Is(err, core.ErrQueueFull) {
+			err = fmt.Errorf("%w (%w)", core.ErrTooManyPending, err)
 		}
 		s.finishRead(w, 0, err)
 	}
