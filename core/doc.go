@@ -18,7 +18,11 @@
 //
 //  1. Wait for input: a tick (every Config tick interval, 1 ms by default),
 //     peer messages, client proposals and reads, admin requests, and
-//     "persisted up to (index, term)" reports from the WAL writer.
+//     "persisted up to (index, term)" reports from the WAL writer. Node
+//     ticks the core by the monotonic clock, not by ticker deliveries
+//     (which a busy runtime delivers late and drops): owed ticks are paid
+//     back, after the queued peer messages are stepped, up to a third of
+//     the minimum election timeout at once (tickClock in node.go).
 //  2. Feed all of it that is queued: Tick(); Step(&msg) (its error is
 //     informational, log it at debug level); Propose(batch) (answer the
 //     client at once on error: NotLeaderError, TooManyPendingError, ...);
@@ -53,7 +57,17 @@
 // buffer, so the bytes the leader appends are the bytes the WAL stores, the
 // followers receive and the state machine reads. Buffer regions that were
 // handed out are never written again (truncation and compaction copy to a
-// fresh buffer).
+// fresh buffer). With Config.LogCacheBytes and a Config.LogReader (Node
+// passes its WAL), entries that are stable and applied are dropped from the
+// buffer beyond the limit and read back from storage when a lagging
+// follower needs them.
+//
+// # Node's asynchronous calls
+//
+// Propose and Read block their caller; ProposeAsync and ReadAsync take a
+// callback instead, called once on one of the node's goroutines (quick,
+// never waiting on the node), which lets a server answer thousands of
+// clients from its network event loops without a goroutine per request.
 //
 // # Roles
 //
