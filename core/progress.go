@@ -23,6 +23,7 @@ type progress struct {
 	state       ProgressState
 	paused      bool // probe: an Append is out, wait for its answer or a heartbeat
 	active      bool // heard from during the current check-quorum period
+	activePrev  bool // ... during the previous one (status: RecentActive)
 	sentCommit  uint64
 	ackedRound  uint64 // highest heartbeat round it answered
 	// matchAtHeartbeat: match when the previous heartbeat answer arrived.

@@ -409,7 +409,7 @@ func tickHeartbeat(r *Raft) {
 			}
 		}
 		for _, p := range r.prs {
-			p.active = p.id == r.id
+			p.activePrev, p.active = p.active, p.id == r.id
 		}
 	}
 	if r.heartbeatElapsed >= r.cfg.HeartbeatIntervalTicks {

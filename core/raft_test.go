@@ -677,3 +677,43 @@ func TestNoLeaseReadsOnceTimeoutNowWasSent(t *testing.T) {
 		t.Fatalf("lease still trusted after TimeoutNow: %+v", c.nodes[1].Status())
 	}
 }
+
+// A follower the leader heard from in the previous check-quorum period
+// stays RecentActive right after a new period starts (status health must
+// not flicker to DOWN), and stops being so after two silent periods.
+func TestRecentActiveSpansTwoCheckQuorumPeriods(t *testing.T) {
+	c := newCluster(t, 3)
+	c.elect(1)
+	c.propose(1, "x")
+	c.deliver() // followers answer: active in this period
+	active := func() map[uint64]bool {
+		out := map[uint64]bool{}
+		for _, p := range c.nodes[1].Status().Peers {
+			out[p.ID] = p.RecentActive
+		}
+		return out
+	}
+	if a := active(); !a[2] || !a[3] {
+		t.Fatalf("after the followers answered: %v", a)
+	}
+	// Cut node 3 off; a new period starts (the leader ticks through it
+	// without delivering anything, so nobody has answered in it yet).
+	c.isolate(3)
+	r := c.nodes[1]
+	for r.Tick(); r.electionElapsed != 0; r.Tick() {
+	}
+	if a := active(); !a[2] || !a[3] {
+		t.Fatalf("just after a check-quorum period started: %v, want both still recently active", a)
+	}
+	c.deliver()
+	for i := 0; i < 2*r.cfg.ElectionTimeoutMinTicks; i++ {
+		c.tickAll(1)
+		c.deliver()
+	}
+	if r.Role() != RoleLeader {
+		t.Fatalf("node 1 lost leadership with node 2 answering: %s", statusLine(r))
+	}
+	if a := active(); !a[2] || a[3] {
+		t.Fatalf("after two periods with node 3 cut off: %v, want 2 active and 3 not", a)
+	}
+}

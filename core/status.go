@@ -4,10 +4,14 @@ import "slices"
 
 // PeerStatus is the leader's view of one member.
 type PeerStatus struct {
-	ID           uint64
-	Match, Next  uint64
-	State        ProgressState
-	Learner      bool
+	ID          uint64
+	Match, Next uint64
+	State       ProgressState
+	Learner     bool
+	// RecentActive: the leader heard from it within the current or the
+	// previous check-quorum period (an election timeout or two). Just
+	// after a period starts nobody has answered yet in it, so the current
+	// period alone would show every follower inactive for a moment.
 	RecentActive bool
 }
 
@@ -40,7 +44,7 @@ func (r *Raft) Status() Status {
 		s.LeaseValid = r.cfg.LeaseReads && r.leaseValid()
 		for _, p := range r.prs {
 			s.Peers = append(s.Peers, PeerStatus{ID: p.id, Match: p.match, Next: p.next, State: p.state,
-				Learner: r.members.IsLearner(p.id), RecentActive: p.active})
+				Learner: r.members.IsLearner(p.id), RecentActive: p.active || p.activePrev})
 		}
 	}
 	return s
