@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/kraftdb/kraft/core"
+	"github.com/kraftdb/kraft/wire"
 )
 
 // latencyBucketsSeconds are Prometheus-style upper bounds, so that
@@ -38,11 +39,11 @@ type nodeMetrics struct {
 	transfers      *metrics.Counter
 	oversized      *metrics.Counter // writes refused by --max-key-size / --max-value-size
 
-	mu       sync.Mutex
-	requests map[string]*metrics.Counter // by op and status
-	lastTerm uint64
-	lastLead uint64
-	lastSnap uint64
+	mu          sync.Mutex
+	reqCounters [8][16]atomic.Pointer[metrics.Counter] // by op and status (request)
+	lastTerm    uint64
+	lastLead    uint64
+	lastSnap    uint64
 	// followerGauges are the per-follower series this node exports while it
 	// leads; they are removed when it stops leading or a follower leaves,
 	// so no stale lag outlives the leadership it described.
@@ -51,7 +52,7 @@ type nodeMetrics struct {
 }
 
 func newNodeMetrics(nodeID uint64) *nodeMetrics {
-	m := &nodeMetrics{set: metrics.NewSet(), node: strconv.FormatUint(nodeID, 10), requests: map[string]*metrics.Counter{}}
+	m := &nodeMetrics{set: metrics.NewSet(), node: strconv.FormatUint(nodeID, 10)}
 	l := `{node="` + m.node + `"}`
 	g := func(name string, f func(s *core.Status) float64) {
 		m.set.NewGauge(name+l, func() float64 {
@@ -159,17 +160,27 @@ func (m *nodeMetrics) observe(s core.Status) {
 	m.followerGauges = current
 }
 
-// request counts one client request by operation and outcome.
-func (m *nodeMetrics) request(op, status string) {
-	k := op + "/" + status
-	m.mu.Lock()
-	c := m.requests[k]
-	if c == nil {
-		c = m.set.GetOrCreateCounter(fmt.Sprintf(`kraft_client_requests_total{node=%q,op=%q,status=%q}`, m.node, op, status))
-		m.requests[k] = c
+// request counts one client request by operation and outcome. The
+// counters are created on first use and found again without a lock or an
+// allocation (this runs once per request).
+func (m *nodeMetrics) request(op wire.Op, status wire.Status) {
+	if int(op) >= len(m.reqCounters) || int(status) >= len(m.reqCounters[0]) {
+		m.requestSlow(op, status)
+		return
 	}
-	m.mu.Unlock()
+	slot := &m.reqCounters[op][status]
+	c := slot.Load()
+	if c == nil {
+		c = m.set.GetOrCreateCounter(fmt.Sprintf(`kraft_client_requests_total{node=%q,op=%q,status=%q}`, m.node, op.String(), status.String()))
+		slot.Store(c)
+	}
 	c.Inc()
+}
+
+// requestSlow counts a request whose op or status has no slot (codes
+// added to wire after the table was sized).
+func (m *nodeMetrics) requestSlow(op wire.Op, status wire.Status) {
+	m.set.GetOrCreateCounter(fmt.Sprintf(`kraft_client_requests_total{node=%q,op=%q,status=%q}`, m.node, op.String(), status.String())).Inc()
 }
 
 func (m *nodeMetrics) since(h *metrics.PrometheusHistogram, start time.Time) {

@@ -105,7 +105,7 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 			resp.Error, resp.Value = res.Data, nil
 		}
 	}
-	s.metrics.request(w.op.String(), resp.Status.String())
+	s.metrics.request(w.op, resp.Status)
 	w.c.Respond(&resp)
 }
 
@@ -149,7 +149,7 @@ func (s *Server) answerRead(w *pendingRequest, index uint64, err error) {
 			resp.Status = wire.StatusNotFound
 		}
 	}
-	s.metrics.request(w.op.String(), resp.Status.String())
+	s.metrics.request(w.op, resp.Status)
 	w.c.Respond(&resp)
 }
 

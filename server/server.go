@@ -600,7 +600,7 @@ func (h *handler) HandleRaft(m *wire.Message) { (*Server)(h).n().Step(m) }
 func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, body []byte) {
 	s := (*Server)(h)
 	refuse := func(err string) {
-		s.metrics.request(req.Op.String(), wire.StatusError.String())
+		s.metrics.request(req.Op, wire.StatusError)
 		c.Respond(&wire.ClientResponse{Seq: req.Seq, Status: wire.StatusError, Error: []byte(err)})
 	}
 	switch {
