@@ -2,31 +2,42 @@ package core
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/kraftdb/kraft/wire"
 )
 
 // raftLog is the in-memory log: the entries after the latest snapshot, kept
-// as wire entry records in one buffer, so that the same bytes go to the WAL,
-// to followers and to the state machine without re-encoding.
+// as wire entry records, so that the same bytes go to the WAL, to followers
+// and to the state machine without re-encoding.
 //
-// Ownership: byte ranges of buf that were handed out (in a Ready or a
-// message) are never written again. Appends only write past len(buf), and
-// truncation and compaction move the kept entries to a fresh buffer.
+// The records live in chunks: buffers of up to maxChunk bytes, filled in
+// order, a record never split across two. The log's byte stream (the
+// records since the snapshot, back to back) is the chunks concatenated, and
+// offsets are positions in that stream, so a chunk boundary is invisible to
+// everything but slicing: a slice of entries never crosses one (see slice).
+// Chunks never move and never grow by copying: a full chunk is followed by a
+// new one. One growing buffer had to copy the whole log each time append
+// outgrew it, on the loop goroutine, without preemption: at 200 MiB that
+// was a 650 ms stall on the development VM, long enough to lose leadership.
 //
-// The log cache: with a reader and a cacheBytes limit, buf holds only the
-// entries from cacheFirst on; older entries (stable and applied, so never
-// needed by this node again except to send to a lagging follower) are read
-// back from the reader (the WAL's mapping). Offsets are positions in the
-// log's whole byte stream since the snapshot, so that evicting a prefix of
-// buf moves nothing but the bytes: buf[0] is at stream position base.
+// Ownership: byte ranges that were handed out (in a Ready or a message) are
+// never written again. Appends only write past a chunk's length, and
+// truncation caps the chunk it cuts, so the next append starts a new chunk.
+//
+// The log cache: with a reader and a cacheBytes limit, the chunks hold only
+// the entries from cacheFirst on; older entries (stable and applied, so
+// never needed by this node again except to send to a lagging follower) are
+// read back from the reader (the WAL's mapping). Evicting drops whole chunks
+// and reslices the first kept one: nothing is copied.
 type raftLog struct {
 	snapIndex, snapTerm uint64
-	buf                 []byte
-	base                int      // stream position of buf[0]
-	cacheFirst          uint64   // first index whose record is in buf
-	offs                []int    // offs[k]: stream position of entry snapIndex+1+k
-	terms               []uint64 // terms[k]: term of entry snapIndex+1+k
+	chunks              []logChunk // chunks[0] starts at start(cacheFirst)
+	streamEnd           int        // stream position after the last record
+	nextChunk           int        // capacity of the next chunk (doubles up to maxChunk)
+	cacheFirst          uint64     // first index whose record is in chunks
+	offs                []int      // offs[k]: stream position of entry snapIndex+1+k
+	terms               []uint64   // terms[k]: term of entry snapIndex+1+k
 
 	// reader and cacheBytes enable eviction (both set) — see above.
 	reader     LogReader
@@ -37,6 +48,21 @@ type raftLog struct {
 	stable    uint64 // highest index the driver reported persisted
 	unsent    uint64 // first index not yet handed out in Ready.Entries
 }
+
+// logChunk holds the records of stream positions [start, start+len(b)).
+type logChunk struct {
+	start int
+	b     []byte
+}
+
+// Chunk capacities: the first is small (a node with a short log, as in the
+// simulator's thousands of nodes, stays small), each next one doubles, up to
+// maxChunk (or an eighth of the log cache's limit); a record larger than
+// that gets a chunk of its own size.
+const (
+	minChunk = 4 << 10
+	maxChunk = 4 << 20
+)
 
 func (l *raftLog) firstIndex() uint64 { return l.snapIndex + 1 }
 func (l *raftLog) lastIndex() uint64  { return l.snapIndex + uint64(len(l.offs)) }
@@ -72,15 +98,43 @@ func (l *raftLog) start(i uint64) int { return l.offs[i-l.snapIndex-1] }
 func (l *raftLog) end(i uint64) int {
 	k := i - l.snapIndex
 	if k == uint64(len(l.offs)) {
-		return l.base + len(l.buf)
+		return l.streamEnd
 	}
 	return l.offs[k]
 }
 
-// slice returns the cached records of entries [lo, hi]; empty when lo > hi.
-func (l *raftLog) slice(lo, hi uint64) []byte {
+// chunkAt returns the index in chunks of the chunk holding stream position
+// pos, which must be cached. Most lookups are near the tail.
+func (l *raftLog) chunkAt(pos int) int {
+	n := len(l.chunks)
+	if n > 0 && pos >= l.chunks[n-1].start {
+		return n - 1
+	}
+	return sort.Search(n, func(c int) bool { return l.chunks[c].start > pos }) - 1
+}
+
+// lastInChunk returns the last index j in [lo, hi] whose record is in the
+// same chunk as lo's.
+func (l *raftLog) lastInChunk(lo, hi uint64) uint64 {
+	c := &l.chunks[l.chunkAt(l.start(lo))]
+	if l.end(hi) <= c.start+len(c.b) {
+		return hi
+	}
+	limit := c.start + len(c.b)
+	k0 := int(lo - l.snapIndex - 1)
+	k1 := int(hi - l.snapIndex - 1)
+	// The first entry at or past the chunk's end starts the next chunk.
+	k := k0 + sort.Search(k1-k0+1, func(d int) bool { return l.offs[k0+d] >= limit })
+	return l.snapIndex + uint64(k)
+}
+
+// slice returns the cached records of entries [lo, last], with last <= hi
+// the last of them in lo's chunk: a slice is contiguous memory, so it stops
+// at a chunk boundary and the caller takes the rest in its next turn.
+// Empty (and last = hi) when lo > hi.
+func (l *raftLog) slice(lo, hi uint64) (b []byte, last uint64) {
 	if lo > hi {
-		return nil
+		return nil, hi
 	}
 	if lo <= l.snapIndex || hi > l.lastIndex() {
 		bug("log slice [%d, %d] outside (%d, %d]", lo, hi, l.snapIndex, l.lastIndex())
@@ -88,16 +142,20 @@ func (l *raftLog) slice(lo, hi uint64) []byte {
 	if lo < l.cacheFirst {
 		bug("log slice [%d, %d] reaches below the cache (first cached %d)", lo, hi, l.cacheFirst)
 	}
-	b := l.buf[l.start(lo)-l.base : l.end(hi)-l.base]
-	return b[:len(b):len(b)]
+	last = l.lastInChunk(lo, hi)
+	c := &l.chunks[l.chunkAt(l.start(lo))]
+	b = c.b[l.start(lo)-c.start : l.end(last)-c.start]
+	return b[:len(b):len(b)], last
 }
 
 // sliceForSend returns the records of entries [lo, last] for a follower,
-// with last <= hi: from the cache, or, for evicted entries, from the
-// reader, which may return fewer (it stops at a segment's end).
+// with last <= hi: from the cache (up to a chunk boundary), or, for evicted
+// entries, from the reader, which may also return fewer (it stops at a
+// segment's end).
 func (l *raftLog) sliceForSend(lo, hi uint64) (b []byte, last uint64, err error) {
 	if lo >= l.cacheFirst || lo > hi {
-		return l.slice(lo, hi), hi, nil
+		b, last = l.slice(lo, hi)
+		return b, last, nil
 	}
 	end := min(hi, l.cacheFirst-1)
 	b, err = l.reader.Entries(lo, end+1, l.end(end)-l.start(lo))
@@ -112,35 +170,56 @@ func (l *raftLog) sliceForSend(lo, hi uint64) (b []byte, last uint64, err error)
 }
 
 // evict drops cached records of entries that are stable and applied while
-// the cache holds more than cacheBytes, down to half of it (so the copy of
-// the kept records is paid once per cacheBytes/2 of appends).
+// the cache holds more than cacheBytes, down to half of it.
 func (l *raftLog) evict() {
-	if l.reader == nil || l.cacheBytes <= 0 || len(l.buf) <= l.cacheBytes {
+	if l.reader == nil || l.cacheBytes <= 0 || l.streamEnd-l.cachedStart() <= l.cacheBytes {
 		return
 	}
 	limit := min(l.stable, l.applied) // entries this node still needs stay
 	from := l.cacheFirst
-	endStream := l.base + len(l.buf)
-	for from <= limit && endStream-l.start(from) > l.cacheBytes/2 {
+	for from <= limit && l.streamEnd-l.start(from) > l.cacheBytes/2 {
 		from++
 	}
 	if from == l.cacheFirst {
 		return
 	}
-	cut := len(l.buf)
-	if from <= l.lastIndex() {
-		cut = l.start(from) - l.base
-	}
-	rest := l.buf[cut:]
-	// Room to grow past the limit until the next eviction without append
-	// doubling (and copying) the buffer first.
-	l.buf = append(make([]byte, 0, max(l.cacheBytes+l.cacheBytes/4, 2*len(rest)+64)), rest...)
-	l.base += cut
-	l.cacheFirst = from
+	l.dropCachedBefore(from)
 }
 
-// cachedBytes is what the cache holds: bytes of records and the buffer's capacity.
-func (l *raftLog) cachedBytes() (used, capacity int) { return len(l.buf), cap(l.buf) }
+// dropCachedBefore forgets the cached records of entries before from: whole
+// chunks, and the front of the chunk where from's record starts.
+func (l *raftLog) dropCachedBefore(from uint64) {
+	l.cacheFirst = from
+	if from > l.lastIndex() {
+		l.chunks = l.chunks[:0]
+		return
+	}
+	pos := l.start(from)
+	c := l.chunkAt(pos)
+	n := copy(l.chunks, l.chunks[c:])
+	clear(l.chunks[n:])
+	l.chunks = l.chunks[:n]
+	first := &l.chunks[0]
+	first.b = first.b[pos-first.start:]
+	first.start = pos
+}
+
+// cachedStart is the stream position of the first cached record.
+func (l *raftLog) cachedStart() int {
+	if len(l.chunks) == 0 {
+		return l.streamEnd
+	}
+	return l.chunks[0].start
+}
+
+// cachedBytes is what the cache holds: bytes of records and the chunks'
+// capacity.
+func (l *raftLog) cachedBytes() (used, capacity int) {
+	for _, c := range l.chunks {
+		capacity += cap(c.b)
+	}
+	return l.streamEnd - l.cachedStart(), capacity
+}
 
 // bytesBetween is the record size of entries (lo, hi].
 func (l *raftLog) bytesBetween(lo, hi uint64) int {
@@ -154,14 +233,36 @@ func (l *raftLog) entryType(i uint64) wire.EntryType {
 	if i < l.cacheFirst {
 		bug("entry type of evicted entry %d (first cached %d)", i, l.cacheFirst)
 	}
-	return wire.EntryType(l.buf[l.start(i)-l.base+4])
+	pos := l.start(i)
+	c := &l.chunks[l.chunkAt(pos)]
+	return wire.EntryType(c.b[pos-c.start+4])
+}
+
+// tail returns the chunk that the next record of n bytes goes into,
+// starting a new one when the last has no room for it.
+func (l *raftLog) tail(n int) *logChunk {
+	if k := len(l.chunks); k > 0 {
+		if c := &l.chunks[k-1]; cap(c.b)-len(c.b) >= n {
+			return c
+		}
+	}
+	top := maxChunk
+	if l.cacheBytes > 0 {
+		top = min(maxChunk, max(minChunk, l.cacheBytes/8)) // capacity stays near the limit
+	}
+	size := min(max(l.nextChunk, minChunk), top)
+	l.nextChunk = 2 * size
+	l.chunks = append(l.chunks, logChunk{start: l.streamEnd, b: make([]byte, 0, max(size, n))})
+	return &l.chunks[len(l.chunks)-1]
 }
 
 func (l *raftLog) appendEntry(t wire.EntryType, term uint64, payload []byte) uint64 {
 	i := l.lastIndex() + 1
-	l.offs = append(l.offs, l.base+len(l.buf))
+	c := l.tail(wire.EntrySize(len(payload)))
+	l.offs = append(l.offs, l.streamEnd)
 	l.terms = append(l.terms, term)
-	l.buf = wire.AppendEntry(l.buf, t, i, term, payload)
+	c.b = wire.AppendEntry(c.b, t, i, term, payload)
+	l.streamEnd = c.start + len(c.b)
 	return i
 }
 
@@ -170,12 +271,16 @@ func (l *raftLog) appendRaw(raw []byte, index, term uint64) {
 	if index != l.lastIndex()+1 {
 		bug("append of entry %d after %d", index, l.lastIndex())
 	}
-	l.offs = append(l.offs, l.base+len(l.buf))
+	c := l.tail(len(raw))
+	l.offs = append(l.offs, l.streamEnd)
 	l.terms = append(l.terms, term)
-	l.buf = append(l.buf, raw...)
+	c.b = append(c.b, raw...)
+	l.streamEnd = c.start + len(c.b)
 }
 
-// truncateFrom removes entries i and later into a fresh buffer.
+// truncateFrom removes entries i and later. The chunk where i's record
+// starts is capped there: its bytes from there on may have been handed out,
+// so the next append starts a new chunk rather than writing over them.
 func (l *raftLog) truncateFrom(i uint64) {
 	if i <= l.committed {
 		bug("truncating committed entry %d (commit %d)", i, l.committed)
@@ -187,10 +292,17 @@ func (l *raftLog) truncateFrom(i uint64) {
 		bug("truncating evicted entry %d (first cached %d)", i, l.cacheFirst)
 	}
 	k := i - l.snapIndex - 1
-	cut := l.offs[k] - l.base
-	l.buf = append(make([]byte, 0, cut+cut/2+64), l.buf[:cut]...)
-	l.offs = append([]int(nil), l.offs[:k]...)
-	l.terms = append([]uint64(nil), l.terms[:k]...)
+	pos := l.offs[k]
+	c := l.chunkAt(pos)
+	if cut := pos - l.chunks[c].start; cut > 0 {
+		l.chunks[c].b = l.chunks[c].b[:cut:cut]
+		c++
+	}
+	clear(l.chunks[c:])
+	l.chunks = l.chunks[:c]
+	l.streamEnd = pos
+	l.offs = l.offs[:k]
+	l.terms = l.terms[:k]
 	l.stable = min(l.stable, i-1)
 	l.unsent = min(l.unsent, i)
 }
@@ -206,13 +318,7 @@ func (l *raftLog) compactTo(i uint64) {
 	t, _ := l.term(i)
 	k := i - l.snapIndex
 	if i >= l.cacheFirst {
-		cut := l.end(i) - l.base
-		rest := l.buf[cut:]
-		// Keep the capacity: the log grows back to about the same size before
-		// the next compaction, and regrowing it would copy it several times.
-		l.buf = append(make([]byte, 0, max(cap(l.buf), 2*len(rest)+64)), rest...)
-		l.base += cut
-		l.cacheFirst = i + 1
+		l.dropCachedBefore(i + 1)
 	}
 	l.offs = append(make([]int, 0, cap(l.offs)), l.offs[k:]...)
 	l.terms = append(make([]uint64, 0, cap(l.terms)), l.terms[k:]...)
@@ -221,7 +327,7 @@ func (l *raftLog) compactTo(i uint64) {
 
 // reset discards the whole log in favour of a snapshot at (i, t).
 func (l *raftLog) reset(i, t uint64) {
-	l.buf, l.offs, l.terms, l.base = nil, nil, nil, 0
+	l.chunks, l.offs, l.terms, l.streamEnd, l.nextChunk = nil, nil, nil, 0, 0
 	l.snapIndex, l.snapTerm, l.cacheFirst = i, t, i+1
 	l.committed, l.applied, l.stable, l.unsent = i, i, i, i+1
 }
@@ -239,27 +345,43 @@ func (l *raftLog) findConflictByTerm(i, t uint64) uint64 {
 	return i
 }
 
-// checkLog is the costly invariant check: records, offsets and terms agree.
+// checkLog is the costly invariant check: chunks, records, offsets and
+// terms agree.
 func (l *raftLog) checkLog() {
 	if !invariantsOn {
 		return
 	}
-	it := wire.NewEntryIter(l.buf)
-	if l.cacheFirst <= l.snapIndex || l.cacheFirst > l.lastIndex()+1 || (l.cacheFirst <= l.lastIndex() && l.start(l.cacheFirst) != l.base) {
-		bug("log cache starts at %d (base %d) outside (%d, %d]", l.cacheFirst, l.base, l.snapIndex, l.lastIndex()+1)
+	if l.cacheFirst <= l.snapIndex || l.cacheFirst > l.lastIndex()+1 || (l.cacheFirst <= l.lastIndex() && l.start(l.cacheFirst) != l.cachedStart()) {
+		bug("log cache starts at %d (stream %d) outside (%d, %d]", l.cacheFirst, l.cachedStart(), l.snapIndex, l.lastIndex()+1)
 	}
+	pos := l.cachedStart()
+	for _, c := range l.chunks {
+		if c.start != pos {
+			bug("log chunk starts at %d, the previous ended at %d", c.start, pos)
+		}
+		pos += len(c.b)
+	}
+	if pos != l.streamEnd {
+		bug("log chunks end at %d, stream at %d", pos, l.streamEnd)
+	}
+	c, it := -1, wire.EntryIter{}
 	for k := int(l.cacheFirst - l.snapIndex - 1); k < len(l.offs); k++ {
 		e, raw, ok := it.Next()
+		for !ok && c+1 < len(l.chunks) {
+			c++
+			it = wire.NewEntryIter(l.chunks[c].b)
+			e, raw, ok = it.Next()
+		}
 		i := l.snapIndex + 1 + uint64(k)
-		if !ok || e.Index != i || e.Term != l.terms[k] || &raw[0] != &l.buf[l.offs[k]-l.base] {
+		if !ok || e.Index != i || e.Term != l.terms[k] || &raw[0] != &l.chunks[c].b[l.offs[k]-l.chunks[c].start] {
 			bug("log record %d inconsistent with its index", i)
 		}
 		if k > 0 && l.terms[k] < l.terms[k-1] {
 			bug("log terms decrease at %d", i)
 		}
 	}
-	if _, _, ok := it.Next(); ok {
-		bug("log buffer has trailing records")
+	if _, _, ok := it.Next(); ok || c+1 < len(l.chunks) {
+		bug("log chunks have trailing records")
 	}
 	if l.committed > l.lastIndex() || l.applied > l.committed || l.stable > l.lastIndex() {
 		bug("log marks out of range: applied %d commit %d stable %d last %d", l.applied, l.committed, l.stable, l.lastIndex())

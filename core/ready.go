@@ -93,7 +93,7 @@ func (r *Raft) Ready() Ready {
 	}
 	if last := r.log.lastIndex(); r.log.unsent <= last {
 		rd.FirstIndex = r.log.unsent
-		rd.Entries = r.log.slice(r.log.unsent, last)
+		rd.Entries, last = r.log.slice(r.log.unsent, last)
 		r.log.unsent = last + 1
 	}
 	rd.LastIndex, rd.LastTerm = r.log.unsent-1, 0
@@ -136,7 +136,7 @@ func (r *Raft) collectCommitted(rd *Ready) {
 		size += n
 		end++
 	}
-	rd.CommittedEntries = r.log.slice(lo, end)
+	rd.CommittedEntries, end = r.log.slice(lo, end)
 	for i := lo; i <= end; i++ {
 		r.log.applied = i
 		if t := r.log.entryType(i); t == wire.EntryConfChange || t == wire.EntryConfChangeJoint {
@@ -149,7 +149,7 @@ func (r *Raft) applyConf(i uint64, t wire.EntryType) {
 	if i <= r.ignoreConfThrough {
 		return
 	}
-	raw := r.log.slice(i, i)
+	raw, _ := r.log.slice(i, i)
 	e, _, err := wire.DecodeEntry(raw)
 	if err != nil {
 		bug("stored conf entry %d does not decode: %v", i, err)

@@ -54,8 +54,18 @@ func (r *Raft) Status() Status {
 // snapshot index).
 func (r *Raft) Term(i uint64) (uint64, bool) { return r.log.term(i) }
 
-// Entries returns the records of entries [lo, hi]; they must be in the log.
-func (r *Raft) Entries(lo, hi uint64) []byte { return r.log.slice(lo, hi) }
+// Entries returns the records of entries [lo, hi]; they must be in the
+// log's cache. The result is a copy when they span more than one of the
+// log's buffers.
+func (r *Raft) Entries(lo, hi uint64) []byte {
+	b, last := r.log.slice(lo, hi)
+	for last < hi {
+		var more []byte
+		more, last = r.log.slice(last+1, hi)
+		b = append(b[:len(b):len(b)], more...)
+	}
+	return b
+}
 
 // Role returns the node's role.
 func (r *Raft) Role() Role { return r.role }
