@@ -53,14 +53,16 @@
 //
 // # Log entries
 //
-// Entries are wire entry records (wire.AppendEntry) kept back to back in one
-// buffer, so the bytes the leader appends are the bytes the WAL stores, the
-// followers receive and the state machine reads. Buffer regions that were
-// handed out are never written again (truncation and compaction copy to a
-// fresh buffer). With Config.LogCacheBytes and a Config.LogReader (Node
-// passes its WAL), entries that are stable and applied are dropped from the
-// buffer beyond the limit and read back from storage when a lagging
-// follower needs them.
+// Entries are wire entry records (wire.AppendEntry) kept back to back in
+// chunks of up to 4 MiB, so the bytes the leader appends are the bytes the
+// WAL stores, the followers receive and the state machine reads. A chunk is
+// never copied or grown: a full one is followed by a new one, and regions
+// that were handed out are never written again (truncation caps the chunk
+// it cuts). A Ready's Entries or CommittedEntries and an Append's entries
+// stop at a chunk boundary; the rest follows in the next one. With
+// Config.LogCacheBytes and a Config.LogReader (Node passes its WAL), entries
+// that are stable and applied are dropped from the chunks beyond the limit
+// and read back from storage when a lagging follower needs them.
 //
 // # Node's asynchronous calls
 //
