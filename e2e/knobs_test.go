@@ -73,6 +73,13 @@ func TestKnobsOnRealProcesses(t *testing.T) {
 	if batched < 3200 || batched/batches < 2 || syncs >= batched {
 		t.Fatalf("batching: %.0f proposals, %.0f batches, %.0f syncs", batched, batches, syncs)
 	}
+	// 64 writers on pipelined connections: the leader coalesces frames
+	// (responses and Appends) into fewer socket writes.
+	framesOut, writes := c.metric(leader, "kraft_net_frames_out_total"), c.metric(leader, "kraft_net_writes_total")
+	t.Logf("leader %d: %.0f frames out in %.0f socket writes (%.1f per write), %.0f frames in", leader, framesOut, writes, framesOut/writes, c.metric(leader, "kraft_net_frames_in_total"))
+	if framesOut < batched || writes == 0 || writes >= framesOut || c.metric(leader, "kraft_net_bytes_out_total") < framesOut {
+		t.Fatalf("network: %.0f frames out in %.0f writes", framesOut, writes)
+	}
 
 	// The log cache: about 3 MiB were written, at most 1 MiB in memory.
 	var mem []server.MemoryComponent

@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,6 +75,7 @@ type options struct {
 	asJSON, quiet         bool
 	markdown, plot, title string
 	seed                  uint64
+	cpuProfile            string
 	tls                   bool   // local clusters: TLS on every link
 	cacert                string // --endpoints: the cluster's CA (TLS client port)
 }
@@ -123,6 +125,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.title, "title", "", "title of the markdown report (default: kraftbench <sub-command>)")
 	fs.StringVar(&o.plot, "plot", "", "also write latency and throughput over time to this self-contained HTML file")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of keys, values, read/write choice and Poisson gaps")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write kraftbench's own CPU profile (the load generator, not kraftd) to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -245,6 +248,17 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "kraftbench: --cpuprofile:", err)
+			return 2
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	b, err := newBench(o, argv, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "kraftbench:", err)
