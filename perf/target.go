@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -46,6 +47,9 @@ func NewClientTarget(cfg client.Config, workers, workersPerConn int, read client
 	// Room for every worker of a connection plus retries, within the
 	// server's per-session answer cache (client.Config's advice).
 	cfg.MaxInflight = min(2*workersPerConn, client.DefaultMaxInflight)
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second // one operation, retries included (see Target)
+	}
 	for range (workers + workersPerConn - 1) / workersPerConn {
 		c, err := client.New(cfg)
 		if err != nil {
