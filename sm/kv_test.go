@@ -455,3 +455,26 @@ func FuzzKVRestore(f *testing.F) {
 		}
 	})
 }
+
+// sortedPairs orders keys exactly as a plain string sort does, prefixes
+// shorter than, equal to and longer than its 16 inline bytes, and zero
+// bytes, included.
+func TestSortedPairsMatchesAStringSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	m := map[string][]byte{"": nil, "\x00": nil, "\x00\x00": nil, "a": nil, "a\x00": nil}
+	for len(m) < 5000 {
+		n := rng.IntN(24)
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = "a\x00\xff"[rng.IntN(3)]
+		}
+		m[string(b)] = []byte{byte(n)}
+	}
+	want := sortedKeys(m)
+	got := sortedPairs(m)
+	for i := range want {
+		if got[i].key != want[i] || !bytes.Equal(got[i].value, m[want[i]]) {
+			t.Fatalf("position %d: %q, want %q", i, got[i].key, want[i])
+		}
+	}
+}
