@@ -1033,9 +1033,7 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 	}
 	// The leader's Appends leave before its own write: followers write in
 	// parallel with it, and its pwrite is off their critical path.
-	for i := range rd.Messages {
-		n.cfg.Transport.Send(&rd.Messages[i])
-	}
+	n.sendAll(rd.Messages)
 	if len(rd.Entries) > 0 {
 		if rd.FirstIndex <= n.wal.LastIndex() {
 			if err := n.wal.TruncateSuffix(rd.FirstIndex); err != nil {
@@ -1059,9 +1057,7 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 	// was saved synchronously above.
 	if len(rd.MessagesAfterPersist) > 0 {
 		if len(n.held) == 0 && n.wal.DurableIndex() >= rd.LastIndex {
-			for i := range rd.MessagesAfterPersist {
-				n.cfg.Transport.Send(&rd.MessagesAfterPersist[i])
-			}
+			n.sendAll(rd.MessagesAfterPersist)
 		} else {
 			n.held = append(n.held, heldMessages{index: rd.LastIndex, msgs: slices.Clone(rd.MessagesAfterPersist)})
 		}
@@ -1194,6 +1190,10 @@ func (n *Node) onDurable() {
 		n.raft.Persisted(last.index, last.term)
 	}
 	j := 0
+	if c, ok := n.cfg.Transport.(Corker); ok && len(n.held) > 0 && n.held[0].index <= d {
+		c.Cork()
+		defer c.Uncork()
+	}
 	for j < len(n.held) && n.held[j].index <= d {
 		for k := range n.held[j].msgs {
 			n.cfg.Transport.Send(&n.held[j].msgs[k])
@@ -1227,5 +1227,19 @@ func (n *Node) failWaiters(err error) {
 		default:
 			return
 		}
+	}
+}
+
+// sendAll sends msgs, corked (see Corker) when there is more than one.
+func (n *Node) sendAll(msgs []wire.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	if c, ok := n.cfg.Transport.(Corker); ok && len(msgs) > 1 {
+		c.Cork()
+		defer c.Uncork()
+	}
+	for i := range msgs {
+		n.cfg.Transport.Send(&msgs[i])
 	}
 }

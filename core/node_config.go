@@ -18,6 +18,15 @@ type Transport interface {
 	Send(m *wire.Message) error
 }
 
+// Corker is an optional Transport extension (netio.Transport has it): the
+// node calls Cork before the Sends of one turn (a Ready's messages, or the
+// acknowledgements a finished write releases) and Uncork after them, so
+// that the transport can write each peer's messages together, and at once.
+type Corker interface {
+	Cork()
+	Uncork()
+}
+
 // NodeConfig configures a Node.
 type NodeConfig struct {
 	// Raft holds the protocol parameters; its timeouts are in ticks of

@@ -45,8 +45,27 @@ func newPeer(t *Transport, id uint64, addr string) *peer {
 
 func (p *peer) stop() { p.stopOnce.Do(func() { p.cancel(); close(p.done) }) }
 
-// outConn is the gnet context of a dialled connection.
-type outConn struct{ p *peer }
+// outConn is the gnet context of a dialled connection. Its outbox writes
+// the socket directly (outbox.writeDirectLocked), so OnClose closes the
+// outbox before gnet closes the fd: a write can then never reach a closed
+// or reused descriptor.
+type outConn struct {
+	p      *peer
+	mu     sync.Mutex
+	ob     *outbox
+	closed bool
+}
+
+// closeOutbox runs in OnClose, on the event loop, before gnet closes the fd.
+func (oc *outConn) closeOutbox() {
+	oc.mu.Lock()
+	oc.closed = true
+	ob := oc.ob
+	oc.mu.Unlock()
+	if ob != nil {
+		ob.close()
+	}
+}
 
 func (p *peer) run() {
 	defer p.t.wg.Done()
@@ -105,11 +124,21 @@ func (p *peer) attach(conn net.Conn) (*outbox, func(), error) {
 		go p.watchTLS(tc)
 		return ob, func() { tc.Close(); w.stop() }, nil
 	}
-	gc, err := p.t.dialer.EnrollContext(conn, &outConn{p: p})
+	oc := &outConn{p: p}
+	gc, err := p.t.dialer.EnrollContext(conn, oc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("registering with the event loop: %w", err)
 	}
-	return newOutbox(gc, p.t.cfg.MaxInflightBytesPerConn, &p.t.stats), func() { gc.Close() }, nil
+	ob := newOutbox(gc, p.t.cfg.MaxInflightBytesPerConn, &p.t.stats)
+	ob.direct, ob.fd, ob.cork = true, gc.Fd(), &p.t.cork
+	oc.mu.Lock()
+	if oc.closed {
+		ob.close() // gone already: the fd may be closed
+	} else {
+		oc.ob = ob
+	}
+	oc.mu.Unlock()
+	return ob, func() { gc.Close() }, nil
 }
 
 // watchTLS reads a dialled TLS connection, on which nothing but the Error
@@ -286,6 +315,7 @@ func (d *dialerHandler) OnTraffic(c gnet.Conn) gnet.Action {
 
 func (d *dialerHandler) OnClose(c gnet.Conn, err error) gnet.Action {
 	if oc, ok := c.Context().(*outConn); ok {
+		oc.closeOutbox()
 		select {
 		case oc.p.lost <- struct{}{}:
 		default:

@@ -30,6 +30,8 @@ type Transport struct {
 	sweepDone chan struct{}
 	sweepWG   sync.WaitGroup
 
+	cork corker // Cork/Uncork of the peer outboxes
+
 	mu      sync.RWMutex
 	peers   map[uint64]*peer
 	started bool // dial loops run; before Start, SetPeer only records
@@ -156,6 +158,35 @@ func (t *Transport) Send(m *wire.Message) error {
 		return ErrNotConnected
 	}
 	return ob.sendMessage(m)
+}
+
+// Cork holds back the messages that Send queues to peers until Uncork, so
+// that the messages to one peer between the two leave in one write (core.Node
+// corks the Sends of each turn). Sends from any goroutine are held; the
+// caller must call Uncork soon.
+func (t *Transport) Cork() {
+	t.cork.mu.Lock()
+	t.cork.on = true
+	t.cork.mu.Unlock()
+}
+
+// Uncork writes what Send queued since Cork: one write per peer, from the
+// calling goroutine when the connection is idle.
+func (t *Transport) Uncork() {
+	t.cork.mu.Lock()
+	t.cork.on = false
+	dirty := t.cork.dirty
+	t.cork.dirty = nil
+	t.cork.mu.Unlock()
+	for i, o := range dirty {
+		o.uncork()
+		dirty[i] = nil
+	}
+	t.cork.mu.Lock()
+	if t.cork.dirty == nil {
+		t.cork.dirty = dirty[:0] // reuse the list
+	}
+	t.cork.mu.Unlock()
 }
 
 // SetPeer adds a peer or changes its address; the transport (re)connects.

@@ -241,10 +241,15 @@ func TestProbeAndQueuedBytes(t *testing.T) {
 	waitFor(t, "client connection counted", func() bool { _, conns := b.t.QueuedBytes(); return conns == 2 })
 }
 
+// Sends between Cork and Uncork leave together; a Send outside them is
+// written at once (from the sender, on an idle connection).
 func TestSendsCoalesce(t *testing.T) {
 	a, b := pair(t)
-	const n = 20000
+	const n, group = 20000, 100
 	for i := 0; i < n; i++ {
+		if i%group == 0 {
+			a.t.Cork()
+		}
 		m := wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2, Term: 1, Commit: uint64(i)}
 		for {
 			err := a.t.Send(&m)
@@ -254,7 +259,12 @@ func TestSendsCoalesce(t *testing.T) {
 			if !errors.Is(err, ErrBusy) {
 				t.Fatal(err)
 			}
+			a.t.Uncork()
 			time.Sleep(time.Millisecond)
+			a.t.Cork()
+		}
+		if i%group == group-1 {
+			a.t.Uncork()
 		}
 	}
 	b.rec.wait(t, n)
@@ -267,6 +277,20 @@ func TestSendsCoalesce(t *testing.T) {
 	t.Logf("%d frames in %d writes", frames, writes)
 	if writes*2 > frames {
 		t.Fatalf("%d frames took %d writes: no coalescing", frames, writes)
+	}
+
+	// Uncorked, on an idle connection: one write per Send, and it is done
+	// (by the sender) when Send returns.
+	for i := 0; i < 50; i++ {
+		before := a.t.Stats().Writes.Load()
+		m := wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2, Term: 1, Commit: uint64(n + i)}
+		if err := a.t.Send(&m); err != nil {
+			t.Fatal(err)
+		}
+		if got := a.t.Stats().Writes.Load() - before; got != 1 {
+			t.Fatalf("send %d: %d writes when Send returned, want 1", i, got)
+		}
+		b.rec.wait(t, 1)
 	}
 }
 
