@@ -48,7 +48,7 @@ type outbox struct {
 	backlog int
 	closed  bool
 	// direct: fd is the socket of a gnet connection that the outbox may
-	// write itself (see writeDirectLocked).
+	// write itself (see writeDirectLocked); peer links only.
 	direct bool
 	fd     int
 	// cork, for direct outboxes: while it is on, frames wait in pending
@@ -201,6 +201,7 @@ func (o *outbox) writeDirectLocked() {
 	}
 	if n > 0 {
 		o.stats.Writes.Add(1)
+		o.stats.DirectWrites.Add(1)
 		o.stats.BytesOut.Add(uint64(n))
 	}
 	if n == len(o.pending) {
@@ -268,6 +269,7 @@ type Stats struct {
 	FramesOut         atomic.Uint64 // frames queued
 	BytesOut          atomic.Uint64
 	Writes            atomic.Uint64 // buffers handed to the kernel (one per coalesced batch)
+	DirectWrites      atomic.Uint64 // of them, written by the sender itself, not the event loop (writeDirectLocked)
 	SendsRefused      atomic.Uint64 // ErrBusy
 	SendsUnconnected  atomic.Uint64 // ErrNotConnected
 	HandshakesFailed  atomic.Uint64

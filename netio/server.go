@@ -66,6 +66,10 @@ func (c *ClientConn) Respond(r *wire.ClientResponse) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	// Answers go through the event loop, which coalesces those that arrive
+	// while a write is in flight. (Writing a client's only answer in
+	// progress directly, as peer links do, measured no faster: 1 client,
+	// fsync none, p50 268/252 -> 257/254 us.)
 	return c.out.sendResponse(r)
 }
 

@@ -282,12 +282,12 @@ func TestSendsCoalesce(t *testing.T) {
 	// Uncorked, on an idle connection: one write per Send, and it is done
 	// (by the sender) when Send returns.
 	for i := 0; i < 50; i++ {
-		before := a.t.Stats().Writes.Load()
+		before := a.t.Stats().DirectWrites.Load()
 		m := wire.Message{Type: wire.MsgHeartbeat, From: 1, To: 2, Term: 1, Commit: uint64(n + i)}
 		if err := a.t.Send(&m); err != nil {
 			t.Fatal(err)
 		}
-		if got := a.t.Stats().Writes.Load() - before; got != 1 {
+		if got := a.t.Stats().DirectWrites.Load() - before; got != 1 {
 			t.Fatalf("send %d: %d writes when Send returned, want 1", i, got)
 		}
 		b.rec.wait(t, 1)

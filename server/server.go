@@ -139,6 +139,7 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		"kraft_replication_appends_compressed_total": func(st *netio.Stats) uint64 { return st.AppendsCompressed.Load() },
 		"kraft_net_frames_out_total":                 func(st *netio.Stats) uint64 { return st.FramesOut.Load() },
 		"kraft_net_writes_total":                     func(st *netio.Stats) uint64 { return st.Writes.Load() },
+		"kraft_net_direct_writes_total":              func(st *netio.Stats) uint64 { return st.DirectWrites.Load() },
 		"kraft_net_bytes_out_total":                  func(st *netio.Stats) uint64 { return st.BytesOut.Load() },
 		"kraft_net_frames_in_total":                  func(st *netio.Stats) uint64 { return st.FramesIn.Load() },
 	} {
