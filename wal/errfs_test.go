@@ -227,3 +227,53 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		t.Fatalf("%d goroutines after Close, %d before", n, before)
 	}
 }
+
+// SyncNow makes the appended entries durable on the caller's goroutine
+// (a crash right after keeps them), never waits for the writer's round,
+// reports a failed fsync as fatal, and does nothing outside fsync always.
+func TestSyncNow(t *testing.T) {
+	efs := &errFS{FS: NewMemFS()}
+	w := mustOpen(t, "/d", memOpts(efs, 1<<16))
+	rng := rand.New(rand.NewPCG(1, 9))
+	next, ran := uint64(1), 0
+	for i := 0; i < 50; i++ {
+		mustAppend(t, w, makeEntries(rng, next, 1, 3, 50))
+		next += 3
+		did, err := w.SyncNow()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if did {
+			ran++
+			if w.DurableIndex() != next-1 {
+				t.Fatalf("SyncNow ran, durable index %d, want %d", w.DurableIndex(), next-1)
+			}
+		}
+	}
+	if ran == 0 {
+		t.Fatal("SyncNow never ran a round (the writer goroutine took all 50)")
+	}
+	crashed := efs.FS.(*MemFS).Crash(rng)
+	w2 := mustOpen(t, "/d", memOpts(crashed, 1<<16))
+	if w2.LastIndex() < w.DurableIndex() {
+		t.Fatalf("after a crash the log ends at %d, durable was %d", w2.LastIndex(), w.DurableIndex())
+	}
+	w2.Close()
+
+	efs.set(&efs.failSync, true)
+	mustAppend(t, w, makeEntries(rng, next, 1, 3, 50))
+	if _, err := w.SyncNow(); err != nil && !IsFatal(err) {
+		t.Fatalf("SyncNow with a failing fsync: %v", err)
+	}
+	if err := w.WaitDurable(next + 2); !IsFatal(err) {
+		t.Fatalf("after a failed sync: %v", err)
+	}
+	w.Close()
+
+	b := mustOpen(t, "/b", Options{FS: NewMemFS(), SegmentSizeBytes: 1 << 16, Fsync: FsyncBatch, SyncInterval: time.Hour})
+	defer b.Close()
+	mustAppend(t, b, makeEntries(rng, 1, 1, 3, 50))
+	if did, err := b.SyncNow(); did || err != nil {
+		t.Fatalf("SyncNow in batch mode: %v %v", did, err)
+	}
+}

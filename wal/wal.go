@@ -636,6 +636,24 @@ func (w *WAL) Sync() error {
 	return nil
 }
 
+// SyncNow runs a sync round on the calling goroutine if none is in
+// progress, making everything appended so far durable, and reports whether
+// it did; it never waits for a round. A caller that would otherwise only
+// wait for the writer goroutine's round (a follower's loop, which then
+// acknowledges) saves the hand-over to that goroutine and back.
+func (w *WAL) SyncNow() (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.writable(); err != nil {
+		return false, err
+	}
+	if w.syncing || w.opts.Fsync != FsyncAlways {
+		return false, nil
+	}
+	w.syncRoundLocked()
+	return true, w.writable()
+}
+
 // Term returns the term of entry i, for FirstIndex()-1 <= i <= LastIndex()
 // (the entry before the first is the snapshot's). ErrCompacted or
 // ErrUnavailable otherwise.
