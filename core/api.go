@@ -106,16 +106,17 @@ func (r *Raft) startReads() {
 	if t, _ := r.log.term(r.log.committed); t != r.term {
 		return
 	}
-	fresh := false
-	for i := range r.reads {
-		if !r.reads[i].assigned {
-			r.reads[i].assigned, r.reads[i].index = true, r.log.committed
-			fresh = true
-		}
-	}
-	if !fresh {
+	// Unassigned reads are a suffix (reads are appended, and assigned all
+	// at once): start at the first of them, so that n reads arriving one
+	// by one cost O(n), not O(n^2) (a twentieth of the leader's CPU at
+	// 1,024 clients reading).
+	if r.readsAssigned >= len(r.reads) {
 		return
 	}
+	for i := r.readsAssigned; i < len(r.reads); i++ {
+		r.reads[i].assigned, r.reads[i].index = true, r.log.committed
+	}
+	r.readsAssigned = len(r.reads)
 	if r.cfg.Bug == BugReadNoHeartbeat || (r.cfg.LeaseReads && r.leaseValid()) {
 		// The lease says no other leader can exist yet: answer now.
 		keep := r.reads[:0]
@@ -127,6 +128,7 @@ func (r *Raft) startReads() {
 			}
 		}
 		r.reads = keep
+		r.readsAssigned = len(keep)
 		return
 	}
 	r.needRound = true // the next Ready sends one heartbeat round for all of them
@@ -168,6 +170,7 @@ func (r *Raft) releaseReads() {
 		n++
 	}
 	r.reads = append(r.reads[:0], r.reads[n:]...)
+	r.readsAssigned -= n
 }
 
 // leaseValid: a quorum answered a heartbeat sent at tick T, so none of them
@@ -195,6 +198,7 @@ func (r *Raft) failReadsWith(err error) {
 		}
 	}
 	r.reads = r.reads[:0]
+	r.readsAssigned = 0
 	r.needRound = false
 }
 

@@ -395,6 +395,14 @@ func (r *Raft) checkInvariants() {
 		return
 	}
 	r.log.checkLog()
+	if r.readsAssigned < 0 || r.readsAssigned > len(r.reads) {
+		bug("%d reads assigned of %d", r.readsAssigned, len(r.reads))
+	}
+	for i, rq := range r.reads {
+		if rq.assigned != (i < r.readsAssigned) {
+			bug("read %d of %d assigned=%v, %d assigned", i, len(r.reads), rq.assigned, r.readsAssigned)
+		}
+	}
 	if r.role != RoleLeader {
 		return
 	}

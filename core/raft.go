@@ -104,6 +104,7 @@ type Raft struct {
 	msgs, msgsAfter []wire.Message
 	readStates      []ReadState
 	reads           []readReq
+	readsAssigned   int // reads[:readsAssigned] have their index (see startReads)
 	round           uint64
 	roundSentTick   [leaseRounds]uint64
 	needRound       bool
