@@ -36,6 +36,15 @@
 // MaxInflightBytesPerConn. A Raft message refused this way is simply lost;
 // Raft's retransmission recovers it.
 //
+// Dialled plaintext peer connections (where every Raft message goes) skip
+// the event loop when they can: with no write in flight and nothing left in
+// gnet's buffer, the sender writes the socket itself (no eventfd, no thread
+// wake-up; Stats.DirectWrites). Transport.Cork/Uncork, which core.Node calls
+// around each turn's Sends, hold those writes so that a peer's messages of
+// one turn still leave together. OnClose closes the outbox before gnet
+// closes the descriptor, so a direct write never reaches a closed or reused
+// one. Client answers keep the event loop, which coalesces their bursts.
+//
 // The protocol of an accepted connection (Hello checks, frame limits,
 // dispatch, refusals) lives in one place, session (conn.go), which both the
 // gnet handler and the TLS reader goroutine drive; FuzzConnHandler fuzzes
