@@ -355,9 +355,13 @@ type kvPair struct {
 }
 
 // sortedPairs returns m's entries in key order. Taking the values along
-// while iterating, and comparing inline prefixes, avoids a random map
-// lookup and most key dereferences per key: both were cache misses, and
-// together most of a full snapshot's CPU (see perf/results/speedups.md).
+// while iterating avoids a random map lookup per key, and ordering by the
+// inline prefixes avoids most key dereferences: both were cache misses,
+// and together most of a full snapshot's CPU (see
+// perf/results/speedups.md). The prefixes are radix-sorted (least
+// significant byte first, a pass skipped where all keys share the byte,
+// which most do: 8-byte keys, common prefixes); runs of equal prefixes are
+// then ordered by the whole key.
 func sortedPairs(m map[string][]byte) []kvPair {
 	ps := make([]kvPair, 0, len(m))
 	for k, v := range m {
@@ -365,16 +369,70 @@ func sortedPairs(m map[string][]byte) []kvPair {
 		copy(b[:], k)
 		ps = append(ps, kvPair{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), key: k, value: v})
 	}
+	if len(ps) < 256 {
+		slices.SortFunc(ps, comparePairs)
+		return ps
+	}
+	// Sort small (prefix, position) records, then gather the pairs.
+	type rec struct {
+		hi, lo uint64
+		i      uint32
+	}
+	a := make([]rec, len(ps))
+	for i := range ps {
+		a[i] = rec{ps[i].hi, ps[i].lo, uint32(i)}
+	}
+	b := make([]rec, len(ps))
+	for pass := 0; pass < 16; pass++ {
+		shift := uint(8 * (pass % 8))
+		digit := func(r *rec) int {
+			if pass < 8 {
+				return int(r.lo >> shift & 0xff)
+			}
+			return int(r.hi >> shift & 0xff)
+		}
+		var count [257]int
+		for i := range a {
+			count[digit(&a[i])+1]++
+		}
+		if count[digit(&a[0])+1] == len(a) {
+			continue // every key has the same byte here
+		}
+		for d := 1; d < 257; d++ {
+			count[d] += count[d-1]
+		}
+		for i := range a {
+			d := digit(&a[i])
+			b[count[d]] = a[i]
+			count[d]++
+		}
+		a, b = b, a
+	}
+	out := make([]kvPair, len(ps))
+	for i := range a {
+		out[i] = ps[a[i].i]
+	}
 	// Equal prefixes with different keys: zero padding orders a shorter key
 	// like a longer one with zero bytes, so the full comparison decides.
-	slices.SortFunc(ps, func(a, b kvPair) int {
-		if c := cmp.Compare(a.hi, b.hi); c != 0 {
-			return c
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[j].hi == out[i].hi && out[j].lo == out[i].lo {
+			j++
 		}
-		if c := cmp.Compare(a.lo, b.lo); c != 0 {
-			return c
+		if j-i > 1 {
+			slices.SortFunc(out[i:j], comparePairs)
 		}
-		return strings.Compare(a.key, b.key)
-	})
-	return ps
+		i = j
+	}
+	return out
+}
+
+func comparePairs(a, b kvPair) int {
+	if c := cmp.Compare(a.hi, b.hi); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.lo, b.lo); c != 0 {
+		return c
+	}
+	return strings.Compare(a.key, b.key)
 }

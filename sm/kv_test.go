@@ -470,6 +470,9 @@ func TestSortedPairsMatchesAStringSort(t *testing.T) {
 		}
 		m[string(b)] = []byte{byte(n)}
 	}
+	for i := range 1000 { // long runs of one 16-byte prefix, ordered by what follows
+		m[fmt.Sprintf("a-shared-prefix!%d", i*7919%1000)] = []byte{1}
+	}
 	want := sortedKeys(m)
 	got := sortedPairs(m)
 	for i := range want {
