@@ -2,12 +2,12 @@ package netio
 
 import (
 	"errors"
-	"golang.org/x/sys/unix"
 	"sync"
 	"sync/atomic"
 
 	"github.com/kraftdb/kraft/wire"
 	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 )
 
 var (
