@@ -17,6 +17,31 @@ type benchCluster struct {
 	committed int
 }
 
+// newBenchCluster starts three voters (tweak adjusts each config) and
+// elects node 1.
+func newBenchCluster(b *testing.B, tweak func(*Config)) *benchCluster {
+	c := &benchCluster{}
+	voters := []uint64{1, 2, 3}
+	for i := range c.nodes {
+		cfg := testConfig(uint64(i + 1))
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		r, err := New(cfg, Bootstrap(voters))
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.startupQuiet = false
+		c.nodes[i] = r
+	}
+	c.nodes[0].campaign(false, true)
+	c.run()
+	if c.nodes[0].Role() != RoleLeader {
+		b.Fatal("no leader")
+	}
+	return c
+}
+
 func (c *benchCluster) drain(r *Raft) {
 	for r.HasReady() {
 		rd := r.Ready()
@@ -58,23 +83,7 @@ func (c *benchCluster) run() {
 //	go test ./core -run '^$' -bench Commit3Nodes -benchmem -benchtime 200000x
 func BenchmarkCommit3Nodes(b *testing.B) {
 	const batchEntries, payloadBytes, compactEvery = 64, 128, 1 << 16
-	var c benchCluster
-	voters := []uint64{1, 2, 3}
-	for i := range c.nodes {
-		cfg := testConfig(uint64(i + 1))
-		cfg.MaxInflightMsgs = 64
-		r, err := New(cfg, Bootstrap(voters))
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.startupQuiet = false
-		c.nodes[i] = r
-	}
-	c.nodes[0].campaign(false, true)
-	c.run()
-	if c.nodes[0].Role() != RoleLeader {
-		b.Fatal("no leader")
-	}
+	c := newBenchCluster(b, func(cfg *Config) { cfg.MaxInflightMsgs = 64 })
 	payload := make([]byte, payloadBytes)
 	batch := make([][]byte, batchEntries)
 	for i := range batch {
@@ -114,21 +123,7 @@ func BenchmarkCommit3Nodes(b *testing.B) {
 func BenchmarkReadIndexBurst(b *testing.B) {
 	for _, burst := range []int{16, 1024} {
 		b.Run(fmt.Sprintf("burst=%d", burst), func(b *testing.B) {
-			var c benchCluster
-			voters := []uint64{1, 2, 3}
-			for i := range c.nodes {
-				r, err := New(testConfig(uint64(i+1)), Bootstrap(voters))
-				if err != nil {
-					b.Fatal(err)
-				}
-				r.startupQuiet = false
-				c.nodes[i] = r
-			}
-			c.nodes[0].campaign(false, true)
-			c.run()
-			if c.nodes[0].Role() != RoleLeader {
-				b.Fatal("no leader")
-			}
+			c := newBenchCluster(b, nil)
 			b.ResetTimer()
 			for i := 0; i < b.N; i += burst {
 				for k := 0; k < burst; k++ {
