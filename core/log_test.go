@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/kraftdb/kraft/wire"
 )
@@ -150,8 +151,10 @@ func checkLogForTest(t *testing.T, l *raftLog, recs map[uint64][]byte) {
 	}
 }
 
-// Appending never copies the log: the worst single append stays far below
-// what copying a large log costs, however long the log grows.
+// Appending never copies the log: every chunk keeps its backing array
+// however long the log grows, and no chunk has more than one chunk of
+// slack. (One growing buffer moved all of it at each growth: 654 ms for
+// one append at 194 MiB on the development VM.)
 func TestLogAppendNeverCopiesTheLog(t *testing.T) {
 	if testing.Short() {
 		t.Skip("appends 128 MiB")
@@ -159,20 +162,24 @@ func TestLogAppendNeverCopiesTheLog(t *testing.T) {
 	l := &raftLog{}
 	l.reset(0, 0)
 	payload := make([]byte, 1000)
+	var arrays []*byte // first byte of each chunk's array, as first seen
 	var worst time.Duration
 	for l.streamEnd < 128<<20 {
 		t0 := time.Now()
 		l.appendEntry(wire.EntryNormal, 1, payload)
 		worst = max(worst, time.Since(t0))
+		if len(l.chunks) > len(arrays) {
+			arrays = append(arrays, unsafe.SliceData(l.chunks[len(l.chunks)-1].b))
+		}
+	}
+	for k, c := range l.chunks {
+		if unsafe.SliceData(c.b) != arrays[k] {
+			t.Fatalf("chunk %d moved to another array: the log was copied", k)
+		}
 	}
 	used, capacity := l.cachedBytes()
 	if capacity > used+maxChunk {
 		t.Fatalf("capacity %d for %d bytes: more than one chunk of slack", capacity, used)
-	}
-	// Copying 128 MiB costs tens of milliseconds (hundreds on a loaded
-	// VM); a chunk allocation costs well under one.
-	if worst > 20*time.Millisecond {
-		t.Fatalf("worst append took %v", worst)
 	}
 	t.Logf("%d MiB in %d chunks, worst append %v", used>>20, len(l.chunks), worst)
 }
