@@ -191,6 +191,7 @@ func (l *raftLog) evict() {
 func (l *raftLog) dropCachedBefore(from uint64) {
 	l.cacheFirst = from
 	if from > l.lastIndex() {
+		clear(l.chunks) // let the arrays go
 		l.chunks = l.chunks[:0]
 		return
 	}
