@@ -114,7 +114,7 @@ func (r *Raft) startReads() {
 		return
 	}
 	for i := r.readsAssigned; i < len(r.reads); i++ {
-		r.reads[i].assigned, r.reads[i].index = true, r.log.committed
+		r.reads[i].index = r.log.committed
 	}
 	r.readsAssigned = len(r.reads)
 	if r.cfg.Bug == BugReadNoHeartbeat || (r.cfg.LeaseReads && r.leaseValid()) {
@@ -162,8 +162,8 @@ func (r *Raft) releaseReads() {
 	}
 	q := r.quorumRound()
 	n := 0
-	for _, rq := range r.reads {
-		if !rq.assigned || rq.round == 0 || rq.round > q {
+	for _, rq := range r.reads[:r.readsAssigned] {
+		if rq.round == 0 || rq.round > q {
 			break
 		}
 		r.deliverRead(rq)

@@ -113,10 +113,9 @@ func (l *raftLog) chunkAt(pos int) int {
 	return sort.Search(n, func(c int) bool { return l.chunks[c].start > pos }) - 1
 }
 
-// lastInChunk returns the last index j in [lo, hi] whose record is in the
-// same chunk as lo's.
-func (l *raftLog) lastInChunk(lo, hi uint64) uint64 {
-	c := &l.chunks[l.chunkAt(l.start(lo))]
+// lastInChunk returns the last index j in [lo, hi] whose record is in c,
+// the chunk that holds lo's.
+func (l *raftLog) lastInChunk(c *logChunk, lo, hi uint64) uint64 {
 	if l.end(hi) <= c.start+len(c.b) {
 		return hi
 	}
@@ -142,8 +141,8 @@ func (l *raftLog) slice(lo, hi uint64) (b []byte, last uint64) {
 	if lo < l.cacheFirst {
 		bug("log slice [%d, %d] reaches below the cache (first cached %d)", lo, hi, l.cacheFirst)
 	}
-	last = l.lastInChunk(lo, hi)
 	c := &l.chunks[l.chunkAt(l.start(lo))]
+	last = l.lastInChunk(c, lo, hi)
 	b = c.b[l.start(lo)-c.start : l.end(last)-c.start]
 	return b[:len(b):len(b)], last
 }
@@ -399,9 +398,9 @@ func (r *Raft) checkInvariants() {
 	if r.readsAssigned < 0 || r.readsAssigned > len(r.reads) {
 		bug("%d reads assigned of %d", r.readsAssigned, len(r.reads))
 	}
-	for i, rq := range r.reads {
-		if rq.assigned != (i < r.readsAssigned) {
-			bug("read %d of %d assigned=%v, %d assigned", i, len(r.reads), rq.assigned, r.readsAssigned)
+	for i, rq := range r.reads[r.readsAssigned:] {
+		if rq.round != 0 {
+			bug("read %d of %d has a round but no index (%d assigned)", r.readsAssigned+i, len(r.reads), r.readsAssigned)
 		}
 	}
 	if r.role != RoleLeader {

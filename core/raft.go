@@ -58,11 +58,10 @@ type ReadState struct {
 }
 
 type readReq struct {
-	ctx      uint64
-	from     uint64 // 0: local
-	index    uint64
-	assigned bool   // index is set (the leader has committed in its term)
-	round    uint64 // heartbeat round, sent after index was set, that confirms it
+	ctx   uint64
+	from  uint64 // 0: local
+	index uint64 // set once the read is among Raft.reads[:readsAssigned]
+	round uint64 // heartbeat round, sent after index was set, that confirms it
 }
 
 type stepFunc func(r *Raft, m *wire.Message) error
@@ -104,7 +103,7 @@ type Raft struct {
 	msgs, msgsAfter []wire.Message
 	readStates      []ReadState
 	reads           []readReq
-	readsAssigned   int // reads[:readsAssigned] have their index (see startReads)
+	readsAssigned   int // reads[:readsAssigned] have their index; the rest wait (see startReads)
 	round           uint64
 	roundSentTick   [leaseRounds]uint64
 	needRound       bool
@@ -855,8 +854,8 @@ func (r *Raft) bcastHeartbeat() {
 	r.round++
 	r.roundSentTick[r.round%leaseRounds] = r.ticks
 	r.needRound = false
-	for i := range r.reads {
-		if r.reads[i].assigned && r.reads[i].round == 0 {
+	for i := range r.reads[:r.readsAssigned] {
+		if r.reads[i].round == 0 {
 			r.reads[i].round = r.round
 		}
 	}
