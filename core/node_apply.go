@@ -24,6 +24,11 @@ type applier struct {
 	// was written (SnapshotOptions.Sync); applyClosed: the loop is gone.
 	backlog     []applyTask
 	applyClosed bool
+	// snapStarted: when this process's latest snapshot started (zero:
+	// none yet); snapDue fires when SnapshotMinInterval has passed since,
+	// armed only while an automatic snapshot waits for it (else nil).
+	snapStarted time.Time
+	snapDue     <-chan time.Time
 }
 
 func (n *Node) runApply() {
@@ -51,7 +56,14 @@ func (n *Node) runApply() {
 				return
 			}
 		case reply := <-n.snapReq:
+			if reply == nil { // an automatic trigger: see whether one is due
+				n.maybeSnapshot(a)
+				continue
+			}
 			n.startSnapshot(a, reply)
+		case <-a.snapDue:
+			a.snapDue = nil
+			n.maybeSnapshot(a)
 		}
 	}
 }
@@ -63,10 +75,27 @@ func (n *Node) applyTask(a *applier, task applyTask) bool {
 		n.fail(err)
 		return false
 	}
-	if t := n.cfg.SnapshotEveryEntries; t > 0 && a.lastApplied-n.lastSnap.Load() >= t {
-		n.startSnapshot(a, nil)
-	}
+	n.maybeSnapshot(a)
 	return true
+}
+
+// maybeSnapshot starts an automatic snapshot when SnapshotEveryEntries
+// entries were applied since the last one, unless SnapshotMinInterval has
+// not passed since the previous start: then it arms a.snapDue to look
+// again at that time (the next applied entry may never come).
+func (n *Node) maybeSnapshot(a *applier) {
+	if t := n.cfg.SnapshotEveryEntries; t == 0 || a.lastApplied-n.lastSnap.Load() < t {
+		return
+	}
+	if !a.snapStarted.IsZero() {
+		if wait := n.cfg.SnapshotMinInterval - time.Since(a.snapStarted); wait > 0 {
+			if a.snapDue == nil {
+				a.snapDue = time.After(wait)
+			}
+			return
+		}
+	}
+	n.startSnapshot(a, nil)
 }
 
 func (n *Node) apply(a *applier, task applyTask) error {
@@ -150,6 +179,7 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 		answer(snapResult{err: ErrSnapshotInProgress})
 		return
 	}
+	a.snapStarted = time.Now()
 	job, err := n.captureSnapshot(a, index, term)
 	if err != nil {
 		n.snapBusy.Store(false)
@@ -171,8 +201,8 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 		n.snapBusy.Store(false)
 		answer(snapResult{index: idx, err: err})
 		// The threshold may have been crossed again while this one was
-		// written (that trigger was skipped): check now rather than wait
-		// for the next applied entry, which may never come.
+		// written (that trigger was skipped): have the apply goroutine look
+		// now rather than at the next applied entry, which may never come.
 		if t := n.cfg.SnapshotEveryEntries; t > 0 && n.applied.Load()-n.lastSnap.Load() >= t {
 			select {
 			case n.snapReq <- nil:

@@ -292,6 +292,60 @@ func TestNodeSnapshotCatchesUpNewNode(t *testing.T) {
 	c.waitConverged([]uint64{4}, "after-restart", "yes")
 }
 
+// SnapshotMinInterval: a snapshot due by the entry threshold waits until
+// the interval has passed since the previous one started, then is taken
+// even though no entry is applied meanwhile; a requested snapshot is never
+// delayed.
+func TestNodeSnapshotMinInterval(t *testing.T) {
+	const interval = 600 * time.Millisecond
+	c := newNodeCluster(t)
+	c.snapshotEvery = 10
+	c.tweak = func(cfg *NodeConfig) { cfg.SnapshotMinInterval = interval }
+	n := c.start(1, []uint64{1})
+	waitSnap := func(atLeast uint64, within time.Duration) time.Time {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for n.LastSnapshotIndex() < atLeast {
+			if time.Now().After(deadline) {
+				t.Fatalf("no snapshot at or after index %d within %v (last %d, applied %d)", atLeast, within, n.LastSnapshotIndex(), n.Applied())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		return time.Now()
+	}
+	for i := 0; i < 10; i++ {
+		c.write(fmt.Sprint("a", i), "v")
+	}
+	firstSeen := waitSnap(10, 5*time.Second) // the first one is not held back
+	first := n.LastSnapshotIndex()
+	for i := 0; i < 25; i++ { // past the threshold twice over, then idle
+		c.write(fmt.Sprint("b", i), "v")
+	}
+	last := n.Applied()
+	for time.Since(firstSeen) < interval/2 {
+		if got := n.LastSnapshotIndex(); got != first {
+			t.Fatalf("a second automatic snapshot (index %d) %v after the first (%d), inside the %v minimum", got, time.Since(firstSeen), first, interval)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	secondSeen := waitSnap(last, 5*time.Second)
+	if gap := secondSeen.Sub(firstSeen); gap < interval/2 {
+		t.Fatalf("second snapshot %v after the first; minimum %v", gap, interval)
+	}
+	// A requested snapshot right after an automatic one is taken at once.
+	c.write("c", "v")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	idx, err := n.Snapshot(ctx)
+	if err != nil || idx != n.Applied() {
+		t.Fatalf("requested snapshot: index %d (applied %d), %v", idx, n.Applied(), err)
+	}
+	if d := time.Since(start); d > interval/2 {
+		t.Fatalf("requested snapshot took %v: held back by the minimum interval", d)
+	}
+}
+
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}

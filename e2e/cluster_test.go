@@ -101,7 +101,7 @@ func TestThreeNodeClusterServesWrites(t *testing.T) {
 // acknowledged write lost, and the killed node catches up after restart,
 // by log, and after compaction by snapshot.
 func TestLeaderKillUnderLoad(t *testing.T) {
-	c := newCluster(t, 3, "--snapshot-threshold", "2000")
+	c := newCluster(t, 3, "--snapshot-threshold", "2000", "--snapshot-min-interval", "0")
 	cl := c.client()
 	first := writeMany(t, cl, "a", 3000, 32)
 

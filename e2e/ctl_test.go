@@ -147,7 +147,9 @@ func TestCtlCommandsOnLiveCluster(t *testing.T) {
 	mustMatch(t, "disk-stats", c.mustCtl("disk-stats"), `(?m)^Fsync mode: always$`)
 	one := c.procs[leader].adminAddr()
 	snap := mustMatch(t, "snapshot", c.mustCtl("snapshot", "--endpoints", one), `Snapshot taken at index (\d+)`)[1]
-	mustMatch(t, "snapshot-status", c.mustCtl("snapshot-status", "--endpoints", one), `(?m)^Last snapshot: index `+snap+` \(term \d+\)`)
+	ss := c.mustCtl("snapshot-status", "--endpoints", one)
+	mustMatch(t, "snapshot-status", ss, `(?m)^Last snapshot: index `+snap+` \(term \d+\)`)
+	mustMatch(t, "snapshot-status", ss, `(?m)^Entries since: [\d,]+ \(threshold 100,000, at most one per 1m0s\)$`)
 	mem := c.mustCtl("memory-stats")
 	mustMatch(t, "memory-stats", mem, `(?m)^Component\s+Used\s+Max$`)
 	for _, comp := range []string{"Log cache", "Pending entries", "Connections", "State machine"} {

@@ -36,7 +36,7 @@ func snapshotHeader(t *testing.T, fn string) (base uint64, codec byte, size int6
 // segments released, and a whole-cluster restart that restores every
 // acknowledged write from the chains.
 func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
-	c := newCluster(t, 3, "--snapshot-threshold", "400", "--snapshot-retain", "2", "--snapshot-compression",
+	c := newCluster(t, 3, "--snapshot-threshold", "400", "--snapshot-min-interval", "0", "--snapshot-retain", "2", "--snapshot-compression",
 		"--snapshot-incremental", "--segment-size", "1MiB", "--max-entry-size", "64KiB")
 	cl := c.client()
 	value := []byte(strings.Repeat(`{"user":"kraft","plan":"enterprise","region":"eu-west"},`, 18))[:1024]

@@ -54,6 +54,7 @@ type Config struct {
 	SegmentSize        Size
 
 	SnapshotThreshold   uint64
+	SnapshotMinInterval time.Duration // automatic snapshots at most this often
 	SnapshotRetain      int
 	SnapshotCompression bool // zstd in the snapshot file
 	SnapshotIncremental bool // delta snapshots of what changed (the KV supports it)
@@ -120,6 +121,7 @@ func DefaultConfig() Config {
 		BatchFsyncInterval:  10 * time.Millisecond,
 		SegmentSize:         64 << 20,
 		SnapshotThreshold:   100000,
+		SnapshotMinInterval: time.Minute,
 		SnapshotRetain:      3,
 		SnapshotCompression: true,
 		SnapshotAsync:       true,
@@ -290,6 +292,7 @@ func settings() []setting {
 		mk("batch-fsync-interval", "sync interval of --fsync-mode=batch", duration(func(c *Config) *time.Duration { return &c.BatchFsyncInterval })),
 		mk("segment-size", "WAL segment file size", size(func(c *Config) *Size { return &c.SegmentSize })),
 		mk("snapshot-threshold", "entries applied between automatic snapshots (0: manual only)", uinteger(func(c *Config) *uint64 { return &c.SnapshotThreshold })),
+		mk("snapshot-min-interval", "least time between the starts of automatic snapshots; under heavy writes the log grows meanwhile instead (0: no minimum)", duration(func(c *Config) *time.Duration { return &c.SnapshotMinInterval })),
 		mk("snapshot-retain", "snapshot files kept (plus the bases of kept incremental snapshots); older WAL segments are released", integer(func(c *Config) *int { return &c.SnapshotRetain })),
 		mk("snapshot-compression", "compress snapshot files with zstd", boolean(func(c *Config) *bool { return &c.SnapshotCompression })),
 		mk("snapshot-incremental", "snapshots store only what changed since the previous one (a full one every few)", boolean(func(c *Config) *bool { return &c.SnapshotIncremental })),
@@ -553,6 +556,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxFrameSize < c.MaxEntrySize+64<<10 {
 		bad("--max-frame-size %v must exceed --max-entry-size (%v) by at least 64KiB", c.MaxFrameSize, c.MaxEntrySize)
+	}
+	if c.SnapshotMinInterval < 0 {
+		bad("--snapshot-min-interval %v must not be negative", c.SnapshotMinInterval)
 	}
 	if c.SnapshotRetain < 1 {
 		bad("--snapshot-retain %d must be at least 1", c.SnapshotRetain)

@@ -92,6 +92,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--node-id=1", "--peers", "2=a:1,2=b:1"}, nil, "--peers: node 2 listed twice"},
 		{[]string{"--node-id=1", "--bootstrap", "--join", "a:7001"}, nil, "--bootstrap and --join exclude each other"},
 		{[]string{"--node-id=1", "--max-entry-size=64MiB"}, nil, "--max-entry-size 64MiB must be between 1KiB and half of --segment-size"},
+		{[]string{"--node-id=1", "--snapshot-min-interval=-1s"}, nil, "--snapshot-min-interval -1s must not be negative"},
 		{[]string{"--node-id=1", "--log-format=xml"}, nil, `--log-format "xml" must be text or json`},
 		{[]string{"--node-id=1", "stray"}, nil, `unexpected argument "stray"`},
 		{[]string{"--node-id=1", "--env-file", "/nonexistent/kraft.env"}, nil, "env file: open /nonexistent/kraft.env"},

@@ -97,13 +97,15 @@ type SnapshotsBody struct {
 	LastIndex    uint64         `json:"last_index"`
 	InProgress   bool           `json:"in_progress"`
 	Threshold    uint64         `json:"threshold_entries"`
+	MinInterval  int64          `json:"min_interval_ms"`
 	EntriesSince uint64         `json:"entries_since"`
 	Files        []SnapshotFile `json:"files"`
 }
 
 func (s *Server) snapshots() SnapshotsBody {
 	n := s.n()
-	b := SnapshotsBody{LastIndex: n.LastSnapshotIndex(), InProgress: n.SnapshotInProgress(), Threshold: s.cfg.SnapshotThreshold, Files: []SnapshotFile{}}
+	b := SnapshotsBody{LastIndex: n.LastSnapshotIndex(), InProgress: n.SnapshotInProgress(), Threshold: s.cfg.SnapshotThreshold,
+		MinInterval: s.cfg.SnapshotMinInterval.Milliseconds(), Files: []SnapshotFile{}}
 	if a := n.Applied(); a > b.LastIndex {
 		b.EntriesSince = a - b.LastIndex
 	}

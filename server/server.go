@@ -311,6 +311,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		Transport:            s.tr,
 		Bootstrap:            bootstrap,
 		SnapshotEveryEntries: cfg.SnapshotThreshold,
+		SnapshotMinInterval:  cfg.SnapshotMinInterval,
 		BatchSize:            cfg.BatchSize,
 		BatchTimeout:         cfg.BatchTimeout,
 		Snapshots:            snapshotOptions(cfg),

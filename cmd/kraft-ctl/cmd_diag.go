@@ -134,6 +134,9 @@ func snapshotStatusCommand() command {
 			threshold := "manual only"
 			if b.Threshold > 0 {
 				threshold = "threshold " + thousands(b.Threshold)
+				if b.MinInterval > 0 {
+					threshold += ", at most one per " + (time.Duration(b.MinInterval) * time.Millisecond).String()
+				}
 			}
 			fmt.Fprintf(w, "Entries since: %s (%s)\n", thousands(b.EntriesSince), threshold)
 			for _, fl := range b.Files {
