@@ -19,12 +19,17 @@
 // session expired: clients must not retry a request older than half the
 // session timeout.
 //
-// Snapshots: KV.Snapshot freezes the key map instead of copying it (writes
-// go to an overlay until the snapshot is released, then drain back a few
-// per applied command; kv_generations.go), so a capture costs O(sessions)
-// on the Apply goroutine whatever the store's size. KV also implements
-// IncrementalStateMachine: it tracks the keys written since the last
-// capture and SnapshotDelta writes only those (tombstones for deletions).
+// Keys: KV holds its keys in a keyTable (kv_table.go), an open-addressing
+// hash table that keeps each key and its value in one immutable entry, so
+// a lookup costs two cache misses on a store larger than the caches.
+//
+// Snapshots: KV.Snapshot freezes the key table instead of copying it
+// (writes go to an overlay until the snapshot is released, then drain back
+// a few per applied command; kv_generations.go), so a capture costs
+// O(sessions) on the Apply goroutine whatever the store's size. KV also
+// implements IncrementalStateMachine: it tracks the keys written since the
+// last capture and SnapshotDelta writes only those (tombstones for
+// deletions).
 //
 // The snapshot and delta stream formats are documented in kv_snapshot.go.
 package sm

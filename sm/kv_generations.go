@@ -8,8 +8,8 @@ import (
 
 // Cheap captures. A snapshot must see the store as of its capture while
 // Apply goes on, and the capture runs on the Apply goroutine, so copying
-// the key map there would stall every commit for O(keys) (about a second
-// per few million keys). Instead the capture freezes the map:
+// the key table there would stall every commit for O(keys). Instead the
+// capture freezes the table:
 //
 //	capture:  hold = new generation; over = {}        O(1)
 //	writes:   over[k] = value | tombstone             while hold is not released
@@ -19,11 +19,11 @@ import (
 //	          writes go to data again (and drop k from over)
 //	          hold = nil once over is empty
 //
-// The frozen map is only read (by WriteTo, Get and lookups) until the
+// The frozen table is only read (by WriteTo, Get and lookups) until the
 // release; afterwards only the Apply goroutine writes it, under mu. The
 // drain costs O(writes made while the snapshot was written), spread over
 // later Apply calls. A second capture while the first is still unreleased
-// (the node never does that) gets a private merged copy, O(keys).
+// (the node never does that) gets a private merged clone, O(keys).
 
 // drainPerCommand bounds the overlay entries moved back per applied
 // command: the overlay empties four times faster than writes fill it.
@@ -49,34 +49,34 @@ type overlayValue struct {
 type generation struct{ released atomic.Bool }
 
 // lookup reads key through the overlay. Callers hold mu (either mode).
-func (kv *KV) lookup(key string) ([]byte, bool) {
+// It does not allocate.
+func (kv *KV) lookup(key []byte) ([]byte, bool) {
 	if kv.over != nil {
-		if o, ok := kv.over[key]; ok {
+		if o, ok := kv.over[string(key)]; ok {
 			return o.value, !o.deleted
 		}
 	}
-	v, ok := kv.data[key]
-	return v, ok
+	return kv.data.get(key)
 }
 
-// store records a write (value, or a deletion). Callers hold mu for
-// writing and keep keys and dataB themselves.
-func (kv *KV) store(key string, value []byte, deleted bool) {
-	kv.markDirty(key)
-	if kv.hold != nil && !kv.hold.released.Load() {
-		if _, ok := kv.over[key]; !ok {
-			kv.overKeys = append(kv.overKeys, key)
+// storeOverlaid records a write (value, a fresh copy, or a deletion) while
+// there is an overlay: in it while data is frozen, else in data (the
+// overlay's entry for key, older than this write, is dropped). Callers hold
+// mu for writing and keep keys, dataB and dirty themselves.
+func (kv *KV) storeOverlaid(key, value []byte, deleted bool) {
+	if !kv.hold.released.Load() {
+		k := string(key)
+		if _, ok := kv.over[k]; !ok {
+			kv.overKeys = append(kv.overKeys, k)
 		}
-		kv.over[key] = overlayValue{value: value, deleted: deleted}
+		kv.over[k] = overlayValue{value: value, deleted: deleted}
 		return
 	}
-	if kv.over != nil {
-		delete(kv.over, key) // older than this write; data is writable again
-	}
+	delete(kv.over, string(key))
 	if deleted {
-		delete(kv.data, key)
+		kv.data.delete(key)
 	} else {
-		kv.data[key] = value
+		kv.data.set(key, value)
 	}
 }
 
@@ -92,9 +92,9 @@ func (kv *KV) drainOverlay(budget int) {
 		kv.overKeys = kv.overKeys[1:]
 		if o, ok := kv.over[k]; ok {
 			if o.deleted {
-				delete(kv.data, k)
+				kv.data.delete(bytesOf(k))
 			} else {
-				kv.data[k] = o.value
+				kv.data.set(bytesOf(k), o.value)
 			}
 			delete(kv.over, k)
 		}
@@ -107,28 +107,28 @@ func (kv *KV) drainOverlay(budget int) {
 	}
 }
 
-// freeze returns a map that holds the keys as of now and stays unchanged
-// until the returned generation (nil: the map is a private copy) is
+// freeze returns a table that holds the keys as of now and stays unchanged
+// until the returned generation (nil: the table is a private clone) is
 // released. Callers hold mu for writing.
-func (kv *KV) freeze() (map[string][]byte, *generation) {
+func (kv *KV) freeze() (*keyTable, *generation) {
 	kv.drainOverlay(math.MaxInt)
 	if kv.hold != nil {
-		m := maps.Clone(kv.data)
+		t := kv.data.clone()
 		for k, o := range kv.over {
 			if o.deleted {
-				delete(m, k)
+				t.delete(bytesOf(k))
 			} else {
-				m[k] = o.value
+				t.set(bytesOf(k), o.value)
 			}
 		}
-		return m, nil
+		return t, nil
 	}
 	kv.hold = &generation{}
 	kv.over = make(map[string]overlayValue)
 	return kv.data, kv.hold
 }
 
-func (kv *KV) markDirty(key string) {
+func (kv *KV) markDirty(key []byte) {
 	if kv.dirty == nil {
 		return
 	}
@@ -136,7 +136,9 @@ func (kv *KV) markDirty(key string) {
 		kv.dirty = nil // too much changed: the next snapshot is a full one
 		return
 	}
-	kv.dirty[key] = struct{}{}
+	if _, ok := kv.dirty[string(key)]; !ok { // the lookup does not allocate
+		kv.dirty[string(key)] = struct{}{}
+	}
 }
 
 // captureSessions copies the sessions (they change in place).

@@ -62,9 +62,9 @@ type kvSnapshot struct {
 	applied       uint64
 	nowNano       int64
 	nextSweepNano int64
-	// data is the store's key map, frozen until Release (or a private
-	// copy when hold is nil); read-only here.
-	data     map[string][]byte
+	// data is the store's key table, frozen until Release (or a private
+	// clone when hold is nil); read-only here.
+	data     *keyTable
 	changed  map[string]struct{} // delta only: the keys written since base
 	hold     *generation
 	sessions map[uint64]snapSession
@@ -92,7 +92,7 @@ func (h *hashWriter) Write(p []byte) (int, error) {
 }
 
 // WriteTo streams the snapshot. It runs without any lock on the KV: the
-// map it reads stays frozen until Release.
+// table it reads stays frozen until Release.
 func (s *kvSnapshot) WriteTo(w io.Writer) (int64, error) {
 	hw := &hashWriter{w: w, digest: xxhash.New()}
 	bw := bufio.NewWriterSize(hw, 256<<10)
@@ -109,7 +109,7 @@ func (s *kvSnapshot) WriteTo(w io.Writer) (int64, error) {
 		h = le.AppendUint64(h, uint64(len(s.changed)))
 		put(le.AppendUint64(h, uint64(len(s.sessions))))
 		for _, k := range sortedKeys(s.changed) {
-			v, ok := s.data[k]
+			v, ok := s.data.get(bytesOf(k))
 			if !ok {
 				put(le.AppendUint32(append(scratch[:0], deltaOpDelete), uint32(len(k))))
 				bw.WriteString(k)
@@ -124,7 +124,7 @@ func (s *kvSnapshot) WriteTo(w io.Writer) (int64, error) {
 		h = le.AppendUint64(h, s.applied)
 		h = le.AppendUint64(h, uint64(s.nowNano))
 		h = le.AppendUint64(h, uint64(s.nextSweepNano))
-		h = le.AppendUint64(h, uint64(len(s.data)))
+		h = le.AppendUint64(h, uint64(s.data.len()))
 		put(le.AppendUint64(h, uint64(len(s.sessions))))
 		for _, p := range sortedPairs(s.data) {
 			put(le.AppendUint32(le.AppendUint32(scratch[:0], uint32(len(p.key))), uint32(len(p.value))))
@@ -263,34 +263,35 @@ func (kv *KV) Restore(r io.Reader) error {
 	applied, nowNano, nextSweep := sr.u64(), int64(sr.u64()), int64(sr.u64())
 	nKeys, nSessions := sr.u64(), sr.u64()
 	// Counts come from the stream: never trust them for preallocation.
-	data := make(map[string][]byte, min(nKeys, 1<<16))
+	data := newKeyTable(int(min(nKeys, 1<<16)))
+	var dataB int64
 	for i := uint64(0); i < nKeys && sr.err == nil; i++ {
 		kl, vl := sr.u32(), sr.u32()
 		k, v := sr.bytes(kl), sr.bytes(vl)
-		data[string(k)] = v
+		data.set(k, v)
+		dataB += int64(len(k) + len(v))
 	}
 	sessions := sr.sessions(nSessions)
 	if err := sr.finish(); err != nil {
 		return err
 	}
-	if uint64(len(data)) != nKeys || uint64(len(sessions)) != nSessions {
+	if uint64(data.len()) != nKeys || uint64(len(sessions)) != nSessions {
 		return fmt.Errorf("%w: duplicate keys or sessions", ErrSnapshotCorrupt)
 	}
-	var dataB int64
-	for k, v := range data {
-		dataB += int64(len(k) + len(v))
+	if invariants {
+		data.check()
 	}
 	kv.mu.Lock()
-	// A snapshot still being written keeps the old map; this one is new.
+	// A snapshot still being written keeps the old table; this one is new.
 	kv.data, kv.over, kv.overKeys, kv.hold = data, nil, nil, nil
-	kv.keys, kv.dataB, kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = len(data), dataB, sessions, applied, nowNano, nextSweep
+	kv.keys, kv.dataB, kv.sessions, kv.applied, kv.nowNano, kv.nextSweepNano = data.len(), dataB, sessions, applied, nowNano, nextSweep
 	kv.dirty, kv.captured = make(map[string]struct{}), applied
 	kv.mu.Unlock()
 	return nil
 }
 
 type deltaChange struct {
-	key     string
+	key     []byte
 	value   []byte
 	deleted bool
 }
@@ -312,9 +313,9 @@ func (kv *KV) RestoreDelta(r io.Reader) error {
 		case sr.err != nil:
 		case op == deltaOpPut:
 			kl, vl := sr.u32(), sr.u32()
-			changes = append(changes, deltaChange{key: string(sr.bytes(kl)), value: sr.bytes(vl)})
+			changes = append(changes, deltaChange{key: sr.bytes(kl), value: sr.bytes(vl)})
 		case op == deltaOpDelete:
-			changes = append(changes, deltaChange{key: string(sr.bytes(sr.u32())), deleted: true})
+			changes = append(changes, deltaChange{key: sr.bytes(sr.u32()), deleted: true})
 		default:
 			sr.fail(fmt.Errorf("%w: delta change %d has op %d", ErrSnapshotCorrupt, i, op))
 		}
@@ -354,17 +355,17 @@ type kvPair struct {
 	value  []byte
 }
 
-// sortedPairs returns m's entries in key order. Taking the values along
-// while iterating avoids a random map lookup per key, and ordering by the
+// sortedPairs returns t's entries in key order. Taking the values along
+// while iterating avoids a random lookup per key, and ordering by the
 // inline prefixes avoids most key dereferences: both were cache misses,
 // and together most of a full snapshot's CPU (see
 // perf/results/speedups.md). The prefixes are radix-sorted (least
 // significant byte first, a pass skipped where all keys share the byte,
 // which most do: 8-byte keys, common prefixes); runs of equal prefixes are
 // then ordered by the whole key.
-func sortedPairs(m map[string][]byte) []kvPair {
-	ps := make([]kvPair, 0, len(m))
-	for k, v := range m {
+func sortedPairs(t *keyTable) []kvPair {
+	ps := make([]kvPair, 0, t.len())
+	for k, v := range t.all {
 		var b [16]byte
 		copy(b[:], k)
 		ps = append(ps, kvPair{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]), key: k, value: v})

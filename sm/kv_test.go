@@ -347,7 +347,7 @@ func TestKVSnapshotRestoreContinues(t *testing.T) {
 // Put1ForTest writes a key directly, bypassing the log (tests only).
 func (kv *KV) Put1ForTest(k, v string) {
 	kv.mu.Lock()
-	kv.set(k, []byte(v))
+	kv.set([]byte(k), []byte(v))
 	kv.mu.Unlock()
 }
 
@@ -474,7 +474,11 @@ func TestSortedPairsMatchesAStringSort(t *testing.T) {
 		m[fmt.Sprintf("a-shared-prefix!%d", i*7919%1000)] = []byte{1}
 	}
 	want := sortedKeys(m)
-	got := sortedPairs(m)
+	t0 := newKeyTable(0)
+	for k, v := range m {
+		t0.set([]byte(k), v)
+	}
+	got := sortedPairs(t0)
 	for i := range want {
 		if got[i].key != want[i] || !bytes.Equal(got[i].value, m[want[i]]) {
 			t.Fatalf("position %d: %q, want %q", i, got[i].key, want[i])
