@@ -15,19 +15,29 @@ import (
 
 // Internal connection errors. errConnSwitched: the client dropped the
 // connection itself to follow a redirect, so calls on it retry at once.
+// errCallExpired: the connection's sweeper found the call past its
+// deadline and took it out of pending.
 var (
 	errConnClosed   = &Error{Kind: ErrClosed}
 	errConnSwitched = &Error{Kind: ErrUnavailable, Text: "connection dropped to follow a redirect"}
+	errCallExpired  = &Error{Kind: context.DeadlineExceeded}
 )
 
 // call is one request's rendezvous with the connection that carries it.
 // Exactly one completion is delivered per successful conn.send, so when do
 // returns no connection holds the call and it goes back to callPool.
 type call struct {
-	done  chan struct{} // cap 1
-	resp  response
-	err   error
-	timer *time.Timer // attempt timeout, deadline and backoff; stopped when idle
+	done chan struct{} // cap 1
+	resp response
+	err  error
+	// Set by the caller before conn.send, read by the connection's sweeper
+	// under conn.mu while the call is pending (see conn.sweep).
+	attemptEnd time.Time // send + AttemptTimeout
+	deadline   time.Time // the call's deadline
+	// timedOut: the sweeper found this call unanswered past attemptEnd and
+	// dropped the connection for it; written before complete.
+	timedOut bool
+	timer    *time.Timer // waits for a slot, the window and backoff; stopped when idle
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -240,57 +250,56 @@ func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest,
 	req.NewSession = a.write && !s.established
 	c.mu.Unlock()
 	a.n++
+	now := time.Now()
+	if a.firstSent.IsZero() {
+		a.firstSent = now
+	}
+	cl.attemptEnd, cl.deadline, cl.timedOut = now.Add(c.cfg.AttemptTimeout), a.deadline, false
 	if err := cn.send(cl, req); err != nil {
 		c.connLost(cn)
 		a.last = a.fromConnError(err)
 		return false, nil
 	}
-	if a.firstSent.IsZero() {
-		a.firstSent = time.Now()
-	}
-	stalled := false
-	a.arm(cl.timer, c.cfg.AttemptTimeout)
-	select {
-	case <-cl.done:
-		cl.timer.Stop()
-	case <-ctx.Done():
-		cl.timer.Stop()
-		if cn.forget(req.Seq, cl) {
-			a.maybeApplied = true
+	if err := c.wait(ctx, cn, cl, req.Seq); err != nil {
+		a.maybeApplied = true
+		switch {
+		case err == errConnClosed:
+			return false, a.errorf(ErrClosed, "", nil)
+		case err == errCallExpired || ctx.Err() != nil:
 			return false, a.expired(ctx)
 		}
-		<-cl.done // the answer is being delivered: take it
-	case <-cl.timer.C:
-		if a.pastDeadline() {
-			if cn.forget(req.Seq, cl) {
-				a.maybeApplied = true
-				return false, a.expired(ctx)
-			}
-			<-cl.done
-			break
-		}
-		// No answer within AttemptTimeout: the node is stopped or cut off
-		// (a paused leader keeps its TCP connections open). Drop the
-		// connection so that this call and the others on it go elsewhere.
-		stalled = true
-		c.connLost(cn)
-		cn.fail(&Error{Kind: ErrUnavailable, Err: fmt.Errorf("no answer from %s within %v", cn.addr, c.cfg.AttemptTimeout)})
-		<-cl.done
-	}
-	if err := cl.err; err != nil {
-		a.maybeApplied = true
-		if err == errConnClosed {
-			return false, a.errorf(ErrClosed, "", nil)
-		}
 		a.last = a.fromConnError(err)
-		if err == errConnSwitched || stalled {
-			a.now = true
-		} else {
+		// The call whose AttemptTimeout ran out retries at once, like a
+		// redirect; the others on the dropped connection back off.
+		a.now = err == errConnSwitched || cl.timedOut
+		if err != errConnSwitched {
 			c.connLost(cn)
 		}
 		return false, nil
 	}
 	return c.judge(cn, &cl.resp, s, a)
+}
+
+// wait waits for the answer to cl, sent on cn under seq, and returns
+// cl.err. The connection's sweeper enforces AttemptTimeout and the
+// deadline (see conn.sweep), so a context that cannot be cancelled (Done
+// nil: context.Background) costs one channel receive; another one is
+// watched too. A call the context ended has ctx.Err() != nil and, when it
+// was still pending, a non-nil error.
+func (c *Client) wait(ctx context.Context, cn *conn, cl *call, seq uint64) error {
+	if ctx.Done() == nil {
+		<-cl.done
+		return cl.err
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		if cn.forget(seq, cl) {
+			return ctx.Err()
+		}
+		<-cl.done // the answer is being delivered: take it
+	}
+	return cl.err
 }
 
 // judge maps a server answer to the call's outcome.

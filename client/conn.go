@@ -27,8 +27,16 @@ const readBufferBytes = 64 << 10
 // the next one. The reader goroutine pairs responses with calls by Seq.
 //
 // Whoever removes a call from pending (reader on a response, fail on
-// connection loss, the call itself on cancellation) is the only one that
-// completes it.
+// connection loss, the sweeper on a timeout, the call itself on
+// cancellation) is the only one that completes it.
+//
+// The sweeper enforces every pending call's AttemptTimeout and deadline,
+// so that a caller waits with a plain channel receive instead of arming a
+// timer per attempt: one timer per connection, armed for the earliest
+// moment a pending call may expire (sweepAt). Calls are answered in
+// microseconds to milliseconds and expire after seconds, so under load it
+// fires about once per AttemptTimeout, and not at all when nothing is
+// pending.
 type conn struct {
 	addr  string
 	nc    net.Conn
@@ -39,6 +47,8 @@ type conn struct {
 	pending map[uint64]*call // nil once failed
 	wbuf    []byte           // frames the writer has not taken yet
 	err     error            // why the connection died; nil while alive
+	sweeper *time.Timer      // runs sweep; armed for sweepAt
+	sweepAt time.Time        // zero: sweeper not armed
 
 	wake chan struct{} // cap 1: wbuf has data
 	dead chan struct{} // closed by fail
@@ -82,14 +92,17 @@ func dialConn(ctx context.Context, cfg *Config, addr string) (*conn, error) {
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &conn{
+	cn := &conn{
 		addr:    addr,
 		nc:      sc,
 		cfg:     cfg,
 		pending: make(map[uint64]*call),
 		wake:    make(chan struct{}, 1),
 		dead:    make(chan struct{}),
-	}, nil
+	}
+	cn.sweeper = time.AfterFunc(time.Hour, cn.sweep)
+	cn.sweeper.Stop()
+	return cn, nil
 }
 
 // handshake sends the client's Hello and reads the node's answer: its Hello,
@@ -195,6 +208,10 @@ func (cn *conn) send(c *call, req *wire.ClientRequest) error {
 		return err
 	}
 	cn.pending[req.Seq] = c
+	if at := earlier(c.attemptEnd, c.deadline); cn.sweepAt.IsZero() || at.Before(cn.sweepAt) {
+		cn.sweepAt = at
+		cn.sweeper.Reset(time.Until(at))
+	}
 	cn.stats.framesQueued.Add(1)
 	wasEmpty := len(cn.wbuf) == 0
 	cn.wbuf = wire.AppendClientRequest(cn.wbuf, req)
@@ -220,6 +237,64 @@ func (cn *conn) forget(seq uint64, c *call) bool {
 	return true
 }
 
+// sweep completes the pending calls past their deadline with
+// errCallExpired, and drops the connection when a call has waited
+// AttemptTimeout for its answer: the node is stopped or cut off (a paused
+// leader keeps its TCP connections open), so every call on it goes
+// elsewhere. The calls that timed out are marked timedOut (they retry at
+// once); the others get the same error from fail.
+func (cn *conn) sweep() {
+	now := time.Now()
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	var expired, timedOut []*call
+	var next time.Time
+	for seq, c := range cn.pending {
+		switch {
+		case !now.Before(c.deadline):
+			expired = append(expired, c)
+			delete(cn.pending, seq)
+		case !now.Before(c.attemptEnd):
+			timedOut = append(timedOut, c)
+			delete(cn.pending, seq)
+		default:
+			if at := earlier(c.attemptEnd, c.deadline); next.IsZero() || at.Before(next) {
+				next = at
+			}
+		}
+	}
+	cn.sweepAt = next
+	if !next.IsZero() && len(timedOut) == 0 {
+		cn.sweeper.Reset(next.Sub(now))
+	}
+	cn.mu.Unlock()
+	for _, c := range expired {
+		c.complete(nil, errCallExpired)
+	}
+	if len(timedOut) == 0 {
+		return
+	}
+	// Dead before the timed-out calls learn it, so that their retries do
+	// not pick this connection again.
+	err := &Error{Kind: ErrUnavailable, Err: fmt.Errorf("no answer from %s within %v", cn.addr, cn.cfg.AttemptTimeout)}
+	cn.fail(err)
+	for _, c := range timedOut {
+		c.timedOut = true
+		c.complete(nil, err)
+	}
+}
+
+// earlier returns the earlier of a and b.
+func earlier(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
 // alive reports whether the connection may take new requests.
 func (cn *conn) alive() bool {
 	cn.mu.Lock()
@@ -238,6 +313,7 @@ func (cn *conn) fail(err error) {
 	pending := cn.pending
 	cn.pending = nil
 	cn.wbuf = nil
+	cn.sweeper.Stop()
 	close(cn.dead)
 	cn.mu.Unlock()
 	_ = cn.nc.Close()

@@ -77,6 +77,13 @@
 //     are unique per Client, across sessions, so they pair on any
 //     connection.
 //
+// and one timer, the sweeper, which enforces the AttemptTimeout and the
+// deadline of every call waiting on the connection, so that a caller
+// arms no timer of its own: it is armed for the earliest moment a pending
+// call may expire, and disarms itself when nothing is pending. A caller
+// whose context cannot be cancelled (context.Background) then waits for
+// its answer with a single channel receive.
+//
 // Dialing (with the handshake) happens on a calling goroutine, one dial at
 // a time; other callers wait for it. At most MaxInflight calls are in
 // progress; further callers block until a slot frees or their context
