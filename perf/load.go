@@ -92,7 +92,11 @@ type Result struct {
 	WriteLatency *Histogram
 	// CPUSeconds over the window; negative when not measured.
 	CPUSeconds float64
-	Timeline   []Interval
+	// GeneratorCPUSeconds is this process's own user+system CPU time over
+	// the window (the load generator and its clients, not the processes
+	// it started); negative when not measured.
+	GeneratorCPUSeconds float64
+	Timeline            []Interval
 }
 
 // Throughput is completed operations per second of the window.
@@ -153,8 +157,8 @@ func Run(ctx context.Context, t Target, cfg LoadConfig) (*Result, error) {
 			go func() { defer wg.Done(); r.closedLoop(ctx, w) }()
 		}
 	}
-	res := &Result{Elapsed: cfg.Duration, CPUSeconds: -1}
-	res.Timeline, res.CPUSeconds = r.monitor(ctx)
+	res := &Result{Elapsed: cfg.Duration, CPUSeconds: -1, GeneratorCPUSeconds: -1}
+	res.Timeline, res.CPUSeconds, res.GeneratorCPUSeconds = r.monitor(ctx)
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -301,18 +305,19 @@ func (r *runner) do(ctx context.Context, w *worker, intended time.Time) {
 }
 
 // monitor waits out the warm-up and the window, taking the timeline and
-// calling Progress once a second, and reads the CPU time at both ends.
-func (r *runner) monitor(ctx context.Context) ([]Interval, float64) {
+// calling Progress once a second, and reads the CPU time at both ends:
+// cfg.CPUSeconds' and this process's own.
+func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU float64) {
 	if !sleepUntil(ctx, r.windowStart) {
-		return nil, -1
+		return nil, -1, -1
 	}
 	cpu0 := -1.0
 	if r.cfg.CPUSeconds != nil {
 		cpu0 = r.cfg.CPUSeconds()
 	}
+	self0 := selfCPUSeconds()
 	r.interval.Store(NewHistogram())
 	var (
-		timeline        []Interval
 		prevOps, prevEr uint64
 		tick            = r.windowStart
 	)
@@ -322,7 +327,7 @@ func (r *runner) monitor(ctx context.Context) ([]Interval, float64) {
 			tick = r.windowEnd
 		}
 		if !sleepUntil(ctx, tick) {
-			return timeline, -1
+			return timeline, -1, -1
 		}
 		h := r.interval.Swap(NewHistogram())
 		ops, errs := r.ops.Load(), r.errs.Load()
@@ -336,10 +341,14 @@ func (r *runner) monitor(ctx context.Context) ([]Interval, float64) {
 		}
 		prevOps, prevEr = ops, errs
 	}
-	if cpu0 < 0 {
-		return timeline, -1
+	selfCPU = -1
+	if self0 >= 0 {
+		selfCPU = selfCPUSeconds() - self0
 	}
-	return timeline, r.cfg.CPUSeconds() - cpu0
+	if cpu0 < 0 {
+		return timeline, -1, selfCPU
+	}
+	return timeline, r.cfg.CPUSeconds() - cpu0, selfCPU
 }
 
 // sumEnd is where the previous interval ended.

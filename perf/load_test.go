@@ -3,6 +3,7 @@ package perf
 import (
 	"context"
 	"errors"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,6 +181,9 @@ func TestRunTimelineAndProgress(t *testing.T) {
 	}
 	if res.CPUSeconds != 1.5 {
 		t.Fatalf("cpu %v, want the difference of the two reads", res.CPUSeconds)
+	}
+	if _, err := os.Stat("/proc/self/stat"); err == nil && res.GeneratorCPUSeconds < 0 {
+		t.Fatalf("generator cpu %v: /proc/self/stat is readable", res.GeneratorCPUSeconds)
 	}
 }
 

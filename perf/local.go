@@ -228,6 +228,15 @@ func (lc *LocalCluster) Stop() {
 	}
 }
 
+// selfCPUSeconds is this process's own utime+stime (its children's not
+// included), -1 if unreadable.
+func selfCPUSeconds() float64 {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		return -1
+	}
+	return processCPUSeconds(os.Getpid())
+}
+
 // processCPUSeconds reads utime+stime of pid from /proc (0 if unreadable).
 func processCPUSeconds(pid int) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -140,6 +140,9 @@ type Row struct {
 
 	CPUSeconds float64 `json:"cpu_s,omitempty"`         // all kraftd processes over the window
 	CPUusPerOp float64 `json:"cpu_us_per_op,omitempty"` // CPUSeconds / Ops
+	// kraftbench's own CPU (load generator and clients) over the window.
+	GeneratorCPUSeconds float64 `json:"generator_cpu_s,omitempty"`
+	GeneratorCPUusPerOp float64 `json:"generator_cpu_us_per_op,omitempty"` // GeneratorCPUSeconds / Ops
 
 	FloorUs
 	// Each latency over the commit floor, and throughput × floor (1.0:
@@ -197,6 +200,10 @@ func NewRow(res *Result, floor Floor) Row {
 	if res.CPUSeconds >= 0 && res.Ops > 0 {
 		r.CPUSeconds = res.CPUSeconds
 		r.CPUusPerOp = res.CPUSeconds * 1e6 / float64(res.Ops)
+	}
+	if res.GeneratorCPUSeconds >= 0 && res.Ops > 0 {
+		r.GeneratorCPUSeconds = res.GeneratorCPUSeconds
+		r.GeneratorCPUusPerOp = res.GeneratorCPUSeconds * 1e6 / float64(res.Ops)
 	}
 	if f := us(floor.CommitFloor()); f > 0 {
 		r.P50xFloor, r.P90xFloor, r.P99xFloor, r.P999xFloor, r.MaxxFloor = r.P50us/f, r.P90us/f, r.P99us/f, r.P999us/f, r.MaxUs/f
