@@ -92,7 +92,19 @@ type KV struct {
 	// nowNano is the newest leader stamp applied: the store's clock.
 	nowNano       int64
 	nextSweepNano int64
-	req           wire.ClientRequest // decode scratch, Apply goroutine only
+	// batch holds the decoded commands of the Apply in progress (Apply
+	// goroutine only; reused, so steady state allocates nothing).
+	batch    []decodedCommand
+	warmSink uint64 // keeps warm's loads from being optimized away
+}
+
+// decodedCommand is one command of an Apply batch, decoded up front so
+// that warm can touch what the batch's keys need before they are applied.
+type decodedCommand struct {
+	stamp int64
+	err   error
+	req   wire.ClientRequest
+	hash  uint64 // of req.Key in data, when err is nil
 }
 
 // NewKV returns an empty store.
@@ -160,19 +172,60 @@ func (kv *KV) Apply(cmds []Command, results []Result) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
 	kv.drainOverlay(drainPerCommand * len(cmds))
+	kv.decodeBatch(cmds)
+	kv.warm()
 	for i := range cmds {
 		c := &cmds[i]
 		if c.Index <= kv.applied {
 			panic(fmt.Sprintf("kraft: BUG: KV.Apply index %d after %d", c.Index, kv.applied))
 		}
 		kv.applied = c.Index
-		status, value := kv.applyOne(c.Data)
+		status, value := kv.applyOne(&kv.batch[i])
 		results[i] = Result{Value: uint64(status), Data: value}
+	}
+	clear(kv.batch) // drop the references into cmds
+}
+
+// decodeBatch decodes cmds into kv.batch.
+func (kv *KV) decodeBatch(cmds []Command) {
+	if cap(kv.batch) < len(cmds) {
+		kv.batch = make([]decodedCommand, len(cmds))
+	}
+	kv.batch = kv.batch[:len(cmds)]
+	for i := range cmds {
+		d := &kv.batch[i]
+		d.stamp, d.err = decodeCommand(cmds[i].Data, &d.req)
+		if d.err == nil {
+			d.hash = kv.data.hash(d.req.Key)
+		}
 	}
 }
 
-func (kv *KV) applyOne(data []byte) (wire.Status, []byte) {
-	stamp, err := decodeCommand(data, &kv.req)
+// warm touches the table slot, and then the entry, that each command of
+// the batch will look up, in two passes of independent loads: the CPU
+// overlaps their cache misses, where applying the commands one by one
+// waits for each miss in turn (a store larger than the caches spends most
+// of a put there).
+func (kv *KV) warm() {
+	if len(kv.batch) < 2 {
+		return
+	}
+	sink := kv.warmSink
+	for i := range kv.batch {
+		if kv.batch[i].err == nil {
+			sink += kv.data.touchSlot(kv.batch[i].hash)
+		}
+	}
+	for i := range kv.batch {
+		if kv.batch[i].err == nil {
+			sink += kv.data.touchEntry(kv.batch[i].hash)
+		}
+	}
+	kv.warmSink = sink
+}
+
+func (kv *KV) applyOne(d *decodedCommand) (wire.Status, []byte) {
+	stamp, err := d.stamp, d.err
 	if err != nil {
 		return wire.StatusError, []byte(err.Error())
 	}
@@ -180,7 +233,7 @@ func (kv *KV) applyOne(data []byte) (wire.Status, []byte) {
 		kv.nowNano = stamp
 	}
 	kv.maybeExpireSessions()
-	r := &kv.req
+	r := &d.req
 	if r.Op == wire.OpGet {
 		v, ok := kv.lookup(r.Key)
 		if !ok {

@@ -254,6 +254,24 @@ func (e *entryHeader) value() []byte {
 	return b[entryHeaderBytes+int(e.keyLen) : len(b) : len(b)]
 }
 
+// hash returns key's hash in this table.
+func (t *keyTable) hash(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
+
+// touchSlot loads the home slot of hash h and touchEntry the entry there
+// (if any), so that a lookup of that key soon after finds them cached
+// (KV.warm). The results mean nothing; callers sum them so that the loads
+// are not optimized away.
+func (t *keyTable) touchSlot(h uint64) uint64 {
+	return t.slots[int(h)&(len(t.slots)-1)].hash
+}
+
+func (t *keyTable) touchEntry(h uint64) uint64 {
+	if e := t.slots[int(h)&(len(t.slots)-1)].entry; e != nil {
+		return uint64(e.keyLen)
+	}
+	return 0
+}
+
 // bytesOf views s as bytes without copying, for lookups by a string key;
 // callers only read them.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
