@@ -468,6 +468,9 @@ func (n *Node) runReads() {
 		for _, r := range batch {
 			r.cb(r.index, nil)
 		}
+		if len(batch) > 0 && n.cfg.AfterReads != nil {
+			n.cfg.AfterReads()
+		}
 		clear(batch)
 		if pending == 0 {
 			select {
@@ -1092,6 +1095,9 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 			r.index, r.err = rs.Index, rs.Err
 			r.complete()
 		}
+	}
+	if len(rd.ReadStates) > 0 && n.cfg.AfterReads != nil {
+		n.cfg.AfterReads()
 	}
 	// A follower has nothing to do while its entries sync but wait to
 	// acknowledge them: it syncs them itself when the writer goroutine is

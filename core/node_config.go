@@ -83,6 +83,16 @@ type NodeConfig struct {
 	// and from its local durability to its commit (waiting for followers).
 	OnCommitLatency func(appendToCommit, durableToCommit time.Duration)
 
+	// AfterReads, if set, is called on the goroutine that has just run a
+	// batch of successful ReadAsync callbacks (the loop, after the reads a
+	// heartbeat round confirmed; the reads goroutine, after the reads an
+	// apply released), after the last of them. An embedder can gather the
+	// reads in its callbacks and serve them together here. It is not
+	// called after a stale read's callback (which runs inside ReadAsync)
+	// nor after failed reads (it may be called when no callback ran). It
+	// must be quick, like the callbacks.
+	AfterReads func()
+
 	// OnMembership is called on the loop goroutine whenever the membership
 	// may have changed (it must be quick: e.g. update the transport's peers).
 	OnMembership func(Membership)

@@ -346,6 +346,64 @@ func TestNodeSnapshotMinInterval(t *testing.T) {
 	}
 }
 
+// AfterReads follows every batch of successful ReadAsync callbacks, on
+// the goroutine that ran them: a batch gathered in the callbacks can be
+// served there, and none is left behind.
+func TestNodeAfterReadsFollowsReadCallbacks(t *testing.T) {
+	var mu sync.Mutex
+	var called, served int // callbacks run; callbacks seen by an AfterReads
+	c := newNodeCluster(t)
+	c.tweak = func(cfg *NodeConfig) {
+		cfg.AfterReads = func() {
+			mu.Lock()
+			served = called
+			mu.Unlock()
+		}
+	}
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	c.write("k", "v")
+	const reads = 200
+	done := make(chan error, reads)
+	for i := 0; i < reads; i++ {
+		for {
+			err := c.leader().ReadAsync(wire.ReadLinearizable, func(_ uint64, err error) {
+				mu.Lock()
+				called++
+				mu.Unlock()
+				done <- err
+			})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i := 0; i < reads; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		s := served
+		mu.Unlock()
+		if s == reads {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AfterReads saw %d of %d read callbacks", s, reads)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}

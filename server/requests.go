@@ -27,6 +27,7 @@ type pendingRequest struct {
 	op          wire.Op
 	consistency wire.Consistency
 	key         []byte // reads
+	index       uint64 // reads: the index a successful read is served at
 	start       time.Time
 	answered    atomic.Bool
 }
@@ -110,9 +111,14 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 }
 
 // serveRead asks the node for a read index asynchronously and answers
-// from the state machine once it is applied.
+// from the state machine once it is applied. A stale read is answered at
+// once from what is applied.
 func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consistency wire.Consistency) {
 	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, key: append([]byte(nil), req.Key...), start: time.Now()}
+	if consistency == wire.ReadStale {
+		s.answerRead(w, s.n().Applied(), nil)
+		return
+	}
 	s.deadlines.add(w)
 	if err := s.n().ReadAsync(consistency, func(index uint64, err error) { s.finishRead(w, index, err) }); err != nil {
 		if errors.Is(err, core.ErrQueueFull) {
@@ -122,32 +128,74 @@ func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consist
 	}
 }
 
+// finishRead runs on the node's goroutines (ReadAsync's callback). A
+// successful read joins readsReady, which answerReads serves when the node
+// has run the batch's callbacks (NodeConfig.AfterReads); an error is
+// answered from a goroutine of its own (its classification may ask the
+// node for its status).
 func (s *Server) finishRead(w *pendingRequest, index uint64, err error) {
 	if err != nil {
 		go s.answerRead(w, 0, err)
 		return
 	}
-	s.answerRead(w, index, nil)
+	w.index = index
+	s.readsMu.Lock()
+	s.readsReady = append(s.readsReady, w)
+	s.readsMu.Unlock()
 }
 
-func (s *Server) answerRead(w *pendingRequest, index uint64, err error) {
-	if !w.answered.CompareAndSwap(false, true) {
+// answerReads serves the reads gathered in readsReady together: one
+// KV.GetMany (one read lock, the keys' cache misses overlapped) instead of
+// a Get per read.
+func (s *Server) answerReads() {
+	s.readsMu.Lock()
+	batch := s.readsReady
+	s.readsReady = nil
+	s.readsMu.Unlock()
+	if len(batch) == 0 {
 		return
 	}
-	resp := wire.ClientResponse{Seq: w.seq}
+	keys := make([][]byte, len(batch))
+	for i, w := range batch {
+		keys[i] = w.key
+	}
+	values, found := make([][]byte, len(batch)), make([]bool, len(batch))
+	s.kv().GetMany(keys, values, found)
+	for i, w := range batch {
+		s.respondRead(w, values[i], found[i])
+	}
+}
+
+// answerRead answers one read: with err, or from the state machine.
+func (s *Server) answerRead(w *pendingRequest, index uint64, err error) {
 	if err != nil {
+		if !w.answered.CompareAndSwap(false, true) {
+			return
+		}
+		resp := wire.ClientResponse{Seq: w.seq}
 		s.fillError(&resp, err)
-	} else {
-		if w.consistency != wire.ReadStale {
-			s.metrics.readIndexes.Inc()
-			s.metrics.since(s.metrics.readLatency, w.start)
-			s.readIndex.Observe(time.Since(w.start))
-		}
-		v, ok := s.kv().Get(w.key)
-		resp.Index, resp.Value = index, v
-		if !ok {
-			resp.Status = wire.StatusNotFound
-		}
+		s.metrics.request(w.op, resp.Status)
+		w.c.Respond(&resp)
+		return
+	}
+	w.index = index
+	v, ok := s.kv().Get(w.key)
+	s.respondRead(w, v, ok)
+}
+
+// respondRead answers a read served at w.index with value (found or not).
+func (s *Server) respondRead(w *pendingRequest, value []byte, found bool) {
+	if !w.answered.CompareAndSwap(false, true) {
+		return // the sweeper answered first (timeout)
+	}
+	resp := wire.ClientResponse{Seq: w.seq, Index: w.index, Value: value}
+	if !found {
+		resp.Status, resp.Value = wire.StatusNotFound, nil
+	}
+	if w.consistency != wire.ReadStale {
+		s.metrics.readIndexes.Inc()
+		s.metrics.since(s.metrics.readLatency, w.start)
+		s.readIndex.Observe(time.Since(w.start))
 	}
 	s.metrics.request(w.op, resp.Status)
 	w.c.Respond(&resp)

@@ -30,8 +30,11 @@ type Server struct {
 	tls  tlsSources
 
 	deadlines requestDeadlines // requests in flight, for --request-timeout
-	log       *slog.Logger
-	logLevel  *slog.LevelVar
+	// readsReady: reads whose index the node confirmed, for answerReads.
+	readsMu    sync.Mutex
+	readsReady []*pendingRequest
+	log        *slog.Logger
+	logLevel   *slog.LevelVar
 
 	// The node and its state machine, replaced together when the node is
 	// reopened (force-new-cluster): a reopened node replays the log into a
@@ -316,6 +319,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		BatchTimeout:         cfg.BatchTimeout,
 		Snapshots:            snapshotOptions(cfg),
 		OnMembership:         s.onMembership,
+		AfterReads:           s.answerReads,
 		OnPersistLatency: func(d time.Duration) {
 			s.metrics.persistLatency.Update(d.Seconds())
 			s.writeToLog.Observe(d)

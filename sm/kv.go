@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kraftdb/kraft/wire"
@@ -95,7 +96,8 @@ type KV struct {
 	// batch holds the decoded commands of the Apply in progress (Apply
 	// goroutine only; reused, so steady state allocates nothing).
 	batch    []decodedCommand
-	warmSink uint64 // keeps warm's loads from being optimized away
+	warmSink uint64        // keeps warm's loads from being optimized away
+	getSink  atomic.Uint64 // the same for GetMany, which runs under the read lock
 }
 
 // decodedCommand is one command of an Apply batch, decoded up front so
@@ -122,6 +124,32 @@ func (kv *KV) Get(key []byte) ([]byte, bool) {
 	v, ok := kv.lookup(key)
 	kv.mu.RUnlock()
 	return v, ok
+}
+
+// GetMany looks up keys[i] into values[i] and found[i] (both len(keys)),
+// as of the last applied command, under one read lock: Get for a batch.
+// It touches every key's table slot, then entry, before looking any up,
+// so that their cache misses overlap (see warm). The values must not be
+// modified.
+func (kv *KV) GetMany(keys, values [][]byte, found []bool) {
+	if len(values) != len(keys) || len(found) != len(keys) {
+		panic("kraft: BUG: KV.GetMany with slices of different lengths")
+	}
+	kv.mu.RLock()
+	defer kv.mu.RUnlock()
+	if len(keys) > 1 {
+		sink := uint64(0)
+		for _, k := range keys {
+			sink += kv.data.touchSlot(kv.data.hash(k))
+		}
+		for _, k := range keys {
+			sink += kv.data.touchEntry(kv.data.hash(k))
+		}
+		kv.getSink.Store(sink) // an atomic: readers share the KV
+	}
+	for i, k := range keys {
+		values[i], found[i] = kv.lookup(k)
+	}
 }
 
 // Applied returns the index of the last applied command.

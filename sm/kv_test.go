@@ -88,6 +88,43 @@ func TestKVOperations(t *testing.T) {
 	}
 }
 
+// GetMany answers as Get does, key by key, with hits, misses, an empty
+// value, a key given twice, and writes made while a snapshot holds the
+// table frozen (the overlay).
+func TestKVGetManyMatchesGet(t *testing.T) {
+	h := newHarness(t, DefaultKVConfig())
+	c := &client{id: 1}
+	for i := range 200 {
+		h.expect(c.req(wire.OpPut, fmt.Sprint("k", i), fmt.Sprint("v", i), ""), wire.StatusOK, "")
+	}
+	h.expect(c.req(wire.OpPut, "empty", "", ""), wire.StatusOK, "")
+	snap, err := h.kv.Snapshot() // freezes the table: the writes below go to the overlay
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	h.expect(c.req(wire.OpPut, "k1", "new", ""), wire.StatusOK, "")
+	h.expect(c.req(wire.OpDelete, "k2", "", ""), wire.StatusOK, "")
+	h.expect(c.req(wire.OpPut, "fresh", "f", ""), wire.StatusOK, "")
+	var keys [][]byte
+	for _, k := range []string{"k0", "k1", "k2", "k3", "k199", "k200", "missing", "empty", "fresh", "k0"} {
+		keys = append(keys, []byte(k))
+	}
+	for n := 0; n <= len(keys); n++ { // every length, 0 and 1 included
+		values, found := make([][]byte, n), make([]bool, n)
+		h.kv.GetMany(keys[:n], values, found)
+		for i, k := range keys[:n] {
+			v, ok := h.kv.Get(k)
+			if found[i] != ok || string(values[i]) != string(v) {
+				t.Fatalf("GetMany of %d keys: %q = %q %v, Get says %q %v", n, k, values[i], found[i], v, ok)
+			}
+		}
+	}
+	if v, ok := h.kv.Get([]byte("k1")); !ok || string(v) != "new" {
+		t.Fatalf("k1 = %q %v", v, ok)
+	}
+}
+
 func TestKVValuesDoNotAliasCommandBuffers(t *testing.T) {
 	kv, _ := NewKV(DefaultKVConfig())
 	data := command(1, wire.ClientRequest{ClientID: 1, Seq: 1, FirstUnacked: 1, NewSession: true, Op: wire.OpPut, Key: []byte("k"), Value: []byte("value")})
