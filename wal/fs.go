@@ -1,12 +1,14 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"unsafe"
 
 	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
@@ -120,10 +122,83 @@ type osFile struct {
 	f        *os.File
 	readOnly bool
 	m        mmap.MMap
+	// padToPage (a WAL segment, see padWritesToPage): WriteAt extends each
+	// write with zeros to the end of its last page.
+	padToPage bool
+	iov       [2][]byte // writePadded's, reused: the append path allocates nothing
+	// padEnd bounds the padding: the file's size when padding began
+	// (segments only grow, by Preallocate, which updates it); 0: not read.
+	padEnd int64
 }
 
-func (o *osFile) ReadAt(p []byte, off int64) (int, error)  { return o.f.ReadAt(p, off) }
-func (o *osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
+// pagePadder is implemented by files that can pad writes to a page
+// boundary (osFile). The WAL asks it of its segments: their zeros may have
+// been written with O_DIRECT (directZeroFill) and so not be cached, and a
+// buffered write that ends inside an uncached page makes the kernel read
+// that page from the disk first, on the writer's goroutine. A segment is
+// zeros past its data, so padding with zeros changes no byte.
+type pagePadder interface{ padWritesToPage() }
+
+func (o *osFile) padWritesToPage() { o.padToPage = true }
+
+func (o *osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
+func (o *osFile) WriteAt(p []byte, off int64) (int, error) {
+	if !o.padToPage || len(p) == 0 {
+		return o.f.WriteAt(p, off)
+	}
+	return o.writePadded(p, off)
+}
+
+// writePadded writes p at off followed by zeros to the end of the page it
+// ends in (never past the file's end; see pagePadder). Short writes are
+// finished like os.File.WriteAt does.
+func (o *osFile) writePadded(p []byte, off int64) (int, error) {
+	if o.padEnd == 0 {
+		size, err := o.Size()
+		if err != nil {
+			return 0, err
+		}
+		o.padEnd = size
+	}
+	end := off + int64(len(p))
+	pad := int(-end & (pageBytes - 1))
+	if end+int64(pad) > o.padEnd {
+		pad = int(max(0, o.padEnd-end))
+	}
+	if invariants && pad > 0 {
+		o.checkZeros(end, pad)
+	}
+	for done := 0; done < len(p); {
+		iov := append(o.iov[:0], p[done:])
+		if pad > 0 {
+			iov = append(iov, zeroChunk[:pad])
+		}
+		n, err := unix.Pwritev(int(o.f.Fd()), iov, off+int64(done))
+		clear(o.iov[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return done, &os.PathError{Op: "pwritev", Path: o.f.Name(), Err: err}
+		case n <= 0:
+			return done, &os.PathError{Op: "pwritev", Path: o.f.Name(), Err: io.ErrShortWrite}
+		}
+		done += n
+	}
+	return len(p), nil
+}
+
+// checkZeros panics unless the file holds n zeros at off: padding relies
+// on a segment being zeros past its data. Costly: invariants builds only.
+func (o *osFile) checkZeros(off int64, n int) {
+	b := make([]byte, n)
+	if _, err := o.f.ReadAt(b, off); err != nil {
+		panic(fmt.Sprintf("kraft: BUG: reading %s at %d to check its padding: %v", o.f.Name(), off, err))
+	}
+	if !bytes.Equal(b, zeroChunk[:n]) {
+		panic(fmt.Sprintf("kraft: BUG: %s holds non-zero bytes in [%d, %d), past the data a write padded", o.f.Name(), off, off+int64(n)))
+	}
+}
 
 func (o *osFile) Size() (int64, error) {
 	st, err := o.f.Stat()
@@ -157,8 +232,14 @@ func (o *osFile) Preallocate(sizeBytes int64, zeroFill bool) error {
 		}
 		zeroFill = true // no reservation: writing the zeros allocates
 	}
+	if o.padEnd != 0 {
+		o.padEnd = sizeBytes
+	}
 	if !zeroFill {
 		return nil
+	}
+	if ok, err := o.directZeroFill(cur, sizeBytes); ok || err != nil {
+		return err
 	}
 	for off := cur; off < sizeBytes; off += zeroChunkBytes {
 		n := min(int64(zeroChunkBytes), sizeBytes-off)
@@ -174,6 +255,56 @@ func (o *osFile) Preallocate(sizeBytes int64, zeroFill bool) error {
 		return &os.PathError{Op: "sync_file_range", Path: o.f.Name(), Err: err}
 	}
 	return nil
+}
+
+// pageBytes is the page size that O_DIRECT offsets and lengths are aligned
+// to and that writePadded pads to (4 KiB on the platforms kraftd runs on;
+// a larger page only makes some padded writes partial-page again).
+const pageBytes = 4096
+
+// directZeroBuf is zeroChunk's page-aligned twin for O_DIRECT writes.
+var directZeroBuf = func() []byte {
+	b := make([]byte, zeroChunkBytes+pageBytes)
+	a := int(uintptr(unsafe.Pointer(&b[0])) & (pageBytes - 1))
+	if a != 0 {
+		a = pageBytes - a
+	}
+	return b[a : a+zeroChunkBytes]
+}()
+
+// directZeroFill writes zeros to [from, to) through an O_DIRECT
+// descriptor: the device copies them from one buffer, where buffered
+// writes had every node copy a whole segment of zeros into the page cache
+// and write it back (measured ~17% of a follower's CPU at 1,024 clients,
+// perf/results/speedups.md). It reports false, with no error, when it does
+// not apply (range not page-aligned, or a file system without O_DIRECT,
+// such as tmpfs): the caller zero-fills the buffered way.
+func (o *osFile) directZeroFill(from, to int64) (bool, error) {
+	if from%pageBytes != 0 || to%pageBytes != 0 {
+		return false, nil
+	}
+	fd, err := unix.Open(o.f.Name(), unix.O_WRONLY|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Close(fd)
+	for off := from; off < to; {
+		n, err := unix.Pwrite(fd, directZeroBuf[:min(int64(zeroChunkBytes), to-off)], off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			if off == from && err == unix.EINVAL {
+				return false, nil // O_DIRECT refused at the first write
+			}
+			return true, &os.PathError{Op: "pwrite (O_DIRECT)", Path: o.f.Name(), Err: err}
+		}
+		if n <= 0 || n%pageBytes != 0 {
+			return true, &os.PathError{Op: "pwrite (O_DIRECT)", Path: o.f.Name(), Err: io.ErrShortWrite}
+		}
+		off += int64(n)
+	}
+	return true, nil
 }
 
 func (o *osFile) Sync() error {

@@ -134,6 +134,9 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 	var err error
 	if rw {
 		s.f, err = fsys.OpenRW(s.path)
+		if p, ok := s.f.(pagePadder); ok && err == nil {
+			p.padWritesToPage()
+		}
 	} else {
 		s.f, err = fsys.OpenRO(s.path)
 	}

@@ -246,13 +246,17 @@ func (w *WAL) cutTornTail(d *dirScan) error {
 	return nil
 }
 
-// zeroRange writes zeros over [from, to) of f.
+// zeroRange writes zeros over [from, to) of f, in pieces that end on
+// zeroChunkBytes boundaries except the last: a segment pads a write with
+// zeros to the end of its page (pagePadder), which must only cover bytes
+// that are zeros already, past to.
 func zeroRange(f File, from, to int64) error {
-	for off := from; off < to; off += zeroChunkBytes {
-		n := min(int64(zeroChunkBytes), to-off)
+	for off := from; off < to; {
+		n := min(zeroChunkBytes-off%zeroChunkBytes, to-off)
 		if _, err := f.WriteAt(zeroChunk[:n], off); err != nil {
 			return err
 		}
+		off += n
 	}
 	return nil
 }

@@ -171,6 +171,9 @@ func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
 	if err != nil {
 		return nil, errorf("preparing segment: %w", err)
 	}
+	if p, ok := f.(pagePadder); ok {
+		p.padWritesToPage()
+	}
 	defer func() {
 		if err != nil {
 			_ = f.Close()
