@@ -52,7 +52,6 @@ type Config struct {
 	FsyncMode          string // always | batch | none
 	BatchFsyncInterval time.Duration
 	SegmentSize        Size
-	WALFallocateOnly   bool // preallocate segments without writing zeros
 
 	SnapshotThreshold   uint64
 	SnapshotMinInterval time.Duration // automatic snapshots at most this often
@@ -292,7 +291,6 @@ func settings() []setting {
 		mk("fsync-mode", "always (every batch synced before it counts) | batch (every --batch-fsync-interval) | none", str(func(c *Config) *string { return &c.FsyncMode })),
 		mk("batch-fsync-interval", "sync interval of --fsync-mode=batch", duration(func(c *Config) *time.Duration { return &c.BatchFsyncInterval })),
 		mk("segment-size", "WAL segment file size", size(func(c *Config) *Size { return &c.SegmentSize })),
-		mk("wal-fallocate-only", "preallocate WAL segments with fallocate alone, without writing zeros: no zeroing CPU and writeback per segment, but every sync also commits the extent conversion", boolean(func(c *Config) *bool { return &c.WALFallocateOnly })),
 		mk("snapshot-threshold", "entries applied between automatic snapshots (0: manual only)", uinteger(func(c *Config) *uint64 { return &c.SnapshotThreshold })),
 		mk("snapshot-min-interval", "least time between the starts of automatic snapshots; under heavy writes the log grows meanwhile instead (0: no minimum)", duration(func(c *Config) *time.Duration { return &c.SnapshotMinInterval })),
 		mk("snapshot-retain", "snapshot files kept (plus the bases of kept incremental snapshots); older WAL segments are released", integer(func(c *Config) *int { return &c.SnapshotRetain })),

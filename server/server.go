@@ -309,7 +309,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		Raft: rc, TickInterval: tick,
 		WALDir: walDir,
 		WAL: wal.Options{SegmentSizeBytes: int64(cfg.SegmentSize), Fsync: fsync, SyncInterval: cfg.BatchFsyncInterval,
-			SnapshotDir: cfg.SnapshotDir, SnapshotsRetained: cfg.SnapshotRetain, FallocateOnly: cfg.WALFallocateOnly},
+			SnapshotDir: cfg.SnapshotDir, SnapshotsRetained: cfg.SnapshotRetain},
 		StateMachine:         kv,
 		Transport:            s.tr,
 		Bootstrap:            bootstrap,

@@ -74,10 +74,10 @@ type Options struct {
 	Fsync            FsyncMode
 	SyncInterval     time.Duration // FsyncBatch only
 	// FallocateOnly preallocates segments with fallocate alone instead of
-	// also writing zeros (kraftd --wal-fallocate-only). Zero-filled
-	// segments sync faster (perf/results/wal.md), which wins when the disk
-	// is the bottleneck; skipping the zeros saves writing a segment's worth
-	// of them per segment, which wins when CPU is (perf/results/cluster.md).
+	// also writing zeros. Zero-filling measured faster per sync
+	// (perf/results/wal.md) and, written with O_DIRECT, as fast or faster
+	// in the cluster too (perf/results/speedups.md, items 16-17); this
+	// exists for those benchmarks.
 	FallocateOnly bool
 	// SnapshotDir holds snapshot-<index>-<term>.dat files.
 	SnapshotDir       string
