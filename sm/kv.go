@@ -138,14 +138,7 @@ func (kv *KV) GetMany(keys, values [][]byte, found []bool) {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
 	if len(keys) > 1 {
-		sink := uint64(0)
-		for _, k := range keys {
-			sink += kv.data.touchSlot(kv.data.hash(k))
-		}
-		for _, k := range keys {
-			sink += kv.data.touchEntry(kv.data.hash(k))
-		}
-		kv.getSink.Store(sink) // an atomic: readers share the KV
+		kv.getSink.Store(kv.data.warm(len(keys), func(i int) (uint64, bool) { return kv.data.hash(keys[i]), true }))
 	}
 	for i, k := range keys {
 		values[i], found[i] = kv.lookup(k)
@@ -230,26 +223,16 @@ func (kv *KV) decodeBatch(cmds []Command) {
 }
 
 // warm touches the table slot, and then the entry, that each command of
-// the batch will look up, in two passes of independent loads: the CPU
-// overlaps their cache misses, where applying the commands one by one
-// waits for each miss in turn (a store larger than the caches spends most
-// of a put there).
+// the batch will look up (keyTable.warm): the CPU overlaps their cache
+// misses, where applying the commands one by one waits for each miss in
+// turn (a store larger than the caches spends most of a put there).
 func (kv *KV) warm() {
 	if len(kv.batch) < 2 {
 		return
 	}
-	sink := kv.warmSink
-	for i := range kv.batch {
-		if kv.batch[i].err == nil {
-			sink += kv.data.touchSlot(kv.batch[i].hash)
-		}
-	}
-	for i := range kv.batch {
-		if kv.batch[i].err == nil {
-			sink += kv.data.touchEntry(kv.batch[i].hash)
-		}
-	}
-	kv.warmSink = sink
+	kv.warmSink += kv.data.warm(len(kv.batch), func(i int) (uint64, bool) {
+		return kv.batch[i].hash, kv.batch[i].err == nil
+	})
 }
 
 func (kv *KV) applyOne(d *decodedCommand) (wire.Status, []byte) {

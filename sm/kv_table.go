@@ -257,19 +257,27 @@ func (e *entryHeader) value() []byte {
 // hash returns key's hash in this table.
 func (t *keyTable) hash(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
 
-// touchSlot loads the home slot of hash h and touchEntry the entry there
-// (if any), so that a lookup of that key soon after finds them cached
-// (KV.warm). The results mean nothing; callers sum them so that the loads
-// are not optimized away.
-func (t *keyTable) touchSlot(h uint64) uint64 {
-	return t.slots[int(h)&(len(t.slots)-1)].hash
-}
-
-func (t *keyTable) touchEntry(h uint64) uint64 {
-	if e := t.slots[int(h)&(len(t.slots)-1)].entry; e != nil {
-		return uint64(e.keyLen)
+// warm loads the home slot of each of n hashes (hash(i); ok false: skip
+// i), then the entry there, in two passes of independent loads, so that
+// lookups of those keys soon after find them cached and the misses overlap
+// instead of coming one after another. The result means nothing; callers
+// keep it so that the loads are not optimized away.
+func (t *keyTable) warm(n int, hash func(i int) (uint64, bool)) uint64 {
+	mask := len(t.slots) - 1
+	var sink uint64
+	for i := range n {
+		if h, ok := hash(i); ok {
+			sink += t.slots[int(h)&mask].hash
+		}
 	}
-	return 0
+	for i := range n {
+		if h, ok := hash(i); ok {
+			if e := t.slots[int(h)&mask].entry; e != nil {
+				sink += uint64(e.keyLen)
+			}
+		}
+	}
+	return sink
 }
 
 // bytesOf views s as bytes without copying, for lookups by a string key;
