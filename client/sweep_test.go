@@ -16,17 +16,17 @@ import (
 // limit, when nothing enforces the timeouts of such a call.
 
 // callWithin runs f and fails the test if it has not returned within limit.
-func callWithin(t *testing.T, limit time.Duration, f func() error) (error, time.Duration) {
+func callWithin(t *testing.T, limit time.Duration, f func() error) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- f() }()
 	select {
 	case err := <-done:
-		return err, time.Since(start)
+		return time.Since(start), err
 	case <-time.After(limit):
 		t.Fatalf("call still blocked after %v", limit)
-		return nil, 0
+		return 0, nil
 	}
 }
 
@@ -41,7 +41,7 @@ func TestSilentNodeFailsOverWithoutContext(t *testing.T) {
 	cfg := testConfig(silent.addr, good.addr)
 	cfg.AttemptTimeout = 100 * time.Millisecond
 	c := newTestClient(t, cfg)
-	err, d := callWithin(t, 3*time.Second, func() error {
+	d, err := callWithin(t, 3*time.Second, func() error {
 		_, err := c.Put(context.Background(), []byte("k"), []byte("v"))
 		return err
 	})
@@ -68,7 +68,7 @@ func TestRequestTimeoutBoundsCallWithoutContext(t *testing.T) {
 	cfg := testConfig(fs.addr)
 	cfg.DialTimeout, cfg.RequestTimeout, cfg.AttemptTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	c := newTestClient(t, cfg)
-	err, d := callWithin(t, 3*time.Second, func() error {
+	d, err := callWithin(t, 3*time.Second, func() error {
 		_, err := c.Put(context.Background(), []byte("k"), []byte("v"))
 		return err
 	})
@@ -90,7 +90,7 @@ func TestCancelEndsCallPromptly(t *testing.T) {
 	c := newTestClient(t, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	err, d := callWithin(t, 3*time.Second, func() error {
+	d, err := callWithin(t, 3*time.Second, func() error {
 		_, err := c.Put(ctx, []byte("k"), []byte("v"))
 		return err
 	})
