@@ -236,16 +236,24 @@ func TestLeaderLossFallsBackToEndpoints(t *testing.T) {
 	}
 }
 
+// silentThenGood starts a node that never answers and one that does,
+// sharing one log, and a configuration that tries them in that order with
+// an AttemptTimeout of 100ms.
+func silentThenGood(t *testing.T) (silent, good *fakeServer, cfg Config) {
+	silent = newFakeServer(t, sm.DefaultKVConfig())
+	silent.policy = func(int, *wire.ClientRequest) action { return action{kind: actSilence} }
+	good = newFakeServer(t, sm.DefaultKVConfig())
+	good.log = silent.log
+	cfg = testConfig(silent.addr, good.addr)
+	cfg.AttemptTimeout = 100 * time.Millisecond
+	return silent, good, cfg
+}
+
 // A node that keeps its connection open but never answers (a paused
 // process): after AttemptTimeout every call on that connection is resent,
 // with its seq, to another node.
 func TestSilentNodeFailsOver(t *testing.T) {
-	silent := newFakeServer(t, sm.DefaultKVConfig())
-	silent.policy = func(int, *wire.ClientRequest) action { return action{kind: actSilence} }
-	good := newFakeServer(t, sm.DefaultKVConfig())
-	good.log = silent.log
-	cfg := testConfig(silent.addr, good.addr)
-	cfg.AttemptTimeout = 100 * time.Millisecond
+	silent, good, cfg := silentThenGood(t)
 	c := newTestClient(t, cfg)
 	start := time.Now()
 	runConcurrentPutGet(t, c, 16)

@@ -34,12 +34,7 @@ func callWithin(t *testing.T, limit time.Duration, f func() error) (time.Duratio
 // AttemptTimeout its connection is dropped and the call is resent, with its
 // seq, to the next endpoint.
 func TestSilentNodeFailsOverWithoutContext(t *testing.T) {
-	silent := newFakeServer(t, sm.DefaultKVConfig())
-	silent.policy = func(int, *wire.ClientRequest) action { return action{kind: actSilence} }
-	good := newFakeServer(t, sm.DefaultKVConfig())
-	good.log = silent.log
-	cfg := testConfig(silent.addr, good.addr)
-	cfg.AttemptTimeout = 100 * time.Millisecond
+	silent, good, cfg := silentThenGood(t)
 	c := newTestClient(t, cfg)
 	d, err := callWithin(t, 3*time.Second, func() error {
 		_, err := c.Put(context.Background(), []byte("k"), []byte("v"))
