@@ -315,7 +315,7 @@ func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU
 	if r.cfg.CPUSeconds != nil {
 		cpu0 = r.cfg.CPUSeconds()
 	}
-	self0 := selfCPUSeconds()
+	self0 := SelfCPUSeconds()
 	r.interval.Store(NewHistogram())
 	var (
 		prevOps, prevEr uint64
@@ -343,7 +343,7 @@ func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU
 	}
 	selfCPU = -1
 	if self0 >= 0 {
-		selfCPU = selfCPUSeconds() - self0
+		selfCPU = SelfCPUSeconds() - self0
 	}
 	if cpu0 < 0 {
 		return timeline, -1, selfCPU

@@ -45,7 +45,7 @@ func StartLocal(bin string, n int, dir string, extra ...string) (*LocalCluster, 
 	ps := make([]ports, n)
 	var peers []string
 	for i := range ps {
-		ps[i] = ports{freePort(), freePort(), freePort()}
+		ps[i] = ports{FreePort(), FreePort(), FreePort()}
 		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d", i+1, ps[i].raft))
 	}
 	for i, p := range ps {
@@ -228,9 +228,9 @@ func (lc *LocalCluster) Stop() {
 	}
 }
 
-// selfCPUSeconds is this process's own utime+stime (its children's not
+// SelfCPUSeconds is this process's own utime+stime (its children's not
 // included), -1 if unreadable.
-func selfCPUSeconds() float64 {
+func SelfCPUSeconds() float64 {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		return -1
 	}
@@ -258,11 +258,11 @@ func processCPUSeconds(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
-// freePort returns a port for a local node, taken below the kernel's
+// FreePort returns a port for a local node, taken below the kernel's
 // ephemeral range: a port the kernel hands out for ":0" can be taken by any
 // outbound connection (the benchmark's own clients open hundreds) between
 // this check and kraftd's bind ("address already in use").
-func freePort() int {
+func FreePort() int {
 	portOnce.Do(func() { nextPort.Store(int64(12000 + rand.IntN(max(1, ephemeralLow()-14000)))) })
 	for tries := 0; tries < 1000; tries++ {
 		p := int(nextPort.Add(1))

@@ -109,7 +109,11 @@ type Row struct {
 	KeyDist      string  `json:"key_dist"`
 	Keys         int     `json:"keys"`
 	FsyncMode    string  `json:"fsync_mode,omitempty"`
-	DurationS    float64 `json:"duration_s"`
+	// Embedded: the nodes ran inside kraftbench (kraftbench --embedded),
+	// the load proposing to the leader's Node directly; CPUSeconds is then
+	// the whole process's, load included.
+	Embedded  bool    `json:"embedded,omitempty"`
+	DurationS float64 `json:"duration_s"`
 
 	Ops        uint64  `json:"ops"`
 	Reads      uint64  `json:"reads"`
@@ -266,6 +270,9 @@ func (r Row) cells() []string {
 	if r.Nodes > 0 {
 		nodes = fmt.Sprint(r.Nodes)
 	}
+	if r.Embedded {
+		nodes += " in-process"
+	}
 	return []string{nodes, r.Workload(), fmt.Sprintf("%.0f", r.OpsPerSec), fmt.Sprintf("%.2f", r.OpsPerFloor),
 		lat(r.P50us, r.P50xFloor), lat(r.P90us, r.P90xFloor), lat(r.P99us, r.P99xFloor), lat(r.P999us, r.P999xFloor),
 		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu,
@@ -279,7 +286,8 @@ the data directory + 2 × loopback RTT p50). ops×floor: throughput × floor (1.
 client at the floor would do). svc p99: from the actual send (what a tool with coordinated
 omission reports). send lag: open loop, actual send − intended time (the load generator's own
 delay on this machine; part of the latency). late/missed: sends ≥ --late-after behind, and sends
-never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all kraftd processes over the window / ops.`
+never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all kraftd processes over the window / ops
+(in-process nodes, kraftbench --embedded: of the whole kraftbench process, load included).`
 
 // WriteTable prints rows for people.
 func WriteTable(w io.Writer, env Env, rows []Row) {

@@ -43,6 +43,9 @@ import (
 
 	"github.com/kraftdb/kraft/client"
 	"github.com/kraftdb/kraft/perf"
+	"github.com/kraftdb/kraft/perf/inproc"
+	"github.com/kraftdb/kraft/wal"
+	"github.com/kraftdb/kraft/wire"
 )
 
 func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
@@ -54,6 +57,7 @@ const usage = `usage: kraftbench [throughput|latency|election|scalability] [flag
 type options struct {
 	sub                   string
 	local                 int
+	embedded              int
 	nodes                 []int
 	kraftd, kraftdFlags   string
 	endpoints, clusterID  string
@@ -94,6 +98,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
 	fs.IntVar(&o.local, "local", 0, "start a local cluster of this many kraftd processes (3, 5, 7)")
+	fs.IntVar(&o.embedded, "embedded", 0, "run a cluster of this many nodes inside kraftbench, as an embedder does (core.Node, netio on loopback, WAL, KV; the load proposes to the leader's Node directly: no client network)")
 	nodes := fs.String("nodes", "3,5,7", "scalability: cluster sizes, comma-separated")
 	fs.StringVar(&o.kraftd, "kraftd", "", "kraftd binary for local clusters (default: kraftd next to kraftbench)")
 	fs.StringVar(&o.kraftdFlags, "kraftd-flags", "", "extra flags for every local kraftd, space-separated (e.g. \"--election-timeout-min 150ms\")")
@@ -198,8 +203,28 @@ func (o *options) check() error {
 			return fmt.Errorf("--kills must be positive")
 		}
 	default:
-		if (o.local == 0) == (o.endpoints == "") {
-			return fmt.Errorf("give either --local N or --endpoints")
+		given := 0
+		for _, set := range []bool{o.local != 0, o.endpoints != "", o.embedded != 0} {
+			if set {
+				given++
+			}
+		}
+		if given != 1 {
+			return fmt.Errorf("give one of --local N, --embedded N or --endpoints")
+		}
+	}
+	if o.embedded != 0 {
+		if o.sub != "throughput" && o.sub != "latency" {
+			return fmt.Errorf("--embedded applies to throughput and latency")
+		}
+		if o.embedded < 1 || o.embedded > 9 {
+			return fmt.Errorf("--embedded must be 1-9, got %d", o.embedded)
+		}
+		if o.tls || o.kraftdFlags != "" || o.kraftd != "" {
+			return fmt.Errorf("--embedded runs no kraftd: --tls, --kraftd and --kraftd-flags do not apply")
+		}
+		if _, err := wal.ParseFsyncMode(o.fsync); err != nil {
+			return fmt.Errorf("--fsync-mode: %v", err)
 		}
 	}
 	if o.keys < 1 || o.duration <= 0 || o.warmup < 0 || !(o.readRatio >= 0 && o.readRatio <= 1) {
@@ -356,6 +381,9 @@ func (b *bench) startLocal(n int, name string) (*perf.LocalCluster, error) {
 // rate combination.
 func (b *bench) workloads(ctx context.Context) error {
 	sizes := []int{b.o.local}
+	if b.o.embedded > 0 {
+		sizes = []int{b.o.embedded}
+	}
 	if b.o.sub == "scalability" {
 		sizes = b.o.nodes
 	}
@@ -383,6 +411,9 @@ func (b *bench) workloads(ctx context.Context) error {
 
 func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, error) {
 	eps, cid := strings.Split(b.o.endpoints, ","), perf.ClusterNumber(b.o.clusterID)
+	if b.o.embedded > 0 {
+		return b.onEmbedded(ctx, nodes, payload)
+	}
 	var cpu func() float64
 	if nodes > 0 {
 		lc, err := b.startLocal(nodes, fmt.Sprintf("n%d-p%d", nodes, payload))
@@ -393,7 +424,6 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		eps, cid, cpu = lc.Clients, perf.ClusterNumber(lc.ClusterID), lc.CPUSeconds
 	}
 	read, _ := perf.ParseConsistency(b.o.consistency)
-	dist, _ := perf.ParseKeyDist(b.o.keyDist, b.o.keys)
 	maxClients := b.o.inflight
 	for _, c := range b.o.clients {
 		maxClients = max(maxClients, c)
@@ -403,6 +433,36 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		return nil, err
 	}
 	defer target.Close()
+	return b.runAll(ctx, target, cpu, nodes, payload)
+}
+
+// onEmbedded runs the workloads on a cluster inside this process; CPU per
+// operation is then the whole process's (nodes and load together), as in
+// the peers' published figures.
+func (b *bench) onEmbedded(ctx context.Context, nodes, payload int) ([]perf.Row, error) {
+	fsync, _ := wal.ParseFsyncMode(b.o.fsync)
+	dir := filepath.Join(b.dir, fmt.Sprintf("embedded-n%d-p%d", nodes, payload))
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	b.progressf("starting %d nodes in this process in %s", nodes, dir)
+	c, err := inproc.Start(inproc.Config{Nodes: nodes, Dir: dir, Fsync: fsync})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	consistency := map[string]wire.Consistency{"linearizable": wire.ReadLinearizable, "lease": wire.ReadLease, "stale": wire.ReadStale}[b.o.consistency]
+	maxClients := b.o.inflight
+	for _, n := range b.o.clients {
+		maxClients = max(maxClients, n)
+	}
+	return b.runAll(ctx, inproc.NewTarget(c, max(maxClients, 64), consistency), perf.SelfCPUSeconds, nodes, payload)
+}
+
+// runAll preloads the keys when reads are asked for, then runs every
+// clients × rate combination on one cluster.
+func (b *bench) runAll(ctx context.Context, target perf.Target, cpu func() float64, nodes, payload int) ([]perf.Row, error) {
+	dist, _ := perf.ParseKeyDist(b.o.keyDist, b.o.keys)
 	if b.o.readRatio > 0 && b.o.preload {
 		t0 := time.Now()
 		if err := perf.Preload(ctx, target, b.o.keys, payload, 64); err != nil {
@@ -462,6 +522,9 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	if row.ReadRatio > 0 {
 		row.Consistency = b.o.consistency
 	}
+	if b.o.embedded > 0 {
+		row.Conns, row.Embedded = 0, true
+	}
 	if nodes > 0 {
 		row.FsyncMode = b.o.fsync
 	}
@@ -484,6 +547,7 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	full := perf.NewRow(res, floor)
 	full.Mode, full.Nodes, full.Clients, full.Conns, full.RatePerSec, full.PayloadBytes = row.Mode, row.Nodes, row.Clients, row.Conns, row.RatePerSec, row.PayloadBytes
 	full.ReadRatio, full.Consistency, full.KeyDist, full.Keys, full.FsyncMode = row.ReadRatio, row.Consistency, row.KeyDist, row.Keys, row.FsyncMode
+	full.Embedded = row.Embedded
 	return full, nil
 }
 

@@ -56,6 +56,15 @@ func TestParseSubCommands(t *testing.T) {
 	}
 }
 
+func TestParseEmbedded(t *testing.T) {
+	if o := mustParse(t, "throughput --embedded 3 --clients 1,1024 --fsync-mode batch"); o.embedded != 3 || o.local != 0 || o.fsync != "batch" {
+		t.Fatalf("%+v", o)
+	}
+	if o := mustParse(t, "latency --embedded 1"); o.embedded != 1 || o.clients[0] != 1 {
+		t.Fatalf("%+v", o)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	for _, args := range []string{
 		"", // neither --local nor --endpoints
@@ -74,6 +83,15 @@ func TestParseRejects(t *testing.T) {
 		"election",
 		"election --local 3 --kills 0",
 		"scalability --endpoints 127.0.0.1:7002",
+		"--embedded 3 --local 3",
+		"--embedded 3 --endpoints 127.0.0.1:7002",
+		"--embedded 10",
+		"--embedded -1",
+		"--embedded 3 --tls",
+		"--embedded 3 --kraftd /bin/kraftd",
+		"--embedded 3 --fsync-mode sometimes",
+		"election --embedded 3",
+		"scalability --embedded 3",
 	} {
 		if _, err := parse(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
