@@ -80,6 +80,9 @@ type Node struct {
 	readyMu   sync.Mutex
 	ready     []*readWaiter
 	readyKick chan struct{}
+	// loopDone is closed when the loop has returned: the loop is what adds
+	// to ready, so runReads fails what is left only after that.
+	loopDone chan struct{}
 
 	// Counters.
 	inboxDropped atomic.Uint64
@@ -207,6 +210,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		appliedSig: make(chan struct{}),
 		snapReq:    make(chan chan snapResult, 1),
 		readyKick:  make(chan struct{}, 1),
+		loopDone:   make(chan struct{}),
 	}
 	st, err := n.recover()
 	if err != nil {
@@ -341,7 +345,8 @@ func (n *Node) Step(m *wire.Message) {
 // applied on this node. On a follower it fails with *NotLeaderError.
 // A context error means the outcome is unknown.
 func (n *Node) Propose(ctx context.Context, cmd []byte) (sm.Result, error) {
-	return n.propose1(ctx, &proposal{data: cmd, done: make(chan struct{})})
+	res, _, err := n.propose1(ctx, &proposal{data: cmd, done: make(chan struct{})})
+	return res, err
 }
 
 // ErrQueueFull: ProposeAsync found the node's proposal queue full (a
@@ -360,6 +365,7 @@ func (n *Node) ProposeAsync(cmd []byte, done func(sm.Result, error)) error {
 	p := &proposal{data: cmd, cb: done}
 	select {
 	case n.propC <- p:
+		n.drainIfStopped()
 		return nil
 	case <-n.stopC:
 		return n.stoppedErr()
@@ -372,26 +378,32 @@ func (n *Node) ProposeAsync(cmd []byte, done func(sm.Result, error)) error {
 // each stage (kraft-ctl trace-request).
 func (n *Node) ProposeTraced(ctx context.Context, cmd []byte) (sm.Result, Trace, error) {
 	p := &proposal{data: cmd, done: make(chan struct{}), trace: &Trace{Received: time.Now()}}
-	res, err := n.propose1(ctx, p)
-	<-p.done // the trace is complete once finished (ctx errors excepted)
+	res, queued, err := n.propose1(ctx, p)
+	if queued {
+		<-p.done // the node writes the trace until it finishes p, whatever ctx does
+	}
 	return res, *p.trace, err
 }
 
-func (n *Node) propose1(ctx context.Context, p *proposal) (sm.Result, error) {
+// propose1 queues p and waits for its outcome; queued reports whether p
+// reached the queue (the node finishes every queued proposal once, also
+// when it stops).
+func (n *Node) propose1(ctx context.Context, p *proposal) (res sm.Result, queued bool, err error) {
 	select {
 	case n.propC <- p:
+		n.drainIfStopped()
 	case <-ctx.Done():
-		return sm.Result{}, ctx.Err()
+		return sm.Result{}, false, ctx.Err()
 	case <-n.stopC:
-		return sm.Result{}, n.stoppedErr()
+		return sm.Result{}, false, n.stoppedErr()
 	}
 	select {
 	case <-p.done:
-		return p.res, p.err
+		return p.res, true, p.err
 	case <-ctx.Done():
-		return sm.Result{}, ctx.Err()
+		return sm.Result{}, true, ctx.Err()
 	case <-n.stopC:
-		return sm.Result{}, n.stoppedErr()
+		return sm.Result{}, true, n.stoppedErr()
 	}
 }
 
@@ -406,6 +418,7 @@ func (n *Node) Read(ctx context.Context, c wire.Consistency) (uint64, error) {
 	r := &readWaiter{done: make(chan struct{})}
 	select {
 	case n.readC <- r:
+		n.drainIfStopped()
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-n.stopC:
@@ -438,6 +451,7 @@ func (n *Node) ReadAsync(c wire.Consistency, done func(index uint64, err error))
 	r := &readWaiter{cb: done, n: n}
 	select {
 	case n.readC <- r:
+		n.drainIfStopped()
 		return nil
 	case <-n.stopC:
 		return n.stoppedErr()
@@ -476,13 +490,13 @@ func (n *Node) runReads() {
 			select {
 			case <-n.readyKick:
 				continue
-			case <-n.stopC:
+			case <-n.loopDone:
 			}
 		} else {
 			select {
 			case <-sig:
 				continue
-			case <-n.stopC:
+			case <-n.loopDone:
 			}
 		}
 		n.readyMu.Lock()
@@ -757,6 +771,7 @@ const maxDrain = 4096
 func (n *Node) runLoop() {
 	defer n.wg.Done()
 	defer close(n.applyC)
+	defer close(n.loopDone)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	n.clock = tickClock{interval: n.cfg.TickInterval, at: time.Now(), maxCatchUp: max(1, n.cfg.Raft.ElectionTimeoutMinTicks/3)}
@@ -796,10 +811,21 @@ func (n *Node) runLoop() {
 			n.onDurable()
 		}
 		if err := n.processReady(); err != nil {
-			n.fail(err)
+			// Nothing more after a fatal error or a dropped apply task:
+			// continuing could acknowledge what is not durable, or apply
+			// with a gap.
+			if err != errStopping {
+				n.fail(err)
+			}
+			n.failWaiters(n.stoppedErr())
+			return
 		}
 	}
 }
+
+// errStopping: processReady stopped because the node is stopping (Close),
+// not because of a fault.
+var errStopping = errors.New("kraft/core: stopping")
 
 // tickToNow ticks the core once per TickInterval passed on the monotonic
 // clock since the last tick, before the loop handles an input, so that
@@ -1086,7 +1112,13 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 		select {
 		case n.applyC <- task:
 		case <-n.stopC:
-			return false, n.stoppedErr()
+			// Stopping with the apply queue full: the task is dropped, so
+			// its waiters are answered here, and the loop returns at once
+			// (a later task would reach the apply goroutine with a gap).
+			for _, p := range task.waiters {
+				p.finish(sm.Result{}, n.stoppedErr())
+			}
+			return false, errStopping
 		}
 	}
 	for _, rs := range rd.ReadStates {
@@ -1232,6 +1264,13 @@ func (n *Node) failWaiters(err error) {
 		r.complete()
 		delete(n.reads, c)
 	}
+	n.drainQueues(err)
+}
+
+// drainQueues fails the proposals and reads waiting in the loop's queues.
+// Any goroutine may call it: each queued request is received, and so
+// answered, once.
+func (n *Node) drainQueues(err error) {
 	for {
 		select {
 		case p := <-n.propC:
@@ -1242,6 +1281,20 @@ func (n *Node) failWaiters(err error) {
 		default:
 			return
 		}
+	}
+}
+
+// drainIfStopped runs after a request was queued: if the node is stopping,
+// the loop may already have drained the queues for the last time (a select
+// with a closed stopC may still pick the send), so the caller drains them
+// itself and the request is answered (with the stopped error) rather than
+// stranded. Stopped before the loop's own drain, the loop or this takes it,
+// whichever receives it first.
+func (n *Node) drainIfStopped() {
+	select {
+	case <-n.stopC:
+		n.drainQueues(n.stoppedErr())
+	default:
 	}
 }
 
