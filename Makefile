@@ -9,7 +9,7 @@ BIN       := bin
 CMDS      := $(notdir $(wildcard cmd/*))
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen elections bench-cluster lint clean
+.PHONY: all build run test vet fmt-check race invariants bench fuzz soak jepsen elections bench-cluster bench-embedded lint clean
 
 all: build
 
@@ -79,6 +79,12 @@ elections:
 bench-cluster: build
 	$(BIN)/kraftbench throughput --local 3 --fsync-mode always --clients 1,64,1024 --payload 16,128,1024 \
 	  --duration 5s --warmup 1s --title "Cluster matrix (make bench-cluster)" --markdown perf/results/matrix.md
+
+# The peers' setup (three nodes in one process, TCP on loopback between them,
+# no client network): Kraft embedded, the load proposing to the leader's Node.
+bench-embedded: build
+	$(BIN)/kraftbench throughput --embedded 3 --fsync-mode always --clients 1,1024 --payload 128 \
+	  --duration 10s --warmup 2s --title "Three nodes in one process (make bench-embedded)" --markdown perf/results/embedded.md
 
 lint: vet fmt-check
 	@if $(GO) run $(STATICCHECK) -version >/dev/null 2>&1; then $(GO) run $(STATICCHECK) ./...; \
