@@ -58,7 +58,7 @@ type session struct {
 	// forgottenBelow: every seq below it was answered and acknowledged by
 	// the client (or evicted from the cache); a request below it is stale.
 	forgottenBelow uint64
-	responses      map[uint64]response
+	responses      responseCache // kv_session.go
 }
 
 // KV is the reference state machine kraftd serves: put, get, delete and
@@ -256,7 +256,7 @@ func (kv *KV) applyOne(d *decodedCommand) (wire.Status, []byte) {
 	if s == nil {
 		return status, value
 	}
-	if cached, ok := s.responses[r.Seq]; ok {
+	if cached, ok := s.responses.get(r.Seq); ok {
 		s.lastActiveNano = kv.nowNano
 		return cached.status, cached.value
 	}
@@ -276,57 +276,34 @@ func (kv *KV) sessionFor(r *wire.ClientRequest) (*session, wire.Status, []byte) 
 		if len(kv.sessions) >= kv.cfg.MaxSessions {
 			kv.evictLeastRecentSession()
 		}
-		s = &session{responses: make(map[uint64]response)}
+		s = &session{}
 		kv.sessions[r.ClientID] = s
 	}
 	s.lastActiveNano = kv.nowNano
 	// Responses the client has acknowledged are forgotten.
 	if r.FirstUnacked > s.forgottenBelow {
-		if r.FirstUnacked-s.forgottenBelow <= uint64(len(s.responses)) {
-			// Sequence numbers are dense: walk the acknowledged range
-			// (amortized O(1) per request) rather than the whole map.
-			for seq := s.forgottenBelow; seq < r.FirstUnacked; seq++ {
-				delete(s.responses, seq)
-			}
-		} else {
-			for seq := range s.responses {
-				if seq < r.FirstUnacked {
-					delete(s.responses, seq)
-				}
-			}
-		}
+		s.responses.forgetBelow(r.FirstUnacked) // O(1) per response forgotten
 		s.forgottenBelow = r.FirstUnacked
 	}
 	if r.Seq < s.forgottenBelow {
-		if _, ok := s.responses[r.Seq]; !ok {
+		if _, ok := s.responses.get(r.Seq); !ok {
 			return nil, wire.StatusError, []byte(fmt.Sprintf("request %d of client %d was already answered and its response forgotten", r.Seq, r.ClientID))
 		}
 	}
 	return s, 0, nil
 }
 
-// remember caches a response, evicting the oldest beyond the per-session cap.
+// remember caches a response, evicting the oldest beyond the per-session
+// cap. The seq is not cached, and is at or above forgottenBelow (sessionFor
+// refuses the others); if it is older than every cached one and the cache
+// is full, it is kept and the (younger) oldest entry evicted: it ends up
+// below forgottenBelow, answering its retries, and is the next to go.
 func (kv *KV) remember(s *session, seq uint64, resp response) {
-	if len(s.responses) >= kv.cfg.MaxCachedResponsesPerSession {
-		// Every cached sequence is >= forgottenBelow: the oldest is the
-		// first present from there (a short walk when sequences are
-		// dense; the map scan bounds it when they are not).
-		oldest := uint64(1<<64 - 1)
-		for q := s.forgottenBelow; q < s.forgottenBelow+64; q++ {
-			if _, ok := s.responses[q]; ok {
-				oldest = q
-				break
-			}
-		}
-		if oldest == 1<<64-1 {
-			for q := range s.responses {
-				oldest = min(oldest, q)
-			}
-		}
-		delete(s.responses, oldest)
+	if s.responses.len() >= kv.cfg.MaxCachedResponsesPerSession {
+		oldest := s.responses.popOldest()
 		s.forgottenBelow = max(s.forgottenBelow, oldest+1)
 	}
-	s.responses[seq] = resp
+	s.responses.add(seq, resp)
 }
 
 func (kv *KV) write(r *wire.ClientRequest) (wire.Status, []byte) {

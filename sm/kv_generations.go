@@ -1,7 +1,6 @@
 package sm
 
 import (
-	"maps"
 	"math"
 	"sync/atomic"
 )
@@ -145,7 +144,7 @@ func (kv *KV) markDirty(key []byte) {
 func (kv *KV) captureSessions() map[uint64]snapSession {
 	sessions := make(map[uint64]snapSession, len(kv.sessions))
 	for id, s := range kv.sessions {
-		sessions[id] = snapSession{lastActiveNano: s.lastActiveNano, forgottenBelow: s.forgottenBelow, responses: maps.Clone(s.responses)}
+		sessions[id] = snapSession{lastActiveNano: s.lastActiveNano, forgottenBelow: s.forgottenBelow, responses: s.responses.appendTo(nil)}
 	}
 	return sessions
 }

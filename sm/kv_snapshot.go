@@ -53,7 +53,7 @@ var ErrDeltaBase = errors.New("kraft/sm: KV delta snapshot does not apply to thi
 type snapSession struct {
 	lastActiveNano int64
 	forgottenBelow uint64
-	responses      map[uint64]response
+	responses      []cachedResponse // in seq order
 }
 
 type kvSnapshot struct {
@@ -138,9 +138,8 @@ func (s *kvSnapshot) WriteTo(w io.Writer) (int64, error) {
 		b = le.AppendUint64(b, uint64(ss.lastActiveNano))
 		b = le.AppendUint64(b, ss.forgottenBelow)
 		put(le.AppendUint32(b, uint32(len(ss.responses))))
-		for _, seq := range sortedKeys(ss.responses) {
-			r := ss.responses[seq]
-			b := le.AppendUint64(scratch[:0], seq)
+		for _, r := range ss.responses {
+			b := le.AppendUint64(scratch[:0], r.seq)
 			b = append(b, byte(r.status))
 			put(le.AppendUint32(b, uint32(len(r.value))))
 			put(r.value)
@@ -217,14 +216,17 @@ func (sr *snapReader) bytes(n uint32) []byte {
 // readSessions decodes the session section.
 func (sr *snapReader) sessions(n uint64) map[uint64]*session {
 	sessions := make(map[uint64]*session, min(n, 1<<16))
+	var rs []cachedResponse // reused: setSorted copies
 	for i := uint64(0); i < n && sr.err == nil; i++ {
 		id := sr.u64()
-		s := &session{lastActiveNano: int64(sr.u64()), forgottenBelow: sr.u64(), responses: make(map[uint64]response)}
+		s := &session{lastActiveNano: int64(sr.u64()), forgottenBelow: sr.u64()}
 		nResp := sr.u32()
+		rs = rs[:0]
 		for j := uint32(0); j < nResp && sr.err == nil; j++ {
 			seq, status := sr.u64(), wire.Status(sr.u8())
-			s.responses[seq] = response{status: status, value: sr.bytes(sr.u32())}
+			rs = append(rs, cachedResponse{seq: seq, status: status, value: sr.bytes(sr.u32())})
 		}
+		s.responses.setSorted(sortResponses(rs))
 		sessions[id] = s
 	}
 	return sessions

@@ -184,8 +184,17 @@ func TestKVResponseCacheIsBounded(t *testing.T) {
 		reqs[i] = wire.ClientRequest{ClientID: 1, Seq: uint64(i + 1), FirstUnacked: 1, NewSession: i == 0, Op: wire.OpPut, Key: []byte(fmt.Sprint(i)), Value: []byte("v")}
 		h.expect(reqs[i], wire.StatusOK, "")
 	}
-	if n := len(h.kv.sessions[1].responses); n != 4 {
+	s := h.kv.sessions[1]
+	if n := s.responses.len(); n != 4 {
 		t.Fatalf("%d cached responses, cap 4", n)
+	}
+	for seq := uint64(3); seq <= 6; seq++ { // the newest four
+		if _, ok := s.responses.get(seq); !ok {
+			t.Fatalf("response to seq %d not cached", seq)
+		}
+	}
+	if s.forgottenBelow != 3 {
+		t.Fatalf("forgottenBelow %d after evicting seqs 1 and 2", s.forgottenBelow)
 	}
 	h.expect(reqs[0], wire.StatusError, "*") // evicted: refused, not re-applied
 	h.expect(reqs[5], wire.StatusOK, "")
