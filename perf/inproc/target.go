@@ -11,20 +11,20 @@ import (
 	"github.com/kraftdb/kraft/wire"
 )
 
-// Target is a perf.Target on a Cluster: a write is the KV command kraftd
-// would propose for a client's put (the request as the Go client encodes
-// it, stamped with the time), proposed on the leader with
-// Node.ProposeAsync, kraftd's own way (a worker waits on a channel of its
-// own; Propose's selects on channels every worker shares made a third of
-// the load's CPU lock contention), and done when the leader has applied
-// it; a read asks the leader's Node.Read
-// for the consistency, then reads the leader's KV. Each worker is a client
-// session of its own (ID worker+1, sequence numbers from 1, everything
-// before the current request acknowledged), so the KV does the
-// exactly-once bookkeeping it does for real clients.
+// Target is a perf.Target on a Cluster, driving the leader's Node the way
+// kraftd does: a write is the KV command kraftd would propose for a
+// client's put (the request as the Go client encodes it, stamped with the
+// time), proposed with Node.ProposeAsync and done when the leader has
+// applied it; a read asks Node.ReadAsync for the consistency and, once the
+// leader has applied the read index, reads the leader's KV. A worker waits
+// on a channel of its own: with Propose and Read, whose selects lock
+// channels every worker shares, lock contention was a third of the load's
+// CPU. Each worker is a client session of its own (ID worker+1, sequence
+// numbers from 1, everything before the current request acknowledged), so
+// the KV does the exactly-once bookkeeping it does for real clients.
 //
-// A proposal that finds no leader (an election) looks for the new one and
-// fails; the runner counts it as an error.
+// An operation that finds no leader (an election) looks for the new one
+// and fails; the runner counts it as an error.
 type Target struct {
 	c           *Cluster
 	consistency wire.Consistency
@@ -37,6 +37,7 @@ type worker struct {
 	frame       []byte // encoding scratch
 	done        chan outcome
 	finish      func(sm.Result, error) // sends to done; made once
+	readDone    func(uint64, error)    // the same for reads
 }
 
 type outcome struct {
@@ -52,6 +53,7 @@ func NewTarget(c *Cluster, workers int, consistency wire.Consistency) *Target {
 		w := &t.workers[i]
 		w.done = make(chan outcome, 1)
 		w.finish = func(res sm.Result, err error) { w.done <- outcome{res, err} }
+		w.readDone = func(_ uint64, err error) { w.done <- outcome{err: err} }
 	}
 	return t
 }
@@ -59,14 +61,21 @@ func NewTarget(c *Cluster, workers int, consistency wire.Consistency) *Target {
 // Do implements perf.Target.
 func (t *Target) Do(ctx context.Context, w int, read bool, key, value []byte) error {
 	m := t.c.leader.Load()
+	wk := &t.workers[w]
 	if read {
-		if _, err := m.node.Load().Read(ctx, t.consistency); err != nil {
+		err := m.node.Load().ReadAsync(t.consistency, wk.readDone)
+		switch {
+		case err == nil: // readDone is called once the leader has applied the read index
+			err = (<-wk.done).err
+		case errors.Is(err, core.ErrQueueFull):
+			_, err = m.node.Load().Read(ctx, t.consistency)
+		}
+		if err != nil {
 			return t.failed(err)
 		}
 		m.kv.Get(key)
 		return nil
 	}
-	wk := &t.workers[w]
 	wk.seq++
 	req := wire.ClientRequest{Op: wire.OpPut, ClientID: uint64(w) + 1, Seq: wk.seq, FirstUnacked: wk.seq,
 		NewSession: !wk.established, Key: key, Value: value}
