@@ -365,7 +365,9 @@ var ErrQueueFull = errors.New("kraft/core: proposal queue full")
 // ProposeAsync is Propose without waiting: it queues cmd and returns at
 // once; done is called exactly once with the outcome, on one of the node's
 // goroutines (so it must be quick and must not call back into the node
-// and wait). It never blocks: when the queue is full it returns
+// and wait; when the node is stopping, done may run on a caller of
+// ProposeAsync or ReadAsync with ErrStopped, so it must not take a lock
+// that caller holds). It never blocks: when the queue is full it returns
 // ErrQueueFull and done is not called. There is no deadline: a caller that
 // gives up must treat the outcome as unknown, as with a Propose whose
 // context ended. For servers that answer many clients from an event loop,
@@ -449,9 +451,12 @@ func (n *Node) Read(ctx context.Context, c wire.Consistency) (uint64, error) {
 // ReadAsync is Read without waiting: done is called exactly once with the
 // applied index the read may be served at (the state machine has applied
 // it), or an error, on one of the node's goroutines (so it must be quick
-// and must not wait on the node). Stale reads call done at once. It never
-// blocks: a full queue returns ErrQueueFull and done is not called. Reads
-// queued together share one heartbeat round, as with Read.
+// and must not wait on the node; when the node is stopping, done may run
+// on a caller of ReadAsync or ProposeAsync with ErrStopped, as with
+// ProposeAsync). Stale reads
+// call done at once. It never blocks: a full queue returns ErrQueueFull
+// and done is not called. Reads queued together share one heartbeat round,
+// as with Read.
 func (n *Node) ReadAsync(c wire.Consistency, done func(index uint64, err error)) error {
 	if c == wire.ReadStale {
 		done(n.applied.Load(), nil)
