@@ -67,9 +67,10 @@ func (d *requestDeadlines) expired(now time.Time, timeout time.Duration, out []*
 	return out
 }
 
-// serveWrite proposes a write asynchronously; cmd is the command bytes.
-func (s *Server) serveWrite(c *netio.ClientConn, req *wire.ClientRequest, cmd []byte) {
-	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, start: time.Now()}
+// serveWrite proposes a write asynchronously; cmd is the command bytes,
+// start when the request arrived.
+func (s *Server) serveWrite(c *netio.ClientConn, req *wire.ClientRequest, cmd []byte, start time.Time) {
+	w := &pendingRequest{c: c, seq: req.Seq, op: req.Op, start: start}
 	s.deadlines.add(w)
 	if err := s.n().ProposeAsync(cmd, func(res sm.Result, err error) { s.finishWrite(w, res, err) }); err != nil {
 		if errors.Is(err, core.ErrQueueFull) {
@@ -99,8 +100,9 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 	if err != nil {
 		s.fillError(&resp, err)
 	} else {
-		s.metrics.since(s.metrics.commitLatency, w.start)
-		s.totalCommit.Observe(time.Since(w.start))
+		took := time.Since(w.start) // clock reads were 4.5% of a leader's CPU at 1,024 clients
+		s.metrics.commitLatency.Update(took.Seconds())
+		s.totalCommit.Observe(took)
 		resp.Status, resp.Value = wire.Status(res.Value), res.Data
 		if resp.Status == wire.StatusError || resp.Status == wire.StatusSessionExpired {
 			resp.Error, resp.Value = res.Data, nil

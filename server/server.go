@@ -633,7 +633,8 @@ func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, bod
 			refuse(fmt.Sprintf("kraft/server: request of %d bytes exceeds --max-entry-size (%v)", len(body)+8, s.cfg.MaxEntrySize))
 			return
 		}
-		s.serveWrite(c, req, sm.AppendCommand(make([]byte, 0, 8+len(body)), time.Now().UnixNano(), body))
+		now := time.Now() // the command's stamp and the request's start: one clock read
+		s.serveWrite(c, req, sm.AppendCommand(make([]byte, 0, 8+len(body)), now.UnixNano(), body), now)
 	}
 }
 
