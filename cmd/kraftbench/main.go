@@ -410,10 +410,10 @@ func (b *bench) workloads(ctx context.Context) error {
 }
 
 func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, error) {
-	eps, cid := strings.Split(b.o.endpoints, ","), perf.ClusterNumber(b.o.clusterID)
 	if b.o.embedded > 0 {
 		return b.onEmbedded(ctx, nodes, payload)
 	}
+	eps, cid := strings.Split(b.o.endpoints, ","), perf.ClusterNumber(b.o.clusterID)
 	var cpu func() float64
 	if nodes > 0 {
 		lc, err := b.startLocal(nodes, fmt.Sprintf("n%d-p%d", nodes, payload))
@@ -424,11 +424,7 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		eps, cid, cpu = lc.Clients, perf.ClusterNumber(lc.ClusterID), lc.CPUSeconds
 	}
 	read, _ := perf.ParseConsistency(b.o.consistency)
-	maxClients := b.o.inflight
-	for _, c := range b.o.clients {
-		maxClients = max(maxClients, c)
-	}
-	target, err := perf.NewClientTarget(client.Config{Endpoints: eps, ClusterID: cid, TLS: b.tlsConfig}, max(maxClients, 64), b.o.perConn, read)
+	target, err := perf.NewClientTarget(client.Config{Endpoints: eps, ClusterID: cid, TLS: b.tlsConfig}, b.maxWorkers(), b.o.perConn, read)
 	if err != nil {
 		return nil, err
 	}
@@ -452,11 +448,17 @@ func (b *bench) onEmbedded(ctx context.Context, nodes, payload int) ([]perf.Row,
 	}
 	defer c.Close()
 	consistency := map[string]wire.Consistency{"linearizable": wire.ReadLinearizable, "lease": wire.ReadLease, "stale": wire.ReadStale}[b.o.consistency]
-	maxClients := b.o.inflight
-	for _, n := range b.o.clients {
-		maxClients = max(maxClients, n)
+	return b.runAll(ctx, inproc.NewTarget(c, b.maxWorkers(), consistency), perf.SelfCPUSeconds, nodes, payload)
+}
+
+// maxWorkers is the most workers any run of this invocation uses (the
+// preload's 64 included).
+func (b *bench) maxWorkers() int {
+	n := max(b.o.inflight, 64)
+	for _, c := range b.o.clients {
+		n = max(n, c)
 	}
-	return b.runAll(ctx, inproc.NewTarget(c, max(maxClients, 64), consistency), perf.SelfCPUSeconds, nodes, payload)
+	return n
 }
 
 // runAll preloads the keys when reads are asked for, then runs every
