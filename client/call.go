@@ -82,10 +82,14 @@ func (out *response) set(r *wire.ClientResponse) {
 
 // attempts tracks one call's retries.
 type attempts struct {
-	op       string
-	write    bool
-	deadline time.Time // the context's, or now+RequestTimeout
-	n        int       // sends and dials made
+	op    string
+	write bool
+	// deadline: the context's, or RequestTimeout after the call began:
+	// read through dl, which takes the clock only when something waits
+	// before the first send; the first send sets it otherwise.
+	deadline time.Time
+	timeout  time.Duration // RequestTimeout
+	n        int           // sends and dials made
 	// backoffs counts waits so far; the next one is RetryBackoff<<backoffs.
 	backoffs  int
 	redirects int // redirects to a known leader followed so far
@@ -139,24 +143,29 @@ func (a *attempts) expired(ctx context.Context) *Error {
 	return a.errorf(kind, "", a.cause())
 }
 
-// arm starts t for d, cut short at the call's deadline.
-func (a *attempts) arm(t *time.Timer, d time.Duration) {
-	t.Reset(min(d, time.Until(a.deadline)))
+// dl returns the call's deadline, fixing it now if no send has yet.
+func (a *attempts) dl() time.Time {
+	if a.deadline.IsZero() {
+		a.deadline = time.Now().Add(a.timeout)
+	}
+	return a.deadline
 }
 
-func (a *attempts) pastDeadline() bool { return !time.Now().Before(a.deadline) }
+// arm starts t for d, cut short at the call's deadline.
+func (a *attempts) arm(t *time.Timer, d time.Duration) {
+	t.Reset(min(d, time.Until(a.dl())))
+}
+
+func (a *attempts) pastDeadline() bool { return !time.Now().Before(a.dl()) }
 
 // do runs one request to completion: pick a connection, send, wait, and
 // retry, redirect or renew the session as the answer requires.
 func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, error) {
-	a := attempts{op: req.Op.String(), write: req.Op != wire.OpGet}
+	a := attempts{op: req.Op.String(), write: req.Op != wire.OpGet, timeout: c.cfg.RequestTimeout}
 	if size := requestFrameBytes(req); size > c.cfg.MaxFrameBytes {
 		return response{}, a.errorf(ErrTooLarge, fmt.Sprintf("frame of %d bytes exceeds MaxFrameBytes %d", size, c.cfg.MaxFrameBytes), nil)
 	}
-	var ok bool
-	if a.deadline, ok = ctx.Deadline(); !ok {
-		a.deadline = time.Now().Add(c.cfg.RequestTimeout)
-	}
+	a.deadline, _ = ctx.Deadline() // zero without one: see attempts.dl
 	cl := callPool.Get().(*call)
 	defer callPool.Put(cl)
 
@@ -230,7 +239,7 @@ func (c *Client) acquire(ctx context.Context, cl *call, a *attempts) error {
 // without a wait).
 func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest, s *session, a *attempts) (done bool, err error) {
 	a.now = false
-	cn, err := c.connFor(ctx, a.deadline)
+	cn, err := c.connFor(ctx, a.dl)
 	if err != nil {
 		a.n++
 		switch {
@@ -250,9 +259,12 @@ func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest,
 	req.NewSession = a.write && !s.established
 	c.mu.Unlock()
 	a.n++
-	now := time.Now()
+	now := time.Now() // the call's one clock reading when nothing waited before it
 	if a.firstSent.IsZero() {
 		a.firstSent = now
+	}
+	if a.deadline.IsZero() {
+		a.deadline = now.Add(a.timeout)
 	}
 	cl.attemptEnd, cl.deadline, cl.timedOut = now.Add(c.cfg.AttemptTimeout), a.deadline, false
 	if err := cn.send(cl, req); err != nil {

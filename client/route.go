@@ -7,7 +7,8 @@ import (
 
 // connFor returns the connection to use, dialing one if needed. Only one
 // dial runs at a time; concurrent callers wait for it and share its result.
-func (c *Client) connFor(ctx context.Context, deadline time.Time) (*conn, error) {
+// deadline (the call's) is asked for only when connFor dials or waits.
+func (c *Client) connFor(ctx context.Context, deadline func() time.Time) (*conn, error) {
 	c.mu.Lock()
 	if cn := c.cur; cn != nil && !c.isClosed && cn.alive() {
 		c.mu.Unlock()
@@ -15,7 +16,7 @@ func (c *Client) connFor(ctx context.Context, deadline time.Time) (*conn, error)
 	}
 	c.mu.Unlock()
 	// Only a call that dials or waits for a dial pays for a context.
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	ctx, cancel := context.WithDeadline(ctx, deadline())
 	defer cancel()
 	for {
 		c.mu.Lock()
