@@ -84,9 +84,10 @@ func (out *response) set(r *wire.ClientResponse) {
 type attempts struct {
 	op    string
 	write bool
-	// deadline: the context's, or RequestTimeout after the call began:
-	// read through dl, which takes the clock only when something waits
-	// before the first send; the first send sets it otherwise.
+	// deadline: the context's, or RequestTimeout from the call's first
+	// send, or from its first wait when it waits before sending (for an
+	// in-flight slot, a dial, a backoff): read it through dl, which fixes
+	// it then.
 	deadline time.Time
 	timeout  time.Duration // RequestTimeout
 	n        int           // sends and dials made
