@@ -86,8 +86,8 @@ type attempts struct {
 	write bool
 	// deadline: the context's, or RequestTimeout from the call's first
 	// send, or from its first wait when it waits before sending (for an
-	// in-flight slot, a dial, a backoff): read it through dl, which fixes
-	// it then.
+	// in-flight slot, the session window, a dial, a backoff): read it
+	// through dl, which fixes it then.
 	deadline time.Time
 	timeout  time.Duration // RequestTimeout
 	n        int           // sends and dials made
