@@ -100,7 +100,7 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 	if err != nil {
 		s.fillError(&resp, err)
 	} else {
-		took := time.Since(w.start) // clock reads were 4.5% of a leader's CPU at 1,024 clients
+		took := time.Since(w.start) // clock reads were 4.7% of a leader's CPU at 1,024 clients
 		s.metrics.commitLatency.Update(took.Seconds())
 		s.totalCommit.Observe(took)
 		resp.Status, resp.Value = wire.Status(res.Value), res.Data
