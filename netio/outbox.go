@@ -55,6 +55,9 @@ type outbox struct {
 	// (dirty marks the outbox as listed in cork) until Uncork.
 	cork  *corker
 	dirty bool
+	// listed: the outbox is in a ResponseBatch, whose Flush starts the
+	// write of what RespondIn held.
+	listed bool
 }
 
 // corker holds back the direct writes of a transport's peer outboxes
@@ -127,8 +130,9 @@ func (o *outbox) appendPlain(m *wire.Message) error {
 	return o.afterAppendLocked(before)
 }
 
-// sendResponse queues one client response.
-func (o *outbox) sendResponse(r *wire.ClientResponse) error {
+// sendResponse queues one client response; hold: start no write for it
+// (ResponseBatch.Flush will, through release).
+func (o *outbox) sendResponse(r *wire.ClientResponse, hold bool) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -136,10 +140,26 @@ func (o *outbox) sendResponse(r *wire.ClientResponse) error {
 	}
 	before := len(o.pending)
 	o.pending = wire.AppendClientResponse(o.pending, r)
+	if hold {
+		return o.checkRoomLocked(before)
+	}
 	return o.afterAppendLocked(before)
 }
 
-func (o *outbox) afterAppendLocked(before int) error {
+// release starts the write of what RespondIn held, unless one is in flight
+// (its completion takes pending along).
+func (o *outbox) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.listed = false
+	if !o.closed && o.writing == nil && len(o.pending) > 0 {
+		o.flushLocked()
+	}
+}
+
+// checkRoomLocked takes back the frame just appended (from before) when
+// the outbox is over maxBytes, with ErrBusy.
+func (o *outbox) checkRoomLocked(before int) error {
 	if o.backlog+len(o.writing)+len(o.pending) > o.maxBytes {
 		o.pending = o.pending[:before]
 		o.stats.SendsRefused.Add(1)
@@ -151,6 +171,13 @@ func (o *outbox) afterAppendLocked(before int) error {
 		return ErrBusy
 	}
 	o.stats.FramesOut.Add(1)
+	return nil
+}
+
+func (o *outbox) afterAppendLocked(before int) error {
+	if err := o.checkRoomLocked(before); err != nil {
+		return err
+	}
 	if o.writing == nil {
 		if o.direct && o.cork != nil && o.cork.hold(o) {
 			// written at Uncork

@@ -57,6 +57,36 @@ func (c *ClientConn) RemoteAddr() string { return c.remote }
 // in-flight limit (Config.MaxInflightRequestsPerConn): call it once per
 // request handed to HandleClient.
 func (c *ClientConn) Respond(r *wire.ClientResponse) error {
+	if err := c.answered(); err != nil {
+		return err
+	}
+	// Answers go through the event loop, which coalesces those that arrive
+	// while a write is in flight. (Writing a client's only answer in
+	// progress directly, as peer links do, measured no faster: 1 client,
+	// fsync none, p50 268/252 -> 257/254 us.)
+	return c.out.sendResponse(r, false)
+}
+
+// RespondIn is Respond held in b: the response is queued but no write
+// starts for it until b.Flush, so that the answers one goroutine gives many
+// connections at once leave in one write per connection. (Respond writes a
+// connection's first answer at once and the rest together behind it: at
+// 1,024 clients on 32 connections, half the leader's response writes
+// carried a single answer.)
+func (c *ClientConn) RespondIn(b *ResponseBatch, r *wire.ClientResponse) error {
+	if err := c.answered(); err != nil {
+		return err
+	}
+	if err := c.out.sendResponse(r, true); err != nil {
+		return err
+	}
+	b.add(c.out)
+	return nil
+}
+
+// answered counts one answer against the in-flight limit and reports
+// whether the connection is gone.
+func (c *ClientConn) answered() error {
 	for {
 		n := c.inflight.Load()
 		if n <= 0 || c.inflight.CompareAndSwap(n, n-1) {
@@ -66,11 +96,48 @@ func (c *ClientConn) Respond(r *wire.ClientResponse) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	// Answers go through the event loop, which coalesces those that arrive
-	// while a write is in flight. (Writing a client's only answer in
-	// progress directly, as peer links do, measured no faster: 1 client,
-	// fsync none, p50 268/252 -> 257/254 us.)
-	return c.out.sendResponse(r)
+	return nil
+}
+
+// ResponseBatch collects the connections that hold responses queued with
+// RespondIn; Flush starts their writes. It is safe for concurrent use, but
+// meant for one goroutine that answers in bursts (a node's apply
+// goroutine, after each applied batch). A held response waits for Flush
+// only while its connection has no write in flight: one in flight takes it
+// along when it completes.
+type ResponseBatch struct {
+	mu   sync.Mutex
+	outs []*outbox
+}
+
+func (b *ResponseBatch) add(o *outbox) {
+	o.mu.Lock()
+	listed := o.listed
+	o.listed = true
+	o.mu.Unlock()
+	if listed {
+		return
+	}
+	b.mu.Lock()
+	b.outs = append(b.outs, o)
+	b.mu.Unlock()
+}
+
+// Flush starts a write on every connection that holds responses.
+func (b *ResponseBatch) Flush() {
+	b.mu.Lock()
+	outs := b.outs
+	b.outs = nil
+	b.mu.Unlock()
+	for i, o := range outs {
+		o.release()
+		outs[i] = nil
+	}
+	b.mu.Lock()
+	if b.outs == nil {
+		b.outs = outs[:0] // keep the array
+	}
+	b.mu.Unlock()
 }
 
 // gnetConn adapts a gnet.Conn to the session of an accepted connection.

@@ -682,3 +682,87 @@ func TestMaxConnsPerPort(t *testing.T) {
 	// The peer port has its own budget.
 	rawConn(t, n.peer, 7, 9)
 }
+
+// Responses held in a ResponseBatch leave only at Flush, in one write per
+// connection; Respond, for comparison, writes a connection's first answer
+// alone.
+func TestResponseBatchWritesEachConnectionOnce(t *testing.T) {
+	n := startNode(t, 1, 7, nil)
+	const conns, per = 3, 20
+	var cs []net.Conn
+	var ccs []*ClientConn
+	for i := range conns {
+		c := rawConn(t, n.client, 7, 0)
+		c.Write(wire.AppendClientRequest(nil, &wire.ClientRequest{ClientID: 5, Seq: uint64(i), Op: wire.OpGet, Key: []byte("k")}))
+		n.rec.wait(t, 1)
+		cs, ccs = append(cs, c), append(ccs, n.rec.lastConn.Load())
+	}
+	readAll := func(c net.Conn, want int, within time.Duration) (seqs []uint64, err error) {
+		var buf []byte
+		c.SetReadDeadline(time.Now().Add(within))
+		for len(seqs) < want {
+			tmp := make([]byte, 4096)
+			k, err := c.Read(tmp)
+			if err != nil {
+				return seqs, err
+			}
+			buf = append(buf, tmp[:k]...)
+			for {
+				f, size, err := wire.ParseFrame(buf, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if size == 0 {
+					break
+				}
+				var r wire.ClientResponse
+				if err := wire.DecodeClientResponse(f.Body, &r); err != nil {
+					t.Fatal(err)
+				}
+				seqs = append(seqs, r.Seq)
+				buf = buf[size:]
+			}
+		}
+		return seqs, nil
+	}
+	var b ResponseBatch
+	writes := n.t.Stats().Writes.Load()
+	for k := range per {
+		for i, cc := range ccs {
+			if err := cc.RespondIn(&b, &wire.ClientResponse{Seq: uint64(100*i + k), Status: wire.StatusOK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if seqs, err := readAll(cs[0], 1, 100*time.Millisecond); len(seqs) > 0 || err == nil {
+		t.Fatalf("held responses arrived before Flush: %v (%v)", seqs, err)
+	}
+	b.Flush()
+	for i, c := range cs {
+		seqs, err := readAll(c, per, 10*time.Second)
+		if err != nil {
+			t.Fatalf("conn %d: %d of %d responses: %v", i, len(seqs), per, err)
+		}
+		for k, s := range seqs {
+			if s != uint64(100*i+k) {
+				t.Fatalf("conn %d: response %d has seq %d", i, k, s)
+			}
+		}
+	}
+	if got := n.t.Stats().Writes.Load() - writes; got != conns {
+		t.Fatalf("%d writes for %d connections' held responses, want one each", got, conns)
+	}
+	// The same answers through Respond: the first leaves at once, alone.
+	writes = n.t.Stats().Writes.Load()
+	for k := range per {
+		ccs[0].Respond(&wire.ClientResponse{Seq: uint64(k), Status: wire.StatusOK})
+	}
+	if _, err := readAll(cs[0], per, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.t.Stats().Writes.Load() - writes; got < 1 {
+		t.Fatalf("Respond: %d writes", got)
+	} else {
+		t.Logf("Respond: %d writes for %d answers; RespondIn + Flush: 1", got, per)
+	}
+}
