@@ -149,6 +149,9 @@ func (n *Node) apply(a *applier, task applyTask) error {
 	}
 	clear(res)
 	n.publishApplied(a.lastApplied)
+	if len(task.waiters) > 0 && n.cfg.AfterApply != nil {
+		n.cfg.AfterApply()
+	}
 	return nil
 }
 

@@ -93,6 +93,15 @@ type NodeConfig struct {
 	// must be quick, like the callbacks.
 	AfterReads func()
 
+	// AfterApply, if set, is called on the apply goroutine after each
+	// batch of committed entries it applied, once the batch's Propose and
+	// ProposeAsync waiters have their outcomes (after the last callback).
+	// Every successful ProposeAsync callback runs on the apply goroutine
+	// before such a call, so an embedder can hold the answers it gives in
+	// them and send them together here (kraftd writes each client
+	// connection's once). It must be quick, like the callbacks.
+	AfterApply func()
+
 	// OnMembership is called on the loop goroutine whenever the membership
 	// may have changed (it must be quick: e.g. update the transport's peers).
 	OnMembership func(Membership)

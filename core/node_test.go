@@ -404,6 +404,70 @@ func TestNodeAfterReadsFollowsReadCallbacks(t *testing.T) {
 	}
 }
 
+// AfterApply follows every batch of successful ProposeAsync callbacks, on
+// the goroutine that ran them (the apply goroutine): answers held in the
+// callbacks can be sent there, and none is left behind.
+func TestNodeAfterApplyFollowsWriteCallbacks(t *testing.T) {
+	var mu sync.Mutex
+	var called, flushed int // successful callbacks run; those seen by an AfterApply
+	c := newNodeCluster(t)
+	c.tweak = func(cfg *NodeConfig) {
+		cfg.AfterApply = func() {
+			mu.Lock()
+			flushed = called
+			mu.Unlock()
+		}
+	}
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	c.write("k", "v")
+	const writes = 300
+	done := make(chan error, writes)
+	for i := 0; i < writes; i++ {
+		for {
+			err := c.leader().ProposeAsync(put(fmt.Sprint("k", i), "v"), func(_ sm.Result, err error) {
+				if err == nil {
+					mu.Lock()
+					called++
+					mu.Unlock()
+				}
+				done <- err
+			})
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	ok := 0
+	for i := 0; i < writes; i++ {
+		if err := <-done; err == nil {
+			ok++
+		}
+	}
+	if ok == 0 {
+		t.Fatal("no write succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		f := flushed
+		mu.Unlock()
+		if f == ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AfterApply saw %d of %d successful write callbacks", f, ok)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}
