@@ -109,8 +109,18 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 		}
 	}
 	s.metrics.request(w.op, resp.Status)
+	if err == nil {
+		// On the apply goroutine (every successful outcome is reported
+		// there): held until the batch is applied (flushWrites).
+		w.c.RespondIn(&s.writeAnswers, &resp)
+		return
+	}
 	w.c.Respond(&resp)
 }
+
+// flushWrites writes the answers the apply goroutine held for the batch it
+// just applied (NodeConfig.AfterApply): one write per client connection.
+func (s *Server) flushWrites() { s.writeAnswers.Flush() }
 
 // serveRead asks the node for a read index asynchronously and answers
 // from the state machine once it is applied. A stale read is answered at
@@ -164,8 +174,9 @@ func (s *Server) answerReads() {
 	values, found := make([][]byte, len(batch)), make([]bool, len(batch))
 	s.kv().GetMany(keys, values, found)
 	for i, w := range batch {
-		s.respondRead(w, values[i], found[i])
+		s.respondRead(w, values[i], found[i], &s.readAnswers)
 	}
+	s.readAnswers.Flush()
 }
 
 // answerRead answers one read: with err, or from the state machine.
@@ -182,11 +193,12 @@ func (s *Server) answerRead(w *pendingRequest, index uint64, err error) {
 	}
 	w.index = index
 	v, ok := s.kv().Get(w.key)
-	s.respondRead(w, v, ok)
+	s.respondRead(w, v, ok, nil)
 }
 
-// respondRead answers a read served at w.index with value (found or not).
-func (s *Server) respondRead(w *pendingRequest, value []byte, found bool) {
+// respondRead answers a read served at w.index with value (found or not),
+// held in batch (nil: written at once).
+func (s *Server) respondRead(w *pendingRequest, value []byte, found bool, batch *netio.ResponseBatch) {
 	if !w.answered.CompareAndSwap(false, true) {
 		return // the sweeper answered first (timeout)
 	}
@@ -200,6 +212,10 @@ func (s *Server) respondRead(w *pendingRequest, value []byte, found bool) {
 		s.readIndex.Observe(time.Since(w.start))
 	}
 	s.metrics.request(w.op, resp.Status)
+	if batch != nil {
+		w.c.RespondIn(batch, &resp)
+		return
+	}
 	w.c.Respond(&resp)
 }
 

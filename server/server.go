@@ -54,6 +54,10 @@ type Server struct {
 	selfClientID uint64
 	selfSeq      atomic.Uint64
 
+	// Answers held until a batch is done (netio.ResponseBatch): writes
+	// answered on the apply goroutine, reads answered together.
+	writeAnswers, readAnswers netio.ResponseBatch
+
 	// Latency of the phases kraft-ctl latency-breakdown prints.
 	writeToLog, waitForAck, totalCommit, readIndex quantileHist
 
@@ -320,6 +324,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		Snapshots:            snapshotOptions(cfg),
 		OnMembership:         s.onMembership,
 		AfterReads:           s.answerReads,
+		AfterApply:           s.flushWrites,
 		OnPersistLatency: func(d time.Duration) {
 			s.metrics.persistLatency.Update(d.Seconds())
 			s.writeToLog.Observe(d)
