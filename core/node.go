@@ -374,10 +374,30 @@ var ErrQueueFull = errors.New("kraft/core: proposal queue full")
 // it saves a goroutine, a context and a channel per write.
 func (n *Node) ProposeAsync(cmd []byte, done func(sm.Result, error)) error {
 	p := &proposal{data: cmd, cb: done}
-	select {
-	case n.propC <- p:
+	if trySend(n.propC, p) {
 		n.drainIfStopped()
 		return nil
+	}
+	return n.queueFullOrStopped()
+}
+
+// trySend is a non-blocking send on one channel. The Async calls try it
+// before looking at stopC: a select over the queue, stopC and default
+// locks both channels every time (selectgo was 2.7% of a leader's CPU at
+// 1,024 clients, called once per request). A request queued on a stopped
+// node is answered by drainIfStopped, as one that raced Close always was.
+func trySend[T any](c chan T, v T) bool {
+	select {
+	case c <- v:
+		return true
+	default:
+		return false
+	}
+}
+
+// queueFullOrStopped is why a request found no room in its queue.
+func (n *Node) queueFullOrStopped() error {
+	select {
 	case <-n.stopC:
 		return n.stoppedErr()
 	default:
@@ -463,15 +483,11 @@ func (n *Node) ReadAsync(c wire.Consistency, done func(index uint64, err error))
 		return nil
 	}
 	r := &readWaiter{cb: done, n: n}
-	select {
-	case n.readC <- r:
+	if trySend(n.readC, r) {
 		n.drainIfStopped()
 		return nil
-	case <-n.stopC:
-		return n.stoppedErr()
-	default:
-		return ErrQueueFull
 	}
+	return n.queueFullOrStopped()
 }
 
 // runReads calls the callbacks of ReadAsync reads whose index the apply
