@@ -112,8 +112,12 @@ type Row struct {
 	// Embedded: the nodes ran inside kraftbench (kraftbench --embedded),
 	// the load proposing to the leader's Node directly; CPUSeconds is then
 	// the whole process's, load included.
-	Embedded  bool    `json:"embedded,omitempty"`
-	DurationS float64 `json:"duration_s"`
+	Embedded bool `json:"embedded,omitempty"`
+	// NullServer: the load ran against kraftbench --null-server, a server
+	// that answers at once (no Raft, no disk); CPUSeconds is the whole
+	// process's.
+	NullServer bool    `json:"null_server,omitempty"`
+	DurationS  float64 `json:"duration_s"`
 
 	Ops        uint64  `json:"ops"`
 	Reads      uint64  `json:"reads"`
@@ -273,6 +277,9 @@ func (r Row) cells() []string {
 	if r.Embedded {
 		nodes += " in-process"
 	}
+	if r.NullServer {
+		nodes = "null server"
+	}
 	return []string{nodes, r.Workload(), fmt.Sprintf("%.0f", r.OpsPerSec), fmt.Sprintf("%.2f", r.OpsPerFloor),
 		lat(r.P50us, r.P50xFloor), lat(r.P90us, r.P90xFloor), lat(r.P99us, r.P99xFloor), lat(r.P999us, r.P999xFloor),
 		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu,
@@ -287,7 +294,8 @@ client at the floor would do). svc p99: from the actual send (what a tool with c
 omission reports). send lag: open loop, actual send − intended time (the load generator's own
 delay on this machine; part of the latency). late/missed: sends ≥ --late-after behind, and sends
 never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all kraftd processes over the window / ops
-(in-process nodes, kraftbench --embedded: of the whole kraftbench process, load included).`
+(in-process nodes, kraftbench --embedded, and --null-server: of the whole kraftbench process,
+load included).`
 
 // WriteTable prints rows for people.
 func WriteTable(w io.Writer, env Env, rows []Row) {

@@ -58,6 +58,7 @@ type options struct {
 	sub                   string
 	local                 int
 	embedded              int
+	nullServer            bool
 	nodes                 []int
 	kraftd, kraftdFlags   string
 	endpoints, clusterID  string
@@ -99,6 +100,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
 	fs.IntVar(&o.local, "local", 0, "start a local cluster of this many kraftd processes (3, 5, 7)")
 	fs.IntVar(&o.embedded, "embedded", 0, "run a cluster of this many nodes inside kraftbench, as an embedder does (core.Node, netio on loopback, WAL, KV; the load proposes to the leader's Node directly: no client network)")
+	fs.BoolVar(&o.nullServer, "null-server", false, "run the load against a server inside kraftbench that answers every request at once (kraftd's client protocol over netio; no Raft, no disk): the most this load generator and the loopback network can do here, a ceiling no cluster measured with the same load can pass")
 	nodes := fs.String("nodes", "3,5,7", "scalability: cluster sizes, comma-separated")
 	fs.StringVar(&o.kraftd, "kraftd", "", "kraftd binary for local clusters (default: kraftd next to kraftbench)")
 	fs.StringVar(&o.kraftdFlags, "kraftd-flags", "", "extra flags for every local kraftd, space-separated (e.g. \"--election-timeout-min 150ms\")")
@@ -204,13 +206,21 @@ func (o *options) check() error {
 		}
 	default:
 		given := 0
-		for _, set := range []bool{o.local != 0, o.endpoints != "", o.embedded != 0} {
+		for _, set := range []bool{o.local != 0, o.endpoints != "", o.embedded != 0, o.nullServer} {
 			if set {
 				given++
 			}
 		}
 		if given != 1 {
-			return fmt.Errorf("give one of --local N, --embedded N or --endpoints")
+			return fmt.Errorf("give one of --local N, --embedded N, --null-server or --endpoints")
+		}
+	}
+	if o.nullServer {
+		if o.sub != "throughput" && o.sub != "latency" {
+			return fmt.Errorf("--null-server applies to throughput and latency")
+		}
+		if o.tls || o.kraftdFlags != "" || o.kraftd != "" {
+			return fmt.Errorf("--null-server runs no kraftd: --tls, --kraftd and --kraftd-flags do not apply")
 		}
 	}
 	if o.embedded != 0 {
@@ -413,6 +423,9 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 	if b.o.embedded > 0 {
 		return b.onEmbedded(ctx, nodes, payload)
 	}
+	if b.o.nullServer {
+		return b.onNullServer(ctx, payload)
+	}
 	eps, cid := strings.Split(b.o.endpoints, ","), perf.ClusterNumber(b.o.clusterID)
 	var cpu func() float64
 	if nodes > 0 {
@@ -449,6 +462,25 @@ func (b *bench) onEmbedded(ctx context.Context, nodes, payload int) ([]perf.Row,
 	defer c.Close()
 	consistency := map[string]wire.Consistency{"linearizable": wire.ReadLinearizable, "lease": wire.ReadLease, "stale": wire.ReadStale}[b.o.consistency]
 	return b.runAll(ctx, inproc.NewTarget(c, b.maxWorkers(), consistency), perf.SelfCPUSeconds, nodes, payload)
+}
+
+// onNullServer runs the workloads against an in-process NullServer with
+// the Go client, as against a cluster; CPU per operation is the whole
+// process's (load and server together).
+func (b *bench) onNullServer(ctx context.Context, payload int) ([]perf.Row, error) {
+	s, err := inproc.StartNull(nil)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	b.progressf("null server on %s: every request answered at once, no Raft, no disk", s.ClientAddr())
+	read, _ := perf.ParseConsistency(b.o.consistency)
+	target, err := perf.NewClientTarget(client.Config{Endpoints: []string{s.ClientAddr()}, ClusterID: perf.ClusterNumber(inproc.NullClusterID)}, b.maxWorkers(), b.o.perConn, read)
+	if err != nil {
+		return nil, err
+	}
+	defer target.Close()
+	return b.runAll(ctx, target, perf.SelfCPUSeconds, 0, payload)
 }
 
 // maxWorkers is the most workers any run of this invocation uses (the
@@ -527,6 +559,7 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	if b.o.embedded > 0 {
 		row.Conns, row.Embedded = 0, true
 	}
+	row.NullServer = b.o.nullServer
 	if nodes > 0 {
 		row.FsyncMode = b.o.fsync
 	}
@@ -549,7 +582,7 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	full := perf.NewRow(res, floor)
 	full.Mode, full.Nodes, full.Clients, full.Conns, full.RatePerSec, full.PayloadBytes = row.Mode, row.Nodes, row.Clients, row.Conns, row.RatePerSec, row.PayloadBytes
 	full.ReadRatio, full.Consistency, full.KeyDist, full.Keys, full.FsyncMode = row.ReadRatio, row.Consistency, row.KeyDist, row.Keys, row.FsyncMode
-	full.Embedded = row.Embedded
+	full.Embedded, full.NullServer = row.Embedded, row.NullServer
 	return full, nil
 }
 

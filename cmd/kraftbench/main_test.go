@@ -65,6 +65,15 @@ func TestParseEmbedded(t *testing.T) {
 	}
 }
 
+func TestParseNullServer(t *testing.T) {
+	if o := mustParse(t, "throughput --null-server --clients 1,1024"); !o.nullServer || o.local != 0 || o.embedded != 0 {
+		t.Fatalf("%+v", o)
+	}
+	if o := mustParse(t, "latency --null-server"); !o.nullServer || o.clients[0] != 1 {
+		t.Fatalf("%+v", o)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	for _, args := range []string{
 		"", // neither --local nor --endpoints
@@ -92,6 +101,13 @@ func TestParseRejects(t *testing.T) {
 		"--embedded 3 --fsync-mode sometimes",
 		"election --embedded 3",
 		"scalability --embedded 3",
+		"--null-server --local 3",
+		"--null-server --embedded 3",
+		"--null-server --endpoints 127.0.0.1:7002",
+		"--null-server --tls",
+		"--null-server --kraftd /bin/kraftd",
+		"election --null-server",
+		"scalability --null-server",
 	} {
 		if _, err := parse(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
