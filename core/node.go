@@ -98,6 +98,7 @@ type proposal struct {
 	err         error
 	done        chan struct{}          // closed by finish (Propose)
 	cb          func(sm.Result, error) // called by finish instead (ProposeAsync)
+	to          Completer              // or this (ProposeTo)
 	trace       *Trace                 // nil unless traced
 }
 
@@ -111,6 +112,10 @@ type Trace struct {
 }
 
 func (p *proposal) finish(res sm.Result, err error) {
+	if p.to != nil {
+		p.to.Complete(res, err)
+		return
+	}
 	if p.cb != nil {
 		p.cb(res, err)
 		return
@@ -428,6 +433,24 @@ var ErrQueueFull = errors.New("kraft/core: proposal queue full")
 // it saves a goroutine, a context and a channel per write.
 func (n *Node) ProposeAsync(cmd []byte, done func(sm.Result, error)) error {
 	p := &proposal{data: cmd, cb: done}
+	if trySend(n.propC, p) {
+		n.drainIfStopped()
+		return nil
+	}
+	return n.queueFullOrStopped()
+}
+
+// Completer receives the outcome of a ProposeTo: ProposeAsync's done as
+// an interface, with the same rules.
+type Completer interface {
+	Complete(res sm.Result, err error)
+}
+
+// ProposeTo is ProposeAsync reporting to c: a server that keeps state per
+// request can pass that state instead of a closure over it, which saves an
+// allocation per write (kraftd's leader made 5.2 per write).
+func (n *Node) ProposeTo(cmd []byte, c Completer) error {
+	p := &proposal{data: cmd, to: c}
 	if trySend(n.propC, p) {
 		n.drainIfStopped()
 		return nil

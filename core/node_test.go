@@ -468,6 +468,64 @@ func TestNodeAfterApplyFollowsWriteCallbacks(t *testing.T) {
 	}
 }
 
+// completer is a Completer that passes the outcome on.
+type completer chan error
+
+func (c completer) Complete(_ sm.Result, err error) { c <- err }
+
+// ProposeTo reports each outcome to its Completer exactly once: applied
+// writes on the leader, the typed error on a follower, ErrStopped once the
+// node is closed.
+func TestNodeProposeToReportsToTheCompleter(t *testing.T) {
+	c := newNodeCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	c.write("warm", "up")
+	lead := c.leader()
+	const writes = 50
+	done := make(completer, writes)
+	for i := range writes {
+		if err := lead.ProposeTo(put(fmt.Sprint("to", i), "v"), done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range writes {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitConverged(voters, "to49", "v")
+	var follower *Node
+	for _, n := range c.net.nodes {
+		if n != lead {
+			follower = n
+			break
+		}
+	}
+	if err := follower.ProposeTo(put("f", "v"), done); err != nil {
+		t.Fatal(err)
+	}
+	var nl *NotLeaderError
+	if err := <-done; !errors.As(err, &nl) {
+		t.Fatalf("a follower's ProposeTo: %v, want *NotLeaderError", err)
+	}
+	follower.Close()
+	if err := follower.ProposeTo(put("g", "v"), done); err != nil {
+		if !errors.Is(err, ErrStopped) {
+			t.Fatalf("ProposeTo on a closed node: %v", err)
+		}
+	} else if err := <-done; !errors.Is(err, ErrStopped) {
+		t.Fatalf("ProposeTo on a closed node reported %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("an extra outcome: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}
