@@ -639,7 +639,8 @@ func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, bod
 			return
 		}
 		now := time.Now() // the command's stamp and the request's start: one clock read
-		s.serveWrite(c, req, sm.AppendCommand(make([]byte, 0, 8+len(body)), now.UnixNano(), body), now)
+		w, buf := s.newWrite(c, req, now, 8+len(body))
+		s.serveWrite(w, sm.AppendCommand(buf, now.UnixNano(), body))
 	}
 }
 
