@@ -368,37 +368,51 @@ func TestNodeAfterReadsFollowsReadCallbacks(t *testing.T) {
 	const reads = 200
 	done := make(chan error, reads)
 	for i := 0; i < reads; i++ {
-		for {
-			err := c.leader().ReadAsync(wire.ReadLinearizable, func(_ uint64, err error) {
+		retryQueueFull(t, func() error {
+			return c.leader().ReadAsync(wire.ReadLinearizable, func(_ uint64, err error) {
 				mu.Lock()
 				called++
 				mu.Unlock()
 				done <- err
 			})
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, ErrQueueFull) {
-				t.Fatal(err)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		})
 	}
 	for i := 0; i < reads; i++ {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 	}
+	waitCount(t, "read callbacks seen by AfterReads", &mu, &served, reads)
+}
+
+// retryQueueFull calls submit until it is not refused with ErrQueueFull.
+func retryQueueFull(t *testing.T, submit func() error) {
+	t.Helper()
+	for {
+		err := submit()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrQueueFull) {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitCount waits up to 5 s for *n (under mu) to reach want.
+func waitCount(t *testing.T, what string, mu *sync.Mutex, n *int, want int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
-		s := served
+		got := *n
 		mu.Unlock()
-		if s == reads {
-			break
+		if got == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("AfterReads saw %d of %d read callbacks", s, reads)
+			t.Fatalf("%s: %d of %d", what, got, want)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -426,8 +440,8 @@ func TestNodeAfterApplyFollowsWriteCallbacks(t *testing.T) {
 	const writes = 300
 	done := make(chan error, writes)
 	for i := 0; i < writes; i++ {
-		for {
-			err := c.leader().ProposeAsync(put(fmt.Sprint("k", i), "v"), func(_ sm.Result, err error) {
+		retryQueueFull(t, func() error {
+			return c.leader().ProposeAsync(put(fmt.Sprint("k", i), "v"), func(_ sm.Result, err error) {
 				if err == nil {
 					mu.Lock()
 					called++
@@ -435,14 +449,7 @@ func TestNodeAfterApplyFollowsWriteCallbacks(t *testing.T) {
 				}
 				done <- err
 			})
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, ErrQueueFull) {
-				t.Fatal(err)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		})
 	}
 	ok := 0
 	for i := 0; i < writes; i++ {
@@ -453,19 +460,7 @@ func TestNodeAfterApplyFollowsWriteCallbacks(t *testing.T) {
 	if ok == 0 {
 		t.Fatal("no write succeeded")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		f := flushed
-		mu.Unlock()
-		if f == ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("AfterApply saw %d of %d successful write callbacks", f, ok)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitCount(t, "successful write callbacks seen by AfterApply", &mu, &flushed, ok)
 }
 
 // completer is a Completer that passes the outcome on.

@@ -527,31 +527,13 @@ func TestClientRequestsAndResponses(t *testing.T) {
 		batch = wire.AppendClientRequest(batch, &wire.ClientRequest{ClientID: 5, Seq: uint64(i), Op: wire.OpGet, Key: []byte(fmt.Sprint("key", i))})
 	}
 	c.Write(batch)
+	resps, err := readResponses(t, c, 100, 10*time.Second)
+	if err != nil {
+		t.Fatalf("after %d responses: %v", len(resps), err)
+	}
 	got := map[uint64]string{}
-	buf := make([]byte, 0, 1<<16)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for len(got) < 100 {
-		tmp := make([]byte, 4096)
-		k, err := c.Read(tmp)
-		if err != nil {
-			t.Fatalf("after %d responses: %v", len(got), err)
-		}
-		buf = append(buf, tmp[:k]...)
-		for {
-			f, size, err := wire.ParseFrame(buf, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if size == 0 {
-				break
-			}
-			var r wire.ClientResponse
-			if err := wire.DecodeClientResponse(f.Body, &r); err != nil {
-				t.Fatal(err)
-			}
-			got[r.Seq] = string(r.Value)
-			buf = buf[size:]
-		}
+	for _, r := range resps {
+		got[r.Seq] = string(r.Value)
 	}
 	for i := uint64(1); i <= 100; i++ {
 		if got[i] != fmt.Sprint("key", i) {
@@ -683,6 +665,40 @@ func TestMaxConnsPerPort(t *testing.T) {
 	rawConn(t, n.peer, 7, 9)
 }
 
+// readResponses reads client responses from c until want have come or
+// within has passed (then with the read error); Value is copied.
+func readResponses(t *testing.T, c net.Conn, want int, within time.Duration) ([]wire.ClientResponse, error) {
+	t.Helper()
+	var out []wire.ClientResponse
+	var buf []byte
+	c.SetReadDeadline(time.Now().Add(within))
+	for len(out) < want {
+		tmp := make([]byte, 4096)
+		k, err := c.Read(tmp)
+		if err != nil {
+			return out, err
+		}
+		buf = append(buf, tmp[:k]...)
+		for {
+			f, size, err := wire.ParseFrame(buf, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size == 0 {
+				break
+			}
+			var r wire.ClientResponse
+			if err := wire.DecodeClientResponse(f.Body, &r); err != nil {
+				t.Fatal(err)
+			}
+			r.Value = bytes.Clone(r.Value)
+			out = append(out, r)
+			buf = buf[size:]
+		}
+	}
+	return out, nil
+}
+
 // Responses held in a ResponseBatch leave only at Flush, in one write per
 // connection; Respond, for comparison, writes a connection's first answer
 // alone.
@@ -698,32 +714,11 @@ func TestResponseBatchWritesEachConnectionOnce(t *testing.T) {
 		cs, ccs = append(cs, c), append(ccs, n.rec.lastConn.Load())
 	}
 	readAll := func(c net.Conn, want int, within time.Duration) (seqs []uint64, err error) {
-		var buf []byte
-		c.SetReadDeadline(time.Now().Add(within))
-		for len(seqs) < want {
-			tmp := make([]byte, 4096)
-			k, err := c.Read(tmp)
-			if err != nil {
-				return seqs, err
-			}
-			buf = append(buf, tmp[:k]...)
-			for {
-				f, size, err := wire.ParseFrame(buf, 0)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if size == 0 {
-					break
-				}
-				var r wire.ClientResponse
-				if err := wire.DecodeClientResponse(f.Body, &r); err != nil {
-					t.Fatal(err)
-				}
-				seqs = append(seqs, r.Seq)
-				buf = buf[size:]
-			}
+		resps, err := readResponses(t, c, want, within)
+		for _, r := range resps {
+			seqs = append(seqs, r.Seq)
 		}
-		return seqs, nil
+		return seqs, err
 	}
 	var b ResponseBatch
 	writes := n.t.Stats().Writes.Load()
