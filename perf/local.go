@@ -27,6 +27,7 @@ type LocalCluster struct {
 	Clients   []string // client addresses, node i+1 at index i
 	Admins    []string // admin addresses
 	bin       string
+	env       []string // added to every node's environment
 	nodes     []*localNode
 }
 
@@ -38,9 +39,11 @@ type localNode struct {
 }
 
 // StartLocal starts n kraftd processes from the binary bin as a new
-// cluster and waits for a leader. extra flags go to every node.
-func StartLocal(bin string, n int, dir string, extra ...string) (*LocalCluster, error) {
-	lc := &LocalCluster{Dir: dir, ClusterID: fmt.Sprintf("kraftbench-%d", time.Now().UnixNano()), bin: bin}
+// cluster and waits for a leader. env (NAME=VALUE) is added to every node's
+// environment, which is otherwise this process's; extra flags go to every
+// node.
+func StartLocal(bin string, n int, dir string, env []string, extra ...string) (*LocalCluster, error) {
+	lc := &LocalCluster{Dir: dir, ClusterID: fmt.Sprintf("kraftbench-%d", time.Now().UnixNano()), bin: bin, env: env}
 	type ports struct{ raft, client, admin int }
 	ps := make([]ports, n)
 	var peers []string
@@ -79,7 +82,7 @@ func (lc *LocalCluster) start(i int, flags ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(lc.bin, append(append([]string(nil), nd.args...), flags...)...)
+	cmd := lc.command(i, flags...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -88,6 +91,15 @@ func (lc *LocalCluster) start(i int, flags ...string) error {
 	nd.cmd, nd.exited = cmd, make(chan struct{})
 	go func(ch chan struct{}) { cmd.Wait(); logf.Close(); close(ch) }(nd.exited)
 	return nil
+}
+
+// command is node i's kraftd command line and environment.
+func (lc *LocalCluster) command(i int, flags ...string) *exec.Cmd {
+	cmd := exec.Command(lc.bin, append(append([]string(nil), lc.nodes[i].args...), flags...)...)
+	if len(lc.env) > 0 {
+		cmd.Env = append(os.Environ(), lc.env...)
+	}
+	return cmd
 }
 
 // Nodes is the number of nodes.

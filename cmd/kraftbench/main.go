@@ -61,6 +61,7 @@ type options struct {
 	nullServer            bool
 	nodes                 []int
 	kraftd, kraftdFlags   string
+	kraftdEnv             []string
 	endpoints, clusterID  string
 	clients               []int
 	rates                 []float64
@@ -104,6 +105,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	nodes := fs.String("nodes", "3,5,7", "scalability: cluster sizes, comma-separated")
 	fs.StringVar(&o.kraftd, "kraftd", "", "kraftd binary for local clusters (default: kraftd next to kraftbench)")
 	fs.StringVar(&o.kraftdFlags, "kraftd-flags", "", "extra flags for every local kraftd, space-separated (e.g. \"--election-timeout-min 150ms\")")
+	kraftdEnv := fs.String("kraftd-env", "", "extra environment for every local kraftd, space-separated NAME=VALUE (e.g. \"GOMAXPROCS=1\": nodes that share a machine's cores)")
 	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
 	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
 	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each; latency default 1)")
@@ -158,6 +160,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.nodes, err = parseList(*nodes, strconv.Atoi); err != nil {
 		return nil, fmt.Errorf("--nodes: %v", err)
+	}
+	if o.kraftdEnv, err = parseEnv(*kraftdEnv); err != nil {
+		return nil, fmt.Errorf("--kraftd-env: %v", err)
 	}
 	if o.title == "" {
 		o.title = "kraftbench " + o.sub
@@ -219,9 +224,12 @@ func (o *options) check() error {
 		if o.sub != "throughput" && o.sub != "latency" {
 			return fmt.Errorf("--null-server applies to throughput and latency")
 		}
-		if o.tls || o.kraftdFlags != "" || o.kraftd != "" {
-			return fmt.Errorf("--null-server runs no kraftd: --tls, --kraftd and --kraftd-flags do not apply")
+		if o.tls || o.kraftdFlags != "" || o.kraftd != "" || len(o.kraftdEnv) > 0 {
+			return fmt.Errorf("--null-server runs no kraftd: --tls, --kraftd, --kraftd-flags and --kraftd-env do not apply")
 		}
+	}
+	if o.endpoints != "" && (o.kraftdFlags != "" || o.kraftd != "" || len(o.kraftdEnv) > 0) {
+		return fmt.Errorf("--endpoints: the cluster is already running; --kraftd, --kraftd-flags and --kraftd-env apply to local clusters")
 	}
 	if o.embedded != 0 {
 		if o.sub != "throughput" && o.sub != "latency" {
@@ -230,8 +238,8 @@ func (o *options) check() error {
 		if o.embedded < 1 || o.embedded > 9 {
 			return fmt.Errorf("--embedded must be 1-9, got %d", o.embedded)
 		}
-		if o.tls || o.kraftdFlags != "" || o.kraftd != "" {
-			return fmt.Errorf("--embedded runs no kraftd: --tls, --kraftd and --kraftd-flags do not apply")
+		if o.tls || o.kraftdFlags != "" || o.kraftd != "" || len(o.kraftdEnv) > 0 {
+			return fmt.Errorf("--embedded runs no kraftd: --tls, --kraftd, --kraftd-flags and --kraftd-env do not apply")
 		}
 		if _, err := wal.ParseFsyncMode(o.fsync); err != nil {
 			return fmt.Errorf("--fsync-mode: %v", err)
@@ -249,6 +257,32 @@ func (o *options) check() error {
 
 // matchRate in --rate stands for the last closed-loop run's throughput.
 const matchRate = -1
+
+// parseEnv splits space-separated NAME=VALUE pairs.
+func parseEnv(s string) ([]string, error) {
+	var env []string
+	for _, kv := range strings.Fields(s) {
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !validEnvName(name) {
+			return nil, fmt.Errorf("%q is not NAME=VALUE", kv)
+		}
+		env = append(env, kv)
+	}
+	return env, nil
+}
+
+// validEnvName: a letter or underscore, then letters, digits, underscores.
+func validEnvName(name string) bool {
+	for i, r := range name {
+		switch {
+		case r == '_', r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return name != ""
+}
 
 func parseRate(s string) (float64, error) {
 	if s == "match" {
@@ -383,7 +417,7 @@ func (b *bench) startLocal(n int, name string) (*perf.LocalCluster, error) {
 		extra = append(extra, files.KraftdFlags()...)
 	}
 	b.progressf("starting %d kraftd processes in %s", n, dir)
-	return perf.StartLocal(bin, n, dir, extra...)
+	return perf.StartLocal(bin, n, dir, b.o.kraftdEnv, extra...)
 }
 
 // workloads runs throughput, latency and scalability: for each cluster

@@ -74,6 +74,20 @@ func TestParseNullServer(t *testing.T) {
 	}
 }
 
+func TestParseKraftdEnv(t *testing.T) {
+	o := mustParse(t, "throughput --local 3 --kraftd-env GOMAXPROCS=1 --kraftd-env GOGC=200")
+	if len(o.kraftdEnv) != 1 || o.kraftdEnv[0] != "GOGC=200" {
+		t.Fatalf("the last --kraftd-env wins, as with every flag: %q", o.kraftdEnv)
+	}
+	o = mustParse(t, "--local 3 --kraftd-env GOMAXPROCS=1")
+	if len(o.kraftdEnv) != 1 || o.kraftdEnv[0] != "GOMAXPROCS=1" {
+		t.Fatalf("%q", o.kraftdEnv)
+	}
+	if env, err := parseEnv(" GOMAXPROCS=1  GODEBUG=gctrace=1 EMPTY= "); err != nil || len(env) != 3 || env[1] != "GODEBUG=gctrace=1" || env[2] != "EMPTY=" {
+		t.Fatalf("%q, %v", env, err)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	for _, args := range []string{
 		"", // neither --local nor --endpoints
@@ -108,6 +122,14 @@ func TestParseRejects(t *testing.T) {
 		"--null-server --kraftd /bin/kraftd",
 		"election --null-server",
 		"scalability --null-server",
+		"--local 3 --kraftd-env GOMAXPROCS",
+		"--local 3 --kraftd-env =1",
+		"--local 3 --kraftd-env 1X=2",
+		"--local 3 --kraftd-env A-B=2",
+		"--embedded 3 --kraftd-env GOMAXPROCS=1",
+		"--null-server --kraftd-env GOMAXPROCS=1",
+		"--endpoints 127.0.0.1:7002 --kraftd-env GOMAXPROCS=1",
+		"--endpoints 127.0.0.1:7002 --kraftd-flags --lease-reads",
 	} {
 		if _, err := parse(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
