@@ -129,19 +129,29 @@ type readWaiter struct {
 	err   error
 	done  chan struct{}       // closed by complete (Read)
 	cb    func(uint64, error) // called by complete instead (ReadAsync)
-	n     *Node               // for cb: where to wait for the apply
+	to    ReadCompleter       // or this (ReadTo)
+	n     *Node               // for cb and to: where to wait for the apply
+}
+
+// report hands an asynchronous read its outcome.
+func (r *readWaiter) report(index uint64, err error) {
+	if r.to != nil {
+		r.to.ReadDone(index, err)
+		return
+	}
+	r.cb(index, err)
 }
 
 // complete reports the read's outcome (index and err set): Read's waiter
 // is woken; ReadAsync's callback runs now if the state machine has applied
 // the read index, else once the apply reaches it (runReads).
 func (r *readWaiter) complete() {
-	if r.cb == nil {
+	if r.cb == nil && r.to == nil {
 		close(r.done)
 		return
 	}
 	if r.err != nil || r.n.applied.Load() >= r.index {
-		r.cb(r.index, r.err)
+		r.report(r.index, r.err)
 		return
 	}
 	r.n.readyMu.Lock()
@@ -559,7 +569,27 @@ func (n *Node) ReadAsync(c wire.Consistency, done func(index uint64, err error))
 		done(n.applied.Load(), nil)
 		return nil
 	}
-	r := &readWaiter{cb: done, n: n}
+	return n.queueRead(&readWaiter{cb: done, n: n})
+}
+
+// ReadCompleter receives the outcome of a ReadTo: ReadAsync's done as an
+// interface, with the same rules.
+type ReadCompleter interface {
+	ReadDone(index uint64, err error)
+}
+
+// ReadTo is ReadAsync reporting to c, as ProposeTo is to ProposeAsync: a
+// server that keeps state per request passes it instead of a closure.
+func (n *Node) ReadTo(consistency wire.Consistency, c ReadCompleter) error {
+	if consistency == wire.ReadStale {
+		c.ReadDone(n.applied.Load(), nil)
+		return nil
+	}
+	return n.queueRead(&readWaiter{to: c, n: n})
+}
+
+// queueRead queues an asynchronous read for the loop.
+func (n *Node) queueRead(r *readWaiter) error {
 	if trySend(n.readC, r) {
 		n.drainIfStopped()
 		return nil
@@ -587,7 +617,7 @@ func (n *Node) runReads() {
 		pending := len(n.ready)
 		n.readyMu.Unlock()
 		for _, r := range batch {
-			r.cb(r.index, nil)
+			r.report(r.index, nil)
 		}
 		if len(batch) > 0 && n.cfg.AfterReads != nil {
 			n.cfg.AfterReads()
@@ -611,7 +641,7 @@ func (n *Node) runReads() {
 		n.ready = nil
 		n.readyMu.Unlock()
 		for _, r := range left {
-			r.cb(0, n.stoppedErr())
+			r.report(0, n.stoppedErr())
 		}
 		return
 	}

@@ -521,6 +521,53 @@ func TestNodeProposeToReportsToTheCompleter(t *testing.T) {
 	}
 }
 
+// readCompleter is a ReadCompleter that passes the outcome on.
+type readCompleter chan readOutcome
+
+type readOutcome struct {
+	index uint64
+	err   error
+}
+
+func (c readCompleter) ReadDone(index uint64, err error) { c <- readOutcome{index, err} }
+
+// ReadTo reports each read to its ReadCompleter exactly once: a
+// linearizable read at an index covering the writes acknowledged before
+// it, once applied; a stale read at once; ErrStopped after Close.
+func TestNodeReadToReportsToTheCompleter(t *testing.T) {
+	c := newNodeCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	c.write("k", "v")
+	lead := c.leader()
+	written := lead.Applied()
+	done := make(readCompleter, 8)
+	for _, cons := range []wire.Consistency{wire.ReadLinearizable, wire.ReadStale} {
+		if err := lead.ReadTo(cons, done); err != nil {
+			t.Fatal(err)
+		}
+		o := <-done
+		if o.err != nil || o.index < written || lead.Applied() < o.index {
+			t.Fatalf("%v read: index %d, err %v (written through %d, applied %d)", cons, o.index, o.err, written, lead.Applied())
+		}
+	}
+	lead.Close()
+	if err := lead.ReadTo(wire.ReadLinearizable, done); err != nil {
+		if !errors.Is(err, ErrStopped) {
+			t.Fatalf("ReadTo on a closed node: %v", err)
+		}
+	} else if o := <-done; !errors.Is(o.err, ErrStopped) {
+		t.Fatalf("ReadTo on a closed node reported %v", o.err)
+	}
+	select {
+	case o := <-done:
+		t.Fatalf("an extra outcome: %+v", o)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
 	c := newNodeCluster(t)
 	voters := []uint64{1, 2, 3}
