@@ -96,10 +96,9 @@ type proposal struct {
 	index, term uint64
 	res         sm.Result
 	err         error
-	done        chan struct{}          // closed by finish (Propose)
-	cb          func(sm.Result, error) // called by finish instead (ProposeAsync)
-	to          Completer              // or this (ProposeTo)
-	trace       *Trace                 // nil unless traced
+	done        chan struct{} // closed by finish (Propose)
+	to          Completer     // called by finish instead (ProposeTo, ProposeAsync)
+	trace       *Trace        // nil unless traced
 }
 
 // Trace is the path of one traced proposal through this node.
@@ -116,10 +115,6 @@ func (p *proposal) finish(res sm.Result, err error) {
 		p.to.Complete(res, err)
 		return
 	}
-	if p.cb != nil {
-		p.cb(res, err)
-		return
-	}
 	p.res, p.err = res, err
 	close(p.done)
 }
@@ -127,31 +122,21 @@ func (p *proposal) finish(res sm.Result, err error) {
 type readWaiter struct {
 	index uint64
 	err   error
-	done  chan struct{}       // closed by complete (Read)
-	cb    func(uint64, error) // called by complete instead (ReadAsync)
-	to    ReadCompleter       // or this (ReadTo)
-	n     *Node               // for cb and to: where to wait for the apply
-}
-
-// report hands an asynchronous read its outcome.
-func (r *readWaiter) report(index uint64, err error) {
-	if r.to != nil {
-		r.to.ReadDone(index, err)
-		return
-	}
-	r.cb(index, err)
+	done  chan struct{} // closed by complete (Read)
+	to    ReadCompleter // called by complete instead (ReadTo, ReadAsync)
+	n     *Node         // for to: where to wait for the apply
 }
 
 // complete reports the read's outcome (index and err set): Read's waiter
 // is woken; ReadAsync's callback runs now if the state machine has applied
 // the read index, else once the apply reaches it (runReads).
 func (r *readWaiter) complete() {
-	if r.cb == nil && r.to == nil {
+	if r.to == nil {
 		close(r.done)
 		return
 	}
 	if r.err != nil || r.n.applied.Load() >= r.index {
-		r.report(r.index, r.err)
+		r.to.ReadDone(r.index, r.err)
 		return
 	}
 	r.n.readyMu.Lock()
@@ -442,13 +427,14 @@ var ErrQueueFull = errors.New("kraft/core: proposal queue full")
 // context ended. For servers that answer many clients from an event loop,
 // it saves a goroutine, a context and a channel per write.
 func (n *Node) ProposeAsync(cmd []byte, done func(sm.Result, error)) error {
-	p := &proposal{data: cmd, cb: done}
-	if trySend(n.propC, p) {
-		n.drainIfStopped()
-		return nil
-	}
-	return n.queueFullOrStopped()
+	return n.ProposeTo(cmd, completerFunc(done))
 }
+
+// completerFunc is ProposeAsync's done as a Completer (a func in an
+// interface allocates nothing).
+type completerFunc func(sm.Result, error)
+
+func (f completerFunc) Complete(res sm.Result, err error) { f(res, err) }
 
 // Completer receives the outcome of a ProposeTo: ProposeAsync's done as
 // an interface, with the same rules.
@@ -460,8 +446,7 @@ type Completer interface {
 // request can pass that state instead of a closure over it, which saves an
 // allocation per write (kraftd's leader made 5.2 per write).
 func (n *Node) ProposeTo(cmd []byte, c Completer) error {
-	p := &proposal{data: cmd, to: c}
-	if trySend(n.propC, p) {
+	if trySend(n.propC, &proposal{data: cmd, to: c}) {
 		n.drainIfStopped()
 		return nil
 	}
@@ -565,12 +550,13 @@ func (n *Node) Read(ctx context.Context, c wire.Consistency) (uint64, error) {
 // and done is not called. Reads queued together share one heartbeat round,
 // as with Read.
 func (n *Node) ReadAsync(c wire.Consistency, done func(index uint64, err error)) error {
-	if c == wire.ReadStale {
-		done(n.applied.Load(), nil)
-		return nil
-	}
-	return n.queueRead(&readWaiter{cb: done, n: n})
+	return n.ReadTo(c, readFunc(done))
 }
+
+// readFunc is ReadAsync's done as a ReadCompleter.
+type readFunc func(uint64, error)
+
+func (f readFunc) ReadDone(index uint64, err error) { f(index, err) }
 
 // ReadCompleter receives the outcome of a ReadTo: ReadAsync's done as an
 // interface, with the same rules.
@@ -585,12 +571,7 @@ func (n *Node) ReadTo(consistency wire.Consistency, c ReadCompleter) error {
 		c.ReadDone(n.applied.Load(), nil)
 		return nil
 	}
-	return n.queueRead(&readWaiter{to: c, n: n})
-}
-
-// queueRead queues an asynchronous read for the loop.
-func (n *Node) queueRead(r *readWaiter) error {
-	if trySend(n.readC, r) {
+	if trySend(n.readC, &readWaiter{to: c, n: n}) {
 		n.drainIfStopped()
 		return nil
 	}
@@ -617,7 +598,7 @@ func (n *Node) runReads() {
 		pending := len(n.ready)
 		n.readyMu.Unlock()
 		for _, r := range batch {
-			r.report(r.index, nil)
+			r.to.ReadDone(r.index, nil)
 		}
 		if len(batch) > 0 && n.cfg.AfterReads != nil {
 			n.cfg.AfterReads()
@@ -641,7 +622,7 @@ func (n *Node) runReads() {
 		n.ready = nil
 		n.readyMu.Unlock()
 		for _, r := range left {
-			r.report(0, n.stoppedErr())
+			r.to.ReadDone(0, n.stoppedErr())
 		}
 		return
 	}
