@@ -38,6 +38,9 @@ type call struct {
 	// dropped the connection for it; written before complete.
 	timedOut bool
 	timer    *time.Timer // waits for a slot, the window and backoff; stopped when idle
+	// async, when set, takes the completion instead of done: the first
+	// attempt of a PutAsync or GetAsync (see asyncCall).
+	async *asyncCall
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -52,6 +55,10 @@ func (c *call) complete(r *wire.ClientResponse, err error) {
 	c.err = err
 	if r != nil {
 		c.resp.set(r)
+	}
+	if c.async != nil {
+		c.async.completed()
+		return
 	}
 	c.done <- struct{}{}
 }
@@ -163,8 +170,8 @@ func (a *attempts) pastDeadline() bool { return !time.Now().Before(a.dl()) }
 // retry, redirect or renew the session as the answer requires.
 func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, error) {
 	a := attempts{op: req.Op.String(), write: req.Op != wire.OpGet, timeout: c.cfg.RequestTimeout}
-	if size := requestFrameBytes(req); size > c.cfg.MaxFrameBytes {
-		return response{}, a.errorf(ErrTooLarge, fmt.Sprintf("frame of %d bytes exceeds MaxFrameBytes %d", size, c.cfg.MaxFrameBytes), nil)
+	if err := c.checkSize(&a, req); err != nil {
+		return response{}, err
 	}
 	a.deadline, _ = ctx.Deadline() // zero without one: see attempts.dl
 	cl := callPool.Get().(*call)
@@ -179,38 +186,56 @@ func (c *Client) do(ctx context.Context, req *wire.ClientRequest) (response, err
 	if err != nil {
 		return response{}, err
 	}
-	defer func() { c.end(s, req.Seq, a.write) }()
+	done, err := c.attempt(ctx, cl, req, s, &a)
+	s, err = c.finish(ctx, cl, req, s, &a, done, err)
+	c.end(s, req.Seq, a.write)
+	if err != nil {
+		return response{}, err
+	}
+	return cl.resp, nil
+}
+
+// finish carries a call on from an attempt that reported (done, err) (see
+// attempt): it retries, redirects or renews the session until the call is
+// done (cl.resp is its result) or fails. It returns the session the call
+// is registered with, nil when none (see end).
+func (c *Client) finish(ctx context.Context, cl *call, req *wire.ClientRequest, s *session, a *attempts, done bool, err error) (*session, error) {
 	for {
-		done, err := c.attempt(ctx, cl, req, s, &a)
-		if err != nil {
-			return response{}, err
-		}
-		if done {
-			return cl.resp, nil
+		if err != nil || done {
+			return s, err
 		}
 		// The attempt failed in a retryable way; a.last says why.
 		if a.n > c.cfg.MaxRetries {
-			return response{}, a.last
+			return s, a.last
 		}
 		if age := time.Since(a.firstSent); a.write && a.maybeApplied && age > c.cfg.SessionTimeout/2 {
-			return response{}, a.errorf(ErrUnknownOutcome, fmt.Sprintf("write first sent %v ago, more than half the session timeout (%v); not retried",
+			return s, a.errorf(ErrUnknownOutcome, fmt.Sprintf("write first sent %v ago, more than half the session timeout (%v); not retried",
 				age.Round(time.Millisecond), c.cfg.SessionTimeout), a.cause())
 		}
 		if !a.now {
-			if err := c.backoff(ctx, cl, &a); err != nil {
-				return response{}, err
+			if err := c.backoff(ctx, cl, a); err != nil {
+				return s, err
 			}
 		}
 		if a.renew {
 			// The server refused the session before applying anything of
 			// this write: reissue it as a new request of the new session.
 			c.end(s, req.Seq, a.write)
-			if s, err = c.begin(ctx, cl, &a, req); err != nil {
-				return response{}, err
+			if s, err = c.begin(ctx, cl, a, req); err != nil {
+				return nil, err
 			}
 			a.renew, a.firstSent = false, time.Time{}
 		}
+		done, err = c.attempt(ctx, cl, req, s, a)
 	}
+}
+
+// checkSize refuses a request whose frame exceeds MaxFrameBytes.
+func (c *Client) checkSize(a *attempts, req *wire.ClientRequest) error {
+	if size := requestFrameBytes(req); size > c.cfg.MaxFrameBytes {
+		return a.errorf(ErrTooLarge, fmt.Sprintf("frame of %d bytes exceeds MaxFrameBytes %d", size, c.cfg.MaxFrameBytes), nil)
+	}
+	return nil
 }
 
 // acquire takes one of the MaxInflight slots, waiting while all are taken.
@@ -255,10 +280,20 @@ func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest,
 		return false, nil
 	}
 	c.mu.Lock()
-	req.ClientID = s.id
-	req.FirstUnacked = s.firstUnacked(req.Seq)
-	req.NewSession = a.write && !s.established
+	s.stampLocked(req, a.write)
 	c.mu.Unlock()
+	c.sending(cl, a)
+	if err := cn.send(cl, req); err != nil {
+		c.connLost(cn)
+		a.last = a.fromConnError(err)
+		return false, nil
+	}
+	return c.settle(ctx, cn, cl, s, a, c.wait(ctx, cn, cl, req.Seq))
+}
+
+// sending counts an attempt about to be sent and sets the times the
+// connection's sweeper holds it to.
+func (c *Client) sending(cl *call, a *attempts) {
 	a.n++
 	now := time.Now() // the call's one clock reading when nothing waited before it
 	if a.firstSent.IsZero() {
@@ -268,12 +303,13 @@ func (c *Client) attempt(ctx context.Context, cl *call, req *wire.ClientRequest,
 		a.deadline = now.Add(a.timeout)
 	}
 	cl.attemptEnd, cl.deadline, cl.timedOut = now.Add(c.cfg.AttemptTimeout), a.deadline, false
-	if err := cn.send(cl, req); err != nil {
-		c.connLost(cn)
-		a.last = a.fromConnError(err)
-		return false, nil
-	}
-	if err := c.wait(ctx, cn, cl, req.Seq); err != nil {
+}
+
+// settle judges the completion of an attempt sent on cn: err is cl.err
+// (as wait returns it), else cl.resp is the server's answer. It reports
+// as attempt does.
+func (c *Client) settle(ctx context.Context, cn *conn, cl *call, s *session, a *attempts, err error) (done bool, _ error) {
+	if err != nil {
 		a.maybeApplied = true
 		switch {
 		case err == errConnClosed:
@@ -408,14 +444,21 @@ func (c *Client) begin(ctx context.Context, cl *call, a *attempts, req *wire.Cli
 		c.mu.Lock()
 	}
 	defer c.mu.Unlock()
+	return c.numberLocked(req, a.write), nil
+}
+
+// numberLocked gives req the next seq and registers a write with the
+// current session, which it returns. c.mu must be held, and for a write
+// the session's window must be open.
+func (c *Client) numberLocked(req *wire.ClientRequest, write bool) *session {
 	req.Seq = c.nextSeq
 	c.nextSeq++
 	s := c.sess
-	if a.write {
+	if write {
 		s.ordinals++
 		s.writes[req.Seq] = s.ordinals
 	}
-	return s, nil
+	return s
 }
 
 func (c *Client) waitWindow(ctx context.Context, cl *call, a *attempts, freed chan struct{}) error {
@@ -440,11 +483,7 @@ func (c *Client) end(s *session, seq uint64, write bool) {
 		return
 	}
 	c.mu.Lock()
-	delete(s.writes, seq)
-	if s.freed != nil {
-		close(s.freed)
-		s.freed = nil
-	}
+	s.endLocked(seq)
 	c.mu.Unlock()
 }
 

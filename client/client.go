@@ -15,8 +15,11 @@ type Client struct {
 	closed   chan struct{} // closed by Close
 	life     context.Context
 	kill     context.CancelFunc // cancels life: interrupts a dial on Close
-	wg       sync.WaitGroup
-	stats    stats
+	wg       sync.WaitGroup     // the connections' reader and writer goroutines
+	// asyncCalls counts the PutAsync and GetAsync calls whose done has not
+	// returned yet; Close waits for them.
+	asyncCalls sync.WaitGroup
+	stats      stats
 
 	mu       sync.Mutex
 	isClosed bool
@@ -55,7 +58,9 @@ func New(cfg Config) (*Client, error) {
 }
 
 // Close fails calls in progress with ErrClosed, closes the connection and
-// waits for the client's goroutines to exit. Later calls return ErrClosed.
+// waits for the client's goroutines to exit and for the done callback of
+// every asynchronous call (PutAsync, GetAsync) to return; a callback must
+// not call Close. Later calls return ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.isClosed {
@@ -72,6 +77,7 @@ func (c *Client) Close() error {
 		cn.fail(errConnClosed)
 	}
 	c.wg.Wait()
+	c.asyncCalls.Wait()
 	return nil
 }
 

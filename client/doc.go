@@ -90,6 +90,20 @@
 // ends. Close fails the calls in progress with ErrClosed and returns after
 // both goroutines have exited.
 //
+// # Asynchronous calls
+//
+// PutAsync and GetAsync start a call and return; a callback gets the
+// outcome, exactly once, with the guarantees above. They exist for callers
+// that keep many calls in flight (a load generator): a synchronous call
+// parks its goroutine and the reader wakes it, two goroutine switches per
+// call, where the callback of an asynchronous one runs on the reader
+// itself. Only the first send takes that path, when a connection is up, a
+// slot is free and the session window is open (else the call starts on a
+// goroutine of its own and waits there, as a synchronous one would); an
+// answer other than a final one, a broken connection or an AttemptTimeout
+// hands the call, its seq unchanged, to a goroutine that carries on as a
+// synchronous call would. Close waits for every callback.
+//
 // # TLS
 //
 // Config.TLS (nil: plaintext) makes every connection crypto/tls over the

@@ -1,6 +1,10 @@
 package client
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"github.com/kraftdb/kraft/wire"
+)
 
 // session is one client ID's exactly-once state (sm's sessions, Raft
 // thesis §6.3). All fields are guarded by Client.mu.
@@ -55,4 +59,22 @@ func (s *session) windowOpen(nextSeq uint64, window int) bool {
 	}
 	oldest := s.firstUnacked(nextSeq) // the oldest write in progress
 	return s.ordinals+1-s.writes[oldest] < uint64(window)
+}
+
+// endLocked unregisters the write numbered seq and wakes the writes
+// waiting for the window. Client.mu must be held.
+func (s *session) endLocked(seq uint64) {
+	delete(s.writes, seq)
+	if s.freed != nil {
+		close(s.freed)
+		s.freed = nil
+	}
+}
+
+// stampLocked sets req's session fields for a send now. Client.mu must be
+// held.
+func (s *session) stampLocked(req *wire.ClientRequest, write bool) {
+	req.ClientID = s.id
+	req.FirstUnacked = s.firstUnacked(req.Seq)
+	req.NewSession = write && !s.established
 }
