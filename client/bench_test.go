@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,49 @@ func BenchmarkPipelinedPutClientOnly(b *testing.B) {
 			}
 		}
 	})
+	b.StopTimer()
+	if w := c.stats.writeCalls.Load(); w > 0 {
+		b.ReportMetric(float64(c.stats.framesQueued.Load())/float64(w), "frames/write")
+	}
+}
+
+// BenchmarkPipelinedPutAsyncClientOnly is BenchmarkPipelinedPutClientOnly
+// with as many PutAsync calls in flight as it has callers, each started
+// from the previous one's callback: no goroutine is parked per call.
+func BenchmarkPipelinedPutAsyncClientOnly(b *testing.B) {
+	c, err := New(testConfig(okServer(b)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	key, value := []byte("key"), make([]byte, 100)
+	if _, err := c.Put(ctx, key, value); err != nil { // connect outside the timing
+		b.Fatal(err)
+	}
+	inflight := min(64*runtime.GOMAXPROCS(0), b.N)
+	var started atomic.Int64
+	var wg sync.WaitGroup
+	var done func(WriteResult, error)
+	done = func(_ WriteResult, err error) {
+		if err != nil {
+			b.Error(err)
+		}
+		if started.Add(1) <= int64(b.N) {
+			c.PutAsync(ctx, key, value, done)
+			return
+		}
+		wg.Done()
+	}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(value)))
+	b.ResetTimer()
+	started.Store(int64(inflight))
+	wg.Add(inflight)
+	for range inflight {
+		c.PutAsync(ctx, key, value, done)
+	}
+	wg.Wait()
 	b.StopTimer()
 	if w := c.stats.writeCalls.Load(); w > 0 {
 		b.ReportMetric(float64(c.stats.framesQueued.Load())/float64(w), "frames/write")
