@@ -21,7 +21,12 @@
 //   - closed loop: Clients workers each send, wait, send again. Latency is
 //     send → answer. A stalled server makes the workers stop sending, so
 //     the stall shows up once, not once per request a real user would
-//     have sent during it (coordinated omission).
+//     have sent during it (coordinated omission). Over an AsyncTarget
+//     (ClientTarget is one) a client is a state machine instead of a
+//     goroutine: the target's callback records the answer and sends the
+//     next operation, on the client connection's reader goroutine, which
+//     saves two goroutine switches per operation (most of the generator's
+//     CPU on a small VM).
 //   - open loop: a pacer fixes the intended send times in advance
 //     (RatePerSec, evenly spaced or Poisson) and hands each to an idle
 //     worker through an unbuffered channel; at most Clients are in flight.
@@ -32,7 +37,8 @@
 //     wait they had by then. Nothing is dropped silently.
 //
 // Goroutines: Run starts the workers (and, in open loop, the pacer on its
-// own goroutine) and monitors on the caller's: it waits out the warm-up,
+// own goroutine; over an AsyncTarget, no goroutine per client) and
+// monitors on the caller's: it waits out the warm-up,
 // wakes once a second to take the timeline and call Progress, reads the
 // CPU time at both ends of the window, then waits for the operations in
 // flight. Each worker owns its rand.Rand, key and value buffers.

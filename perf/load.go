@@ -21,6 +21,27 @@ type Target interface {
 	Do(ctx context.Context, worker int, read bool, key, value []byte) error
 }
 
+// AsyncTarget is a Target that can also start an operation and return:
+// Run's closed loop then keeps each client's one operation in flight
+// through DoAsync, and starts the client's next operation from done,
+// instead of parking a goroutine per client (ClientTarget: done runs on
+// the client connection's reader goroutine, which saves two goroutine
+// switches per operation). The open loop and Preload use Do.
+//
+// done gets the operation's outcome exactly once, on any goroutine but
+// never from within DoAsync (so done may call DoAsync without growing the
+// stack); it may run before DoAsync returns. done is quick and does not
+// block. One worker's operations never overlap: its next DoAsync comes
+// after its done was called, possibly from within done. DoAsync must not
+// keep key and value after it returns, and never blocks; an operation
+// that cannot be sent at once waits on a goroutine of the target's. There
+// is no context: the target bounds each operation (see Target), and Run
+// stops starting operations when its context ends.
+type AsyncTarget interface {
+	Target
+	DoAsync(worker int, read bool, key, value []byte, done func(error))
+}
+
 // Workload is what each operation does.
 type Workload struct {
 	ReadRatio    float64 // share of operations that are reads, in [0, 1]
@@ -151,6 +172,9 @@ func Run(ctx context.Context, t Target, cfg LoadConfig) (*Result, error) {
 	if cfg.RatePerSec > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.openLoop(ctx, begin) }()
+	} else if at, ok := t.(AsyncTarget); ok {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.asyncClosedLoop(ctx, at) }()
 	} else {
 		for w := range cfg.Clients {
 			wg.Add(1)
@@ -198,6 +222,61 @@ func (r *runner) closedLoop(ctx context.Context, id int) {
 	for ctx.Err() == nil && now.Before(r.windowEnd) {
 		now = r.do(ctx, w, now, now)
 	}
+}
+
+// asyncClosedLoop is closedLoop over an AsyncTarget: each client is a
+// state machine (asyncClient) whose done records its operation and
+// starts the next one, on whatever goroutine the target answered on, so
+// that no goroutine waits per operation. It returns when every client has
+// stopped, each at its first answer at or after the window's end, or when
+// ctx ends.
+func (r *runner) asyncClosedLoop(ctx context.Context, t AsyncTarget) {
+	var running sync.WaitGroup
+	running.Add(r.cfg.Clients)
+	for id := range r.cfg.Clients {
+		c := &asyncClient{r: r, ctx: ctx, t: t, w: r.newWorker(id), running: &running}
+		c.done = c.answered // bound once: a method value allocates
+		c.send(time.Now())
+	}
+	stopped := make(chan struct{})
+	go func() { running.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done(): // the operations in flight are the target's to end
+	}
+}
+
+// asyncClient is one closed-loop client of asyncClosedLoop. Its fields
+// are written by send and read by answered, which the target orders.
+type asyncClient struct {
+	r       *runner
+	ctx     context.Context
+	t       AsyncTarget
+	w       *worker
+	running *sync.WaitGroup // Done when the client stops
+	done    func(error)     // answered
+	read    bool            // the operation in flight
+	sent    time.Time
+}
+
+// send starts the client's next operation at now, or stops the client
+// when the window is over or ctx has ended.
+func (c *asyncClient) send(now time.Time) {
+	if c.ctx.Err() != nil || !now.Before(c.r.windowEnd) {
+		c.running.Done()
+		return
+	}
+	c.read, c.sent = c.r.next(c.w), now
+	c.t.DoAsync(c.w.id, c.read, c.w.key, c.w.value, c.done)
+	// The answer may have come already: c is not touched here again.
+}
+
+// answered records the operation in flight and sends the next one. One
+// clock reading per operation, as in closedLoop.
+func (c *asyncClient) answered(err error) {
+	now := time.Now()
+	c.r.record(c.ctx, c.read, c.sent, c.sent, now, err)
+	c.send(now)
 }
 
 // openLoop hands each intended time to an idle worker, through an
@@ -272,19 +351,33 @@ func (r *runner) measured(t time.Time) bool {
 // do performs one operation intended at intended and sent at sent (closed
 // loop: the same instant), records it, and returns when it was answered.
 func (r *runner) do(ctx context.Context, w *worker, intended, sent time.Time) (done time.Time) {
-	read := r.cfg.ReadRatio > 0 && w.rng.Float64() < r.cfg.ReadRatio
-	binary.BigEndian.PutUint64(w.key, r.cfg.Keys.Next(w.rng))
+	read := r.next(w)
 	err := r.target.Do(ctx, w.id, read, w.key, w.value)
 	done = time.Now()
+	r.record(ctx, read, intended, sent, done, err)
+	return done
+}
+
+// next draws w's next operation: whether it reads, and its key into w.key.
+func (r *runner) next(w *worker) (read bool) {
+	read = r.cfg.ReadRatio > 0 && w.rng.Float64() < r.cfg.ReadRatio
+	binary.BigEndian.PutUint64(w.key, r.cfg.Keys.Next(w.rng))
+	return read
+}
+
+// record accounts for one operation intended at intended, sent at sent and
+// answered at done with err, if it belongs to the window. Safe for
+// concurrent use.
+func (r *runner) record(ctx context.Context, read bool, intended, sent, done time.Time, err error) {
 	if !r.measured(intended) {
-		return done
+		return
 	}
 	if err != nil {
 		if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 			r.errs.Add(1)
 			r.firstErr.Do(func() { r.firstErrText = err.Error() })
 		}
-		return done
+		return
 	}
 	lat := done.Sub(intended)
 	r.lat.Record(lat)
@@ -301,7 +394,6 @@ func (r *runner) do(ctx context.Context, w *worker, intended, sent time.Time) (d
 		r.wlat.Record(lat)
 	}
 	r.ops.Add(1)
-	return done
 }
 
 // monitor waits out the warm-up and the window, taking the timeline and

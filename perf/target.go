@@ -13,11 +13,28 @@ import (
 
 // ClientTarget runs operations through client.Clients: workers share a
 // client (one pipelined connection to the leader) in groups of
-// WorkersPerConn.
+// WorkersPerConn. It is an AsyncTarget: DoAsync is client.PutAsync or
+// GetAsync, whose answer comes on the connection's reader goroutine.
 type ClientTarget struct {
 	conns          []*client.Client
 	workersPerConn int
 	read           []client.ReadOption
+	async          []asyncWorker // per worker, for DoAsync
+}
+
+// asyncWorker adapts a worker's done to the client's callbacks. The
+// adapters are made once per worker: one made per operation would be an
+// allocation per operation. done is the operation in flight's (a worker
+// has one at a time).
+type asyncWorker struct {
+	done func(error)
+	put  func(client.WriteResult, error)
+	get  func(client.GetResult, error)
+}
+
+func (w *asyncWorker) bind() {
+	w.put = func(_ client.WriteResult, err error) { w.done(err) }
+	w.get = func(_ client.GetResult, err error) { w.done(err) }
 }
 
 // ParseConsistency maps linearizable | lease | stale to a read option.
@@ -40,7 +57,10 @@ func NewClientTarget(cfg client.Config, workers, workersPerConn int, read client
 	if workersPerConn <= 0 {
 		workersPerConn = 32
 	}
-	t := &ClientTarget{workersPerConn: workersPerConn}
+	t := &ClientTarget{workersPerConn: workersPerConn, async: make([]asyncWorker, workers)}
+	for i := range t.async {
+		t.async[i].bind()
+	}
 	if read != nil {
 		t.read = []client.ReadOption{read}
 	}
@@ -70,6 +90,25 @@ func (t *ClientTarget) Do(ctx context.Context, worker int, read bool, key, value
 	}
 	_, err := c.Put(ctx, key, value)
 	return err
+}
+
+// DoAsync implements AsyncTarget. Workers numbered from NewClientTarget's
+// count up pay an allocation per operation.
+func (t *ClientTarget) DoAsync(worker int, read bool, key, value []byte, done func(error)) {
+	c := t.conns[(worker/t.workersPerConn)%len(t.conns)]
+	var w *asyncWorker
+	if worker >= 0 && worker < len(t.async) {
+		w = &t.async[worker]
+	} else {
+		w = new(asyncWorker)
+		w.bind()
+	}
+	w.done = done // read by w's adapters once the client answers
+	if read {
+		c.GetAsync(context.Background(), key, w.get, t.read...)
+		return
+	}
+	c.PutAsync(context.Background(), key, value, w.put)
 }
 
 // Close closes every client.
