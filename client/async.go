@@ -82,15 +82,15 @@ func (c *Client) start(ctx context.Context, ac *asyncCall, key, value []byte) {
 	req, a := &ac.req, &ac.a
 	*a = attempts{op: req.Op.String(), write: req.Op != wire.OpGet, timeout: c.cfg.RequestTimeout}
 	req.Key, req.Value = key, value
-	if err := c.checkSize(a, req); err != nil {
-		go ac.deliver(response{}, err) // never on the caller's stack: done may start a call
-		return
+	// Too large: do refuses it from the lengths alone, without the copy.
+	fits := c.checkSize(a, req) == nil
+	if fits {
+		ac.buf = append(append(ac.buf[:0], key...), value...)
+		req.Key, req.Value = ac.buf[:len(key):len(key)], ac.buf[len(key):]
 	}
-	ac.buf = append(append(ac.buf[:0], key...), value...)
-	req.Key, req.Value = ac.buf[:len(key):len(key)], ac.buf[len(key):]
 
 	slot := false
-	if ctx.Done() == nil {
+	if fits && ctx.Done() == nil {
 		select {
 		case c.inflight <- struct{}{}:
 			slot = true
@@ -103,7 +103,7 @@ func (c *Client) start(ctx context.Context, ac *asyncCall, key, value []byte) {
 		if slot {
 			<-c.inflight
 		}
-		go ac.deliver(response{}, a.errorf(ErrClosed, "", nil))
+		go ac.deliver(response{}, a.errorf(ErrClosed, "", nil)) // never on the caller's stack: done may start a call
 		return
 	}
 	c.asyncCalls.Add(1) // before Close can wait: Close sets isClosed under c.mu
