@@ -27,6 +27,9 @@ func TestApplyNVMe(t *testing.T) {
 				return err
 			}
 		}
+		if filepath.Base(filepath.Dir(path)) == "transparent_hugepage" {
+			return writeChoice(path, value) // the kernel keeps listing every mode
+		}
 		return os.WriteFile(path, []byte(value+"\n"), 0o644)
 	}
 	changes, err := h.Apply(kraftOpts(), false)
@@ -41,6 +44,8 @@ func TestApplyNVMe(t *testing.T) {
 		"net.ipv4.tcp_rmem":     "4096 131072 16777216", // min and default kept
 		"net.ipv4.tcp_wmem":     "4096 16384 16777216",
 		"net.ipv4.tcp_fastopen": "3",
+		"mem.thp.enabled":       "always",
+		"mem.thp.defrag":        "madvise",
 		"nofile":                "soft=65536 hard=65536",
 	}
 	for _, c := range changes {
@@ -67,6 +72,12 @@ func TestApplyNVMe(t *testing.T) {
 	if got := readTreeFile(t, root, "proc/sys/net/ipv4/tcp_rmem"); got != "4096 131072 16777216" {
 		t.Errorf("tcp_rmem after apply = %q", got)
 	}
+	if got := readTreeFile(t, root, "sys/kernel/mm/transparent_hugepage/enabled"); got != "[always] madvise never" {
+		t.Errorf("THP enabled after apply = %q", got)
+	}
+	if got := readTreeFile(t, root, "sys/kernel/mm/transparent_hugepage/defrag"); got != "always defer defer+madvise [madvise] never" {
+		t.Errorf("THP defrag after apply = %q", got)
+	}
 	if nofile.soft != 65536 || nofile.hard != 65536 || nofile.sets != 1 {
 		t.Errorf("nofile after apply: %+v (one Set for both rows)", nofile)
 	}
@@ -76,6 +87,30 @@ func TestApplyNVMe(t *testing.T) {
 			t.Errorf("still WARN after apply: %+v", r)
 		}
 	}
+	expect(t, rep, "mem.thp.enabled", "host", StatusOK, "always")
+	expect(t, rep, "mem.thp.defrag", "host", StatusOK, "madvise")
+}
+
+// writeChoice writes a sysfs choice file as the kernel shows it after the
+// write: every mode it had, the written one in brackets.
+func writeChoice(path, value string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	modes := strings.Fields(string(raw))
+	found := false
+	for i, m := range modes {
+		m = strings.Trim(m, "[]")
+		if m == value {
+			m, found = "["+m+"]", true
+		}
+		modes[i] = m
+	}
+	if !found {
+		return &os.PathError{Op: "write", Path: path, Err: unix.EINVAL}
+	}
+	return os.WriteFile(path, []byte(strings.Join(modes, " ")+"\n"), 0o644)
 }
 
 func TestApplyDryRunWritesNothing(t *testing.T) {
@@ -90,8 +125,8 @@ func TestApplyDryRunWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(changes) != 9 {
-		t.Errorf("%d planned changes, want 9: %+v", len(changes), changes)
+	if len(changes) != 11 {
+		t.Errorf("%d planned changes, want 11: %+v", len(changes), changes)
 	}
 	for _, c := range changes {
 		switch {
@@ -144,9 +179,9 @@ func TestApplyReadOnlyContainer(t *testing.T) {
 			}
 		}
 	}
-	// scheduler, nr_requests, 4 network values, fast open.
-	if failed != 7 || applied != 1 {
-		t.Errorf("failed %d applied %d, want 7 and 1: %+v", failed, applied, changes)
+	// scheduler, nr_requests, 4 network values, fast open, THP enabled.
+	if failed != 8 || applied != 1 {
+		t.Errorf("failed %d applied %d, want 8 and 1: %+v", failed, applied, changes)
 	}
 	if nofile.soft != 65536 {
 		t.Errorf("soft nofile not raised: %+v", nofile)

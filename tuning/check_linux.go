@@ -32,6 +32,7 @@ func (h Host) Check(opts Options) (Report, error) {
 	var r Report
 	r.Results = append(r.Results, h.checkDisks(roles)...)
 	r.Results = append(r.Results, h.checkNetwork()...)
+	r.Results = append(r.Results, h.checkMemory()...)
 	r.Results = append(r.Results, h.checkNofile()...)
 	r.Results = append(r.Results, h.checkFilesystems(roles)...)
 	if res, ok := checkLayout(roles); ok {

@@ -19,6 +19,14 @@ func TestCheckNVMeWithMqDeadline(t *testing.T) {
 	expect(t, rep, "net.ipv4.tcp_rmem", "host", StatusWarn, "4096 131072 6291456")
 	expect(t, rep, "net.ipv4.tcp_wmem", "host", StatusWarn, "4096 16384 4194304")
 	expect(t, rep, "net.ipv4.tcp_fastopen", "host", StatusWarn, "1")
+	r := expect(t, rep, "mem.thp.enabled", "host", StatusWarn, "madvise")
+	if r.Recommended != "always" || !strings.Contains(r.Reason, "4 KiB pages") {
+		t.Errorf("THP enabled row: %+v", r)
+	}
+	r = expect(t, rep, "mem.thp.defrag", "host", StatusWarn, "always")
+	if !strings.Contains(r.Reason, "compaction") {
+		t.Errorf("THP defrag row: %+v", r)
+	}
 	expect(t, rep, "nofile.soft", "process", StatusWarn, "1024")
 	expect(t, rep, "nofile.hard", "process", StatusWarn, "4096")
 	expect(t, rep, "fs.type", "data", StatusOK, "ext4")
@@ -39,7 +47,7 @@ func TestCheckSATASSDAndHDD(t *testing.T) {
 	}
 	expect(t, rep, "disk.nr_requests", "sda", StatusOK, "256")
 	expect(t, rep, "disk.write_cache", "sda", StatusOK, "write through")
-	for _, c := range []string{"net.core.rmem_max", "net.core.wmem_max", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_fastopen", "nofile.soft", "nofile.hard"} {
+	for _, c := range []string{"net.core.rmem_max", "net.core.wmem_max", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_fastopen", "mem.thp.enabled", "mem.thp.defrag", "nofile.soft", "nofile.hard"} {
 		expect(t, rep, c, "", StatusOK, "")
 	}
 	expect(t, rep, "layout.wal-snapshots", "", StatusOK, "separate")
@@ -120,6 +128,12 @@ func TestCheckMissingFiles(t *testing.T) {
 		t.Errorf("malformed tcp_rmem reason: %q", r.Reason)
 	}
 	expect(t, rep, "net.ipv4.tcp_fastopen", "host", StatusCannotRead, "-")
+	// A kernel built without transparent huge pages has no such files.
+	r = expect(t, rep, "mem.thp.enabled", "host", StatusCannotRead, "-")
+	if !strings.Contains(r.Reason, "transparent_hugepage/enabled") {
+		t.Errorf("missing THP reason: %q", r.Reason)
+	}
+	expect(t, rep, "mem.thp.defrag", "host", StatusCannotRead, "-")
 	expect(t, rep, "nofile.soft", "", StatusCannotRead, "-")
 	expect(t, rep, "nofile.hard", "", StatusCannotRead, "-")
 	expect(t, rep, "fs.type", "data", StatusOK, "btrfs")
@@ -221,3 +235,49 @@ func countChecks(rep Report, check string) int {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestCheckTransparentHugePages: every mode the kernel offers, and files
+// that are not a bracketed choice.
+func TestCheckTransparentHugePages(t *testing.T) {
+	root := copyTree(t, testTree("sata-ssd"))
+	h := fakeHost(root, &fakeNofile{soft: 65536, hard: 65536})
+	dir := filepath.Join(root, "sys/kernel/mm/transparent_hugepage")
+	cases := []struct {
+		enabled, defrag           string
+		enabledWant, defragWant   Status
+		enabledShown, defragShown string
+	}{
+		{"[always] madvise never", "always defer defer+madvise [madvise] never", StatusOK, StatusOK, "always", "madvise"},
+		{"always [madvise] never", "always defer [defer+madvise] madvise never", StatusWarn, StatusOK, "madvise", "defer+madvise"},
+		{"always madvise [never]", "always [defer] defer+madvise madvise never", StatusWarn, StatusOK, "never", "defer"},
+		{"[always] madvise never", "[always] defer defer+madvise madvise never", StatusOK, StatusWarn, "always", "always"},
+		{"[always] madvise never", "always defer defer+madvise madvise [never]", StatusOK, StatusOK, "always", "never"},
+		// Not a choice list: never guessed at.
+		{"always", "", StatusCannotRead, StatusCannotRead, "always", ""},
+		// Unknown modes in brackets are read; "always" is offered and can
+		// be written, "madvise" is not offered: a WARN without a fix.
+		{"[sometimes] always", "[bogus]", StatusWarn, StatusWarn, "sometimes", "bogus"},
+	}
+	for _, c := range cases {
+		if err := os.WriteFile(filepath.Join(dir, "enabled"), []byte(c.enabled+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "defrag"), []byte(c.defrag+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rep := mustCheck(t, h, kraftOpts())
+		e, d := find(t, rep, "mem.thp.enabled", "host"), find(t, rep, "mem.thp.defrag", "host")
+		if e.Status != c.enabledWant || e.Current != c.enabledShown {
+			t.Errorf("enabled %q: %s %q, want %s %q", c.enabled, e.Status, e.Current, c.enabledWant, c.enabledShown)
+		}
+		if d.Status != c.defragWant || d.Current != c.defragShown {
+			t.Errorf("defrag %q: %s %q, want %s %q", c.defrag, d.Status, d.Current, c.defragWant, c.defragShown)
+		}
+		if (e.Status == StatusWarn) != (e.fix != nil) {
+			t.Errorf("enabled %q: a WARN needs a fix and only a WARN has one: %+v", c.enabled, e)
+		}
+		if wantFix := d.Status == StatusWarn && c.defrag != "[bogus]"; wantFix != (d.fix != nil) {
+			t.Errorf("defrag %q: fix %+v, want one: %v", c.defrag, d.fix, wantFix)
+		}
+	}
+}

@@ -21,6 +21,8 @@
 //	/proc/sys/net/core/{rmem,wmem}_max   socket buffer caps
 //	/proc/sys/net/ipv4/tcp_{rmem,wmem}   TCP autotuning (third field = max)
 //	/proc/sys/net/ipv4/tcp_fastopen      TFO bit mask
+//	/sys/kernel/mm/transparent_hugepage/ transparent huge pages: enabled
+//	  {enabled,defrag}                     and defrag modes, in brackets
 //	prlimit(2) RLIMIT_NOFILE             of this process, or of --pid
 //	statfs(2)                            free space of the data directory
 //
@@ -33,6 +35,10 @@
 //	net.core.rmem_max     >= 16 MiB        net.core.wmem_max   >= 16 MiB
 //	net.ipv4.tcp_rmem     max >= 16 MiB    net.ipv4.tcp_wmem   max >= 16 MiB
 //	net.ipv4.tcp_fastopen bits 1|2 set (3)
+//	mem.thp.enabled       always (the Go runtime does not madvise its heap,
+//	                      so madvise leaves kraftd on 4 KiB pages)
+//	mem.thp.defrag        not always (madvise, defer, defer+madvise, never):
+//	                      a page fault never waits for compaction
 //	nofile.soft/.hard     >= 65536
 //	fs.type               ext4, xfs OK; btrfs/zfs/f2fs OK (slower syncs);
 //	                      tmpfs, overlay, network and FUSE filesystems WARN

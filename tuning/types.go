@@ -111,7 +111,7 @@ type nofileFix struct {
 	soft, hard         uint64 // targets
 }
 
-// Report is the outcome of Check, in a stable order: devices, network,
+// Report is the outcome of Check, in a stable order: devices, network, memory,
 // file descriptors, filesystem, layout.
 type Report struct {
 	Results []Result `json:"results"`
