@@ -20,13 +20,17 @@ type Env struct {
 	LoadBefore string    `json:"load_before"`      // /proc/loadavg 1/5/15 min
 	LoadAfter  string    `json:"load_after,omitempty"`
 	CPUs       int       `json:"cpus"`
-	DataDir    string    `json:"data_dir"`
+	// THP is the host's transparent huge page mode, which moves kraftd's
+	// CPU per write a lot (docs/tuning.md, mem.thp.enabled); "?" when it
+	// cannot be read.
+	THP     string `json:"thp"`
+	DataDir string `json:"data_dir"`
 }
 
 // NewEnv fills Env for this process.
 func NewEnv(args []string, dataDir string) Env {
 	e := Env{Date: time.Now().UTC(), Command: shellJoin(args), CPUs: runtime.NumCPU(), DataDir: dataDir,
-		LoadBefore: LoadAvg()}
+		LoadBefore: LoadAvg(), THP: THPMode(thpEnabledPath)}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		dirty := false
 		for _, s := range bi.Settings {
@@ -93,6 +97,29 @@ func LoadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+const thpEnabledPath = "/sys/kernel/mm/transparent_hugepage/enabled"
+
+// THPMode returns the bracketed mode of a transparent huge page switch
+// ("always [madvise] never" → "madvise"), or "?".
+func THPMode(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "?"
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if len(f) > 2 && f[0] == '[' && f[len(f)-1] == ']' {
+			return f[1 : len(f)-1]
+		}
+	}
+	return "?"
+}
+
+// header is the first line of a report for people.
+func (env Env) header() string {
+	return fmt.Sprintf("kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, transparent huge pages %s, data %s\n",
+		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.THP, env.DataDir)
 }
 
 // Row is one run's figures with the floor measured just before it; the
@@ -299,8 +326,7 @@ load included).`
 
 // WriteTable prints rows for people.
 func WriteTable(w io.Writer, env Env, rows []Row) {
-	fmt.Fprintf(w, "kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, data %s\n",
-		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.DataDir)
+	io.WriteString(w, env.header())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(tableHeader, "\t")+"\t")
 	for _, r := range rows {
@@ -318,8 +344,8 @@ func WriteTable(w io.Writer, env Env, rows []Row) {
 // WriteMarkdown prints rows as a markdown document with its provenance.
 func WriteMarkdown(w io.Writer, title string, env Env, rows []Row, wall time.Duration) {
 	fmt.Fprintf(w, "# %s\n\n", title)
-	fmt.Fprintf(w, "Measured %s on commit `%s`; %d CPUs; load average %s before, %s after; wall time %s.\n\n",
-		env.Date.Format("2006-01-02 15:04 MST"), env.Commit, env.CPUs, env.LoadBefore, env.LoadAfter, wall.Round(time.Second))
+	fmt.Fprintf(w, "Measured %s on commit `%s`; %d CPUs; transparent huge pages `%s`; load average %s before, %s after; wall time %s.\n\n",
+		env.Date.Format("2006-01-02 15:04 MST"), env.Commit, env.CPUs, env.THP, env.LoadBefore, env.LoadAfter, wall.Round(time.Second))
 	fmt.Fprintf(w, "```sh\n%s\n```\n\n", env.Command)
 	fmt.Fprintln(w, "| "+strings.Join(tableHeader, " | ")+" |")
 	fmt.Fprintln(w, strings.Repeat("|---", len(tableHeader))+"|")
@@ -376,8 +402,7 @@ func NewElectionRow(nodes int, sorted, elected []time.Duration, floor Floor) Ele
 
 // WriteElection prints an election row for people.
 func WriteElection(w io.Writer, env Env, r ElectionRow) {
-	fmt.Fprintf(w, "kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, data %s\n",
-		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.DataDir)
+	io.WriteString(w, env.header())
 	fmt.Fprintf(w, "floor: fdatasync 4KiB p50 %s p99 %s, loopback RTT p50 %s, commit floor %s\n",
 		FormatDuration(r.FsyncP50us), FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs))
 	fmt.Fprintf(w, "%d nodes, %d leader kills (kill -9 → next committed write): p50 %.0f ms (%.0f× floor), mean %.0f ms, p99 %.0f ms, max %.0f ms, min %.0f ms\n",

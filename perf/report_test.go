@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +85,7 @@ func TestRowJSONNamesCarryUnits(t *testing.T) {
 
 func TestTablesAndPlot(t *testing.T) {
 	env := Env{Date: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Command: "kraftbench --local 3", Commit: "abc123",
-		LoadBefore: "0.1 0.2 0.3", LoadAfter: "1.0 0.5 0.3", CPUs: 2}
+		LoadBefore: "0.1 0.2 0.3", LoadAfter: "1.0 0.5 0.3", CPUs: 2, THP: "madvise"}
 	r := NewRow(sampleResult(), Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
 	r.Mode, r.Nodes, r.Clients, r.PayloadBytes, r.KeyDist = "closed", 3, 64, 128, "uniform"
 	open := r
@@ -91,7 +93,7 @@ func TestTablesAndPlot(t *testing.T) {
 
 	var tb strings.Builder
 	WriteTable(&tb, env, []Row{r, open})
-	for _, want := range []string{"abc123", "0.1 0.2 0.3", "64 clients, writes, 128 B, uniform", "open 2000/s (≤64 in flight)",
+	for _, want := range []string{"abc123", "0.1 0.2 0.3", "transparent huge pages madvise", "64 clients, writes, 128 B, uniform", "open 2000/s (≤64 in flight)",
 		"200µs (2.0×)", "7/1", "first error", "commit floor"} {
 		if !strings.Contains(tb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tb.String())
@@ -101,7 +103,7 @@ func TestTablesAndPlot(t *testing.T) {
 	WriteMarkdown(&md, "Matrix", env, []Row{r}, 90*time.Second)
 	lines := strings.Split(md.String(), "\n")
 	if lines[0] != "# Matrix" || !strings.Contains(md.String(), "```sh\nkraftbench --local 3\n```") ||
-		!strings.Contains(md.String(), "wall time 1m30s") {
+		!strings.Contains(md.String(), "wall time 1m30s") || !strings.Contains(md.String(), "transparent huge pages `madvise`") {
 		t.Fatalf("markdown:\n%s", md.String())
 	}
 	var header, sep, row string
@@ -167,5 +169,28 @@ func TestShellJoinQuotes(t *testing.T) {
 	want := `bin/kraftbench --title 'Cluster matrix (make bench-cluster)' --rate 0,match 'it'\''s' ''`
 	if got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+func TestTHPMode(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"always [madvise] never\n": "madvise",
+		"[always] madvise never":   "always",
+		"always madvise [never]\n": "never",
+		"always madvise never":     "?", // no bracket: not guessed
+		"[]":                       "?",
+		"":                         "?",
+	} {
+		p := filepath.Join(dir, "enabled")
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := THPMode(p); got != want {
+			t.Errorf("THPMode(%q) = %q, want %q", content, got, want)
+		}
+	}
+	if got := THPMode(filepath.Join(dir, "missing")); got != "?" {
+		t.Errorf("missing file: %q", got)
 	}
 }
