@@ -93,6 +93,9 @@ func readBracketed(path string, res *Result) (active string, offered []string, o
 	active, offered = parseScheduler(raw)
 	if active == "" || !strings.Contains(raw, "["+active+"]") {
 		res.Current, res.Status, res.Reason = raw, StatusCannotRead, "unexpected format in "+path+" (want the active mode in brackets)"
+		if raw == "" {
+			res.Current = "-"
+		}
 		return "", nil, false
 	}
 	res.Current = active

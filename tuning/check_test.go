@@ -253,7 +253,7 @@ func TestCheckTransparentHugePages(t *testing.T) {
 		{"[always] madvise never", "[always] defer defer+madvise madvise never", StatusOK, StatusWarn, "always", "always"},
 		{"[always] madvise never", "always defer defer+madvise madvise [never]", StatusOK, StatusOK, "always", "never"},
 		// Not a choice list: never guessed at.
-		{"always", "", StatusCannotRead, StatusCannotRead, "always", ""},
+		{"always", "", StatusCannotRead, StatusCannotRead, "always", "-"},
 		// Unknown modes in brackets are read; "always" is offered and can
 		// be written, "madvise" is not offered: a WARN without a fix.
 		{"[sometimes] always", "[bogus]", StatusWarn, StatusWarn, "sometimes", "bogus"},
