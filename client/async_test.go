@@ -203,21 +203,7 @@ func TestAsyncChainsUnderFaults(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	rng := rand.New(rand.NewPCG(7, 8))
 	var mu sync.Mutex
-	fs.policy = func(int, *wire.ClientRequest) action {
-		mu.Lock()
-		defer mu.Unlock()
-		switch p := rng.IntN(100); {
-		case p < 5:
-			return action{kind: actApplyThenDrop}
-		case p < 8:
-			return action{kind: actDrop}
-		case p < 12:
-			return action{kind: actApplyThenTimeout}
-		case p < 15:
-			return action{kind: actTooMany}
-		}
-		return action{kind: actApply}
-	}
+	fs.policy = randomFaults(rng, &mu, false, faultOdds{applyThenDrop: 5, drop: 3, applyThenTimeout: 4, tooMany: 3})
 	cfg := testConfig(fs.addr)
 	cfg.MaxRetries = 100
 	cfg.MaxInflight = 4 // fewer slots than chains: some calls wait for one

@@ -30,6 +30,34 @@ func testConfig(endpoints ...string) Config {
 	}
 }
 
+// faultOdds are the chances, in percent, of each fault a randomFaults
+// policy answers a request with; the rest are applied.
+type faultOdds struct{ applyThenDrop, drop, applyThenTimeout, tooMany int }
+
+// randomFaults is a fake-server policy that draws each request's fault
+// from rng (under mu: the server calls it from several goroutines). With
+// readsApply, reads are always applied.
+func randomFaults(rng *rand.Rand, mu *sync.Mutex, readsApply bool, o faultOdds) func(int, *wire.ClientRequest) action {
+	return func(_ int, req *wire.ClientRequest) action {
+		mu.Lock()
+		defer mu.Unlock()
+		if readsApply && req.Op == wire.OpGet {
+			return action{kind: actApply}
+		}
+		p := rng.IntN(100)
+		for _, f := range []struct {
+			odds int
+			kind actionKind
+		}{{o.applyThenDrop, actApplyThenDrop}, {o.drop, actDrop}, {o.applyThenTimeout, actApplyThenTimeout}, {o.tooMany, actTooMany}} {
+			if p < f.odds {
+				return action{kind: f.kind}
+			}
+			p -= f.odds
+		}
+		return action{kind: actApply}
+	}
+}
+
 func newTestClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
 	c, err := New(cfg)
@@ -350,24 +378,7 @@ func TestIncrementsUnderFaultsAreExact(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	rng := rand.New(rand.NewPCG(5, 6))
 	var mu sync.Mutex
-	fs.policy = func(_ int, req *wire.ClientRequest) action {
-		mu.Lock()
-		defer mu.Unlock()
-		if req.Op == wire.OpGet {
-			return action{kind: actApply}
-		}
-		switch p := rng.IntN(100); {
-		case p < 8:
-			return action{kind: actApplyThenDrop}
-		case p < 12:
-			return action{kind: actDrop}
-		case p < 18:
-			return action{kind: actApplyThenTimeout}
-		case p < 22:
-			return action{kind: actTooMany}
-		}
-		return action{kind: actApply}
-	}
+	fs.policy = randomFaults(rng, &mu, true, faultOdds{applyThenDrop: 8, drop: 4, applyThenTimeout: 6, tooMany: 4})
 	cfg := testConfig(fs.addr)
 	cfg.MaxRetries = 100
 	c := newTestClient(t, cfg)
