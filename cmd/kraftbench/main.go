@@ -376,7 +376,23 @@ func newBench(o *options, argv []string, stdout, stderr io.Writer) (*bench, erro
 		return nil, err
 	}
 	b.env = perf.NewEnv(argv, b.dir)
+	if note := thpNote(o, b.env.THP); note != "" {
+		b.progressf("%s", note)
+	}
 	return b, nil
+}
+
+// thpNote is what kraftbench says before a run whose nodes live on this
+// host when its transparent huge pages are not "always": kraftd's heap
+// then stays on 4 KiB pages, which on the test VM cost up to half of the
+// write throughput (docs/tuning.md, mem.thp.enabled). "" when it does not
+// apply: a remote cluster (--endpoints), the null server, an unknown mode.
+func thpNote(o *options, mode string) string {
+	if o.endpoints != "" || o.nullServer || mode == "always" || mode == "?" || mode == "" {
+		return ""
+	}
+	return fmt.Sprintf("kraftbench: note: transparent huge pages are %q on this host, so the nodes' heaps stay on 4 KiB pages "+
+		"(kraft-ctl tune check / tune apply; docs/tuning.md)", mode)
 }
 
 func (b *bench) cleanup() {

@@ -146,3 +146,26 @@ func TestRunUsageErrorsExitTwo(t *testing.T) {
 		t.Fatalf("-h exit %d", code)
 	}
 }
+
+// Nodes on this host without huge pages get a note before the run; a
+// remote cluster, the null server and a tuned or unknown host do not.
+func TestTHPNote(t *testing.T) {
+	for _, c := range []struct {
+		args, mode string
+		note       bool
+	}{
+		{"--local 3", "madvise", true},
+		{"--local 3", "never", true},
+		{"--embedded 3", "madvise", true},
+		{"scalability --nodes 3,5", "madvise", true},
+		{"--local 3", "always", false},
+		{"--local 3", "?", false},
+		{"--endpoints 127.0.0.1:7002", "madvise", false},
+		{"--null-server", "madvise", false},
+	} {
+		got := thpNote(mustParse(t, c.args), c.mode)
+		if (got != "") != c.note || (c.note && !strings.Contains(got, `"`+c.mode+`"`)) {
+			t.Errorf("%s with THP %s: note %q, want one: %v", c.args, c.mode, got, c.note)
+		}
+	}
+}
