@@ -70,7 +70,13 @@ func NewClientTarget(cfg client.Config, workers, workersPerConn int, read client
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second // one operation, retries included (see Target)
 	}
-	for range (workers + workersPerConn - 1) / workersPerConn {
+	endpoints := cfg.Endpoints
+	for k := range (workers + workersPerConn - 1) / workersPerConn {
+		// Each connection starts at its own endpoint, as clients spread
+		// over a cluster do: writes follow the redirect to the leader,
+		// reads (which any node serves) stay spread over the nodes. All of
+		// them starting at the first endpoint put every read on one node.
+		cfg.Endpoints = rotated(endpoints, k)
 		c, err := client.New(cfg)
 		if err != nil {
 			t.Close()
@@ -79,6 +85,15 @@ func NewClientTarget(cfg client.Config, workers, workersPerConn int, read client
 		t.conns = append(t.conns, c)
 	}
 	return t, nil
+}
+
+// rotated returns eps starting at eps[k mod len(eps)], in a new slice.
+func rotated(eps []string, k int) []string {
+	if len(eps) == 0 {
+		return eps
+	}
+	k %= len(eps)
+	return append(append(make([]string, 0, len(eps)), eps[k:]...), eps[:k]...)
 }
 
 // Do implements Target.

@@ -22,9 +22,10 @@ const NullClusterID = "kraftbench-null"
 // cluster measured with the same load can pass, and, in CPU per operation,
 // what the harness itself costs.
 type NullServer struct {
-	tr    *netio.Transport
-	addr  string
-	index atomic.Uint64
+	tr       *netio.Transport
+	addr     string
+	index    atomic.Uint64
+	answered atomic.Uint64
 }
 
 // StartNull starts a NullServer on a free port of 127.0.0.1.
@@ -53,6 +54,9 @@ func StartNull(logger *slog.Logger) (*NullServer, error) {
 // ClientAddr is where clients connect.
 func (s *NullServer) ClientAddr() string { return s.addr }
 
+// Answered is how many requests the server has answered.
+func (s *NullServer) Answered() uint64 { return s.answered.Load() }
+
 // Close stops the server.
 func (s *NullServer) Close() error { return s.tr.Close() }
 
@@ -68,5 +72,6 @@ func (s *NullServer) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, 
 	} else {
 		resp.Index = s.index.Add(1)
 	}
+	s.answered.Add(1)
 	_ = c.Respond(&resp)
 }
