@@ -133,12 +133,7 @@ func TestAsyncRetryAfterDropKeepsSeq(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	c := newTestClient(t, testConfig(fs.addr))
 	mustPut(t, c, "k", "0")
-	var once sync.Once
-	fs.policy = func(_ int, req *wire.ClientRequest) action {
-		act := action{kind: actApply}
-		once.Do(func() { act.kind = actApplyThenDrop })
-		return act
-	}
+	fs.policy = faultFirst(actApplyThenDrop)
 	o := newOutcome()
 	c.PutAsync(context.Background(), []byte("k"), []byte("1"), o.putDone)
 	o.wait(t)
@@ -163,12 +158,7 @@ func TestAsyncAttemptTimeoutRetries(t *testing.T) {
 	cfg.AttemptTimeout = 50 * time.Millisecond
 	c := newTestClient(t, cfg)
 	mustPut(t, c, "k", "0")
-	var once sync.Once
-	fs.policy = func(int, *wire.ClientRequest) action {
-		act := action{kind: actApply}
-		once.Do(func() { act.kind = actSilence })
-		return act
-	}
+	fs.policy = faultFirst(actSilence)
 	o := newOutcome()
 	c.PutAsync(context.Background(), []byte("k"), []byte("1"), o.putDone)
 	o.wait(t)

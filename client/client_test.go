@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,19 @@ func testConfig(endpoints ...string) Config {
 		RequestTimeout:  5 * time.Second,
 		RetryBackoff:    time.Millisecond,
 		RetryBackoffMax: 10 * time.Millisecond,
+	}
+}
+
+// faultFirst is a fake-server policy that answers the first request (of
+// one of ops, when given) with kind and applies every other one.
+func faultFirst(kind actionKind, ops ...wire.Op) func(int, *wire.ClientRequest) action {
+	var once sync.Once
+	return func(_ int, req *wire.ClientRequest) action {
+		act := action{kind: actApply}
+		if len(ops) == 0 || slices.Contains(ops, req.Op) {
+			once.Do(func() { act.kind = kind })
+		}
+		return act
 	}
 }
 
@@ -345,14 +359,7 @@ func TestRetryAfterDropIsAppliedOnce(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	c := newTestClient(t, testConfig(fs.addr))
 	mustPut(t, c, "counter", "0")
-	var once sync.Once
-	fs.policy = func(_ int, req *wire.ClientRequest) action {
-		act := action{kind: actApply}
-		if req.Op == wire.OpCAS {
-			once.Do(func() { act.kind = actApplyThenDrop })
-		}
-		return act
-	}
+	fs.policy = faultFirst(actApplyThenDrop, wire.OpCAS)
 	r, err := c.CAS(testCtx(t), []byte("counter"), []byte("0"), []byte("1"))
 	if err != nil || !r.Swapped {
 		t.Fatalf("cas: %+v, %v", r, err)
@@ -457,12 +464,7 @@ func TestServerTimeoutRetriesSameSeq(t *testing.T) {
 	fs := newFakeServer(t, sm.DefaultKVConfig())
 	c := newTestClient(t, testConfig(fs.addr))
 	mustPut(t, c, "k", "a")
-	var once sync.Once
-	fs.policy = func(_ int, req *wire.ClientRequest) action {
-		act := action{kind: actApply}
-		once.Do(func() { act.kind = actApplyThenTimeout })
-		return act
-	}
+	fs.policy = faultFirst(actApplyThenTimeout)
 	r, err := c.CAS(testCtx(t), []byte("k"), []byte("a"), []byte("b"))
 	if err != nil || !r.Swapped {
 		t.Fatalf("cas: %+v, %v", r, err)

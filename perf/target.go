@@ -12,8 +12,9 @@ import (
 )
 
 // ClientTarget runs operations through client.Clients: workers share a
-// client (one pipelined connection to the leader) in groups of
-// WorkersPerConn. It is an AsyncTarget: DoAsync is client.PutAsync or
+// client (one pipelined connection) in groups of WorkersPerConn. The
+// clients start at different endpoints (see NewClientTarget): writes end
+// up on the leader, reads on the node each client started at. It is an AsyncTarget: DoAsync is client.PutAsync or
 // GetAsync, whose answer comes on the connection's reader goroutine.
 type ClientTarget struct {
 	conns          []*client.Client
