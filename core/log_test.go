@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -82,7 +83,15 @@ func runLogModel(t *testing.T, seed uint64) {
 				l.stable = max(l.stable, l.committed)
 				l.applied = l.committed
 			}
-			l.evict()
+			need := uint64(math.MaxUint64) // a follower's next entry, or none
+			if rng.IntN(2) == 0 {
+				need = l.snapIndex + 1 + uint64(rng.IntN(int(l.lastIndex()-l.snapIndex)+1))
+			}
+			l.evict(need)
+			// A chunk with nothing anybody needs is gone (the tail stays).
+			if done := min(l.stable, l.applied, need-1); len(l.chunks) > 1 && done >= l.cacheFirst && l.chunks[1].start <= l.end(done) {
+				t.Fatalf("step %d: chunk [%d, %d) kept though entries through %d are done", step, l.chunks[0].start, l.chunks[1].start, done)
+			}
 		case op < 90: // compact to a committed index
 			if l.committed > l.snapIndex {
 				i := l.snapIndex + 1 + uint64(rng.IntN(int(l.committed-l.snapIndex)))

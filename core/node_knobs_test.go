@@ -48,6 +48,36 @@ func TestNodeLogCacheBoundedAndServedFromWAL(t *testing.T) {
 	}
 }
 
+// With every follower caught up, nobody reads old entries from memory
+// again: the leader and the followers let go of them long before the limit,
+// rather than holding (and growing the heap by) the whole limit.
+func TestNodeLogCacheReleasesWhatNobodyNeeds(t *testing.T) {
+	const limit = 64 << 20
+	c := newNodeCluster(t, 1, 2, 3)
+	c.tweak = func(cfg *NodeConfig) { cfg.Raft.LogCacheBytes = limit }
+	for _, id := range c.ids {
+		c.start(id, c.ids)
+	}
+	value := strings.Repeat("v", 1000)
+	const writes = 2000 // ~2 MB of records: several chunks
+	for i := 0; i < writes; i++ {
+		c.write(fmt.Sprintf("k%04d", i), value)
+	}
+	c.waitConverged(c.ids, fmt.Sprintf("k%04d", writes-1), value)
+	for _, id := range c.ids {
+		n := c.net.nodes[id]
+		var lc LogCache
+		waitFor(t, fmt.Sprintf("node %d to release applied chunks", id), func() bool {
+			lc, _ = n.LogCache()
+			return lc.FirstIndex > writes/2
+		})
+		if lc.Bytes > writes*1000/2 {
+			t.Fatalf("node %d caches %d bytes after %d writes of 1 KB", id, lc.Bytes, writes)
+		}
+		t.Logf("node %d: %d bytes cached, capacity %d, first cached index %d", id, lc.Bytes, lc.Capacity, lc.FirstIndex)
+	}
+}
+
 // Without a limit the in-memory log keeps every entry since the snapshot
 // (the control for the test above).
 func TestNodeLogCacheUnlimitedKeepsEverything(t *testing.T) {

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"math"
+
 	"github.com/kraftdb/kraft/wire"
 )
 
@@ -117,7 +119,24 @@ func (r *Raft) Ready() Ready {
 func (r *Raft) Advance(rd Ready) {
 	r.recycleMsgs = rd.Messages[:0]
 	r.recycleAft = rd.MessagesAfterPersist[:0]
-	r.log.evict()
+	r.log.evict(r.cacheNeed())
+}
+
+// cacheNeed is the first entry that a follower may still be sent from the
+// in-memory log: on a leader, the lowest match+1 of the followers heard from
+// lately (one that went quiet, or is being sent a snapshot, reads from the
+// WAL when it is back); elsewhere none (MaxUint64).
+func (r *Raft) cacheNeed() uint64 {
+	need := uint64(math.MaxUint64)
+	if r.role != RoleLeader {
+		return need
+	}
+	for _, p := range r.prs {
+		if p.id != r.id && (p.active || p.activePrev) && p.state != ProgressSnapshot {
+			need = min(need, p.match+1)
+		}
+	}
+	return need
 }
 
 func (r *Raft) collectCommitted(rd *Ready) {
