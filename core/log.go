@@ -36,8 +36,7 @@ type raftLog struct {
 	streamEnd           int        // stream position after the last record
 	nextChunk           int        // capacity of the next chunk (doubles up to maxChunk)
 	cacheFirst          uint64     // first index whose record is in chunks
-	offs                []int      // offs[k]: stream position of entry snapIndex+1+k
-	terms               []uint64   // terms[k]: term of entry snapIndex+1+k
+	idx                 entryIndex // entry snapIndex+1+k: idx.at(k), its stream position and term
 
 	// reader and cacheBytes enable eviction (both set) — see above.
 	reader     LogReader
@@ -65,7 +64,7 @@ const (
 )
 
 func (l *raftLog) firstIndex() uint64 { return l.snapIndex + 1 }
-func (l *raftLog) lastIndex() uint64  { return l.snapIndex + uint64(len(l.offs)) }
+func (l *raftLog) lastIndex() uint64  { return l.snapIndex + uint64(l.idx.len()) }
 func (l *raftLog) lastTerm() uint64   { t, _ := l.term(l.lastIndex()); return t }
 
 // term returns the term of entry i; ok is false when i is compacted away
@@ -77,7 +76,7 @@ func (l *raftLog) term(i uint64) (uint64, bool) {
 	case i < l.snapIndex || i > l.lastIndex():
 		return 0, false
 	}
-	return l.terms[i-l.snapIndex-1], true
+	return l.idx.at(int(i - l.snapIndex - 1)).term, true
 }
 
 func (l *raftLog) matchTerm(i, t uint64) bool {
@@ -94,13 +93,13 @@ func (l *raftLog) isUpToDate(lastIndex, lastTerm uint64) bool {
 
 // start and end are entry i's byte range as stream positions (see
 // raftLog); i must be in the log (cached or not).
-func (l *raftLog) start(i uint64) int { return l.offs[i-l.snapIndex-1] }
+func (l *raftLog) start(i uint64) int { return l.idx.off(int(i - l.snapIndex - 1)) }
 func (l *raftLog) end(i uint64) int {
-	k := i - l.snapIndex
-	if k == uint64(len(l.offs)) {
+	k := int(i - l.snapIndex)
+	if k == l.idx.len() {
 		return l.streamEnd
 	}
-	return l.offs[k]
+	return l.idx.off(k)
 }
 
 // chunkAt returns the index in chunks of the chunk holding stream position
@@ -123,7 +122,7 @@ func (l *raftLog) lastInChunk(c *logChunk, lo, hi uint64) uint64 {
 	k0 := int(lo - l.snapIndex - 1)
 	k1 := int(hi - l.snapIndex - 1)
 	// The first entry at or past the chunk's end starts the next chunk.
-	k := k0 + sort.Search(k1-k0+1, func(d int) bool { return l.offs[k0+d] >= limit })
+	k := k0 + sort.Search(k1-k0+1, func(d int) bool { return l.idx.off(k0+d) >= limit })
 	return l.snapIndex + uint64(k)
 }
 
@@ -220,7 +219,7 @@ func (l *raftLog) dropChunksThrough(limit uint64) {
 	// one does.
 	lo, hi := int(l.cacheFirst-l.snapIndex-1), int(limit-l.snapIndex)
 	at := l.chunks[k].start
-	i := lo + sort.Search(hi-lo, func(d int) bool { return l.offs[lo+d] >= at })
+	i := lo + sort.Search(hi-lo, func(d int) bool { return l.idx.off(lo+d) >= at })
 	l.dropCachedBefore(l.snapIndex + 1 + uint64(i))
 }
 
@@ -298,8 +297,7 @@ func (l *raftLog) tail(n int) *logChunk {
 func (l *raftLog) appendEntry(t wire.EntryType, term uint64, payload []byte) uint64 {
 	i := l.lastIndex() + 1
 	c := l.tail(wire.EntrySize(len(payload)))
-	l.offs = append(l.offs, l.streamEnd)
-	l.terms = append(l.terms, term)
+	l.idx.push(l.streamEnd, term)
 	c.b = wire.AppendEntry(c.b, t, i, term, payload)
 	l.streamEnd = c.start + len(c.b)
 	return i
@@ -311,8 +309,7 @@ func (l *raftLog) appendRaw(raw []byte, index, term uint64) {
 		bug("append of entry %d after %d", index, l.lastIndex())
 	}
 	c := l.tail(len(raw))
-	l.offs = append(l.offs, l.streamEnd)
-	l.terms = append(l.terms, term)
+	l.idx.push(l.streamEnd, term)
 	c.b = append(c.b, raw...)
 	l.streamEnd = c.start + len(c.b)
 }
@@ -331,7 +328,7 @@ func (l *raftLog) truncateFrom(i uint64) {
 		bug("truncating evicted entry %d (first cached %d)", i, l.cacheFirst)
 	}
 	k := i - l.snapIndex - 1
-	pos := l.offs[k]
+	pos := l.idx.off(int(k))
 	c := l.chunkAt(pos)
 	if cut := pos - l.chunks[c].start; cut > 0 {
 		l.chunks[c].b = l.chunks[c].b[:cut:cut]
@@ -340,8 +337,7 @@ func (l *raftLog) truncateFrom(i uint64) {
 	clear(l.chunks[c:])
 	l.chunks = l.chunks[:c]
 	l.streamEnd = pos
-	l.offs = l.offs[:k]
-	l.terms = l.terms[:k]
+	l.idx.truncate(int(k))
 	l.stable = min(l.stable, i-1)
 	l.unsent = min(l.unsent, i)
 }
@@ -359,14 +355,14 @@ func (l *raftLog) compactTo(i uint64) {
 	if i >= l.cacheFirst {
 		l.dropCachedBefore(i + 1)
 	}
-	l.offs = append(make([]int, 0, cap(l.offs)), l.offs[k:]...)
-	l.terms = append(make([]uint64, 0, cap(l.terms)), l.terms[k:]...)
+	l.idx.dropFront(int(k))
 	l.snapIndex, l.snapTerm = i, t
 }
 
 // reset discards the whole log in favour of a snapshot at (i, t).
 func (l *raftLog) reset(i, t uint64) {
-	l.chunks, l.offs, l.terms, l.streamEnd, l.nextChunk = nil, nil, nil, 0, 0
+	l.chunks, l.streamEnd, l.nextChunk = nil, 0, 0
+	l.idx.clear()
 	l.snapIndex, l.snapTerm, l.cacheFirst = i, t, i+1
 	l.committed, l.applied, l.stable, l.unsent = i, i, i, i+1
 }
@@ -404,7 +400,7 @@ func (l *raftLog) checkLog() {
 		bug("log chunks end at %d, stream at %d", pos, l.streamEnd)
 	}
 	c, it := -1, wire.EntryIter{}
-	for k := int(l.cacheFirst - l.snapIndex - 1); k < len(l.offs); k++ {
+	for k := int(l.cacheFirst - l.snapIndex - 1); k < l.idx.len(); k++ {
 		e, raw, ok := it.Next()
 		for !ok && c+1 < len(l.chunks) {
 			c++
@@ -412,10 +408,10 @@ func (l *raftLog) checkLog() {
 			e, raw, ok = it.Next()
 		}
 		i := l.snapIndex + 1 + uint64(k)
-		if !ok || e.Index != i || e.Term != l.terms[k] || &raw[0] != &l.chunks[c].b[l.offs[k]-l.chunks[c].start] {
+		if !ok || e.Index != i || e.Term != l.idx.at(k).term || &raw[0] != &l.chunks[c].b[l.idx.off(k)-l.chunks[c].start] {
 			bug("log record %d inconsistent with its index", i)
 		}
-		if k > 0 && l.terms[k] < l.terms[k-1] {
+		if k > 0 && l.idx.at(k).term < l.idx.at(k-1).term {
 			bug("log terms decrease at %d", i)
 		}
 	}

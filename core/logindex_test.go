@@ -1,0 +1,75 @@
+package core
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// The paged index against a plain slice: pushes, truncations, front drops
+// and clears, with every entry compared after each step.
+func TestEntryIndexAgainstASlice(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 7))
+		var x entryIndex
+		var model []entryPos
+		next := 0
+		for step := 0; step < 2000; step++ {
+			switch op := rng.IntN(100); {
+			case op < 80:
+				for n := rng.IntN(3 * indexPageLen / 2); n > 0; n-- {
+					next++
+					x.push(next, uint64(next/100))
+					model = append(model, entryPos{next, uint64(next / 100)})
+				}
+			case op < 89:
+				k := rng.IntN(len(model) + 1)
+				x.truncate(k)
+				model = model[:k]
+			case op < 99:
+				k := rng.IntN(len(model) + 1)
+				x.dropFront(k)
+				model = append([]entryPos(nil), model[k:]...)
+			default:
+				x.clear()
+				model = nil
+			}
+			if x.len() != len(model) {
+				t.Fatalf("seed %d step %d: %d entries, want %d", seed, step, x.len(), len(model))
+			}
+			for k := range model {
+				if x.at(k) != model[k] {
+					t.Fatalf("seed %d step %d: entry %d = %v, want %v", seed, step, k, x.at(k), model[k])
+				}
+			}
+			if len(x.pages) > 0 && (x.skip >= indexPageLen || len(x.pages) > (x.skip+x.n+indexPageLen-1)/indexPageLen+1) {
+				t.Fatalf("seed %d step %d: %d pages, skip %d, for %d entries", seed, step, len(x.pages), x.skip, x.n)
+			}
+		}
+	}
+}
+
+// Growing the index never moves what it holds: a page, once filled, stays
+// where it is, so an append costs the same at a million entries as at one.
+func TestEntryIndexNeverCopies(t *testing.T) {
+	var x entryIndex
+	var firsts []*entryPos
+	for i := 0; i < 1<<20; i++ {
+		x.push(i, 1)
+		if i%indexPageLen == 0 {
+			firsts = append(firsts, &x.pages[len(x.pages)-1][0])
+		}
+	}
+	for p, first := range firsts {
+		if &x.pages[p][0] != first {
+			t.Fatalf("page %d moved: the index was copied", p)
+		}
+	}
+	// Compaction releases whole pages for reuse instead of copying the rest.
+	x.dropFront(3*indexPageLen + 5)
+	if x.skip != 5 || &x.pages[0][0] != firsts[3] {
+		t.Fatalf("after dropping 3 pages and 5 entries: skip %d, first page moved %v", x.skip, &x.pages[0][0] != firsts[3])
+	}
+	if len(x.spare) != 3 {
+		t.Fatalf("%d spare pages after dropping 3", len(x.spare))
+	}
+}
