@@ -61,6 +61,8 @@ const (
 	MaxSegmentSizeBytes = 1 << 31
 	// DefaultSyncInterval is FsyncBatch's period.
 	DefaultSyncInterval = 10 * time.Millisecond
+	// DefaultZeroFillPause is ZeroFillPause's default.
+	DefaultZeroFillPause = 15 * time.Millisecond
 	// DefaultSnapshotsRetained is how many snapshot files SaveSnapshot
 	// keeps (the newest ones).
 	DefaultSnapshotsRetained = 2
@@ -79,6 +81,13 @@ type Options struct {
 	// in the cluster too (perf/results/speedups.md, items 16-17); this
 	// exists for those benchmarks.
 	FallocateOnly bool
+	// ZeroFillPause spaces a segment's zero-fill on a real file system: the
+	// preparer waits this long after each 4 MiB of zeros, so that its writes
+	// (64 MiB in a burst otherwise) leave the device to the log's syncs in
+	// between. It never holds up the log: while an append waits for the
+	// segment, the rest goes without pauses. 0: DefaultZeroFillPause;
+	// negative: no pauses. (perf/results/speedups.md, item 33.)
+	ZeroFillPause time.Duration
 	// SnapshotDir holds snapshot-<index>-<term>.dat files.
 	SnapshotDir       string
 	SnapshotsRetained int
@@ -95,6 +104,9 @@ func (o *Options) setDefaults(dir string) {
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.ZeroFillPause == 0 {
+		o.ZeroFillPause = DefaultZeroFillPause
 	}
 	if o.SnapshotDir == "" {
 		o.SnapshotDir = dir + "/snapshots"

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -131,5 +132,49 @@ func TestPaddedWritesChangeNoOtherByte(t *testing.T) {
 	}
 	if s, _ := f.Size(); s != size {
 		t.Fatalf("padding grew the file to %d", s)
+	}
+}
+
+// The preparer spaces a segment's zeros on a real file system while nobody
+// waits for the segment, and stops pausing as soon as an append does.
+func TestZeroFillPausesOnlyWhileNobodyWaits(t *testing.T) {
+	const pause = 2 * time.Second // 4 steps of 4 MiB: 6 s of pauses if paced
+	t0 := time.Now()
+	w := mustOpen(t, t.TempDir(), Options{SegmentSizeBytes: 16 << 20, ZeroFillPause: pause})
+	defer w.Close()
+	if took := time.Since(t0); took > pause {
+		t.Fatalf("Open waited %v for its first segment: its zeros were paced", took)
+	}
+	entries := func(first uint64, n int) []testEntry { // 512 KiB each
+		es := make([]testEntry, n)
+		for i := range es {
+			es[i] = testEntry{index: first + uint64(i), term: 1, payload: bytes.Repeat([]byte{byte(i + 1)}, 512<<10)}
+		}
+		return es
+	}
+	mustAppend(t, w, entries(1, 18)) // 9 MiB, past half: the next segment is asked for
+	w.mu.Lock()
+	asked := w.prepAsked
+	w.mu.Unlock()
+	if !asked {
+		t.Fatal("the next segment was not asked for past half of this one")
+	}
+	time.Sleep(pause / 2)
+	w.prepMu.Lock()
+	early := w.prepared != nil
+	w.prepMu.Unlock()
+	if early {
+		t.Fatalf("the next segment was ready %v after it was asked for: its zeros were not paced", pause/2)
+	}
+	t1 := time.Now()
+	mustAppend(t, w, entries(19, 16)) // past the end: this append waits for the segment
+	if took := time.Since(t1); took > pause+pause/2 {
+		t.Fatalf("an append that needed the segment waited %v: the preparer kept pausing", took)
+	}
+	w.mu.Lock()
+	segs := len(w.segs)
+	w.mu.Unlock()
+	if segs < 2 {
+		t.Fatalf("%d segments after 17 MiB of records in 16 MiB ones", segs)
 	}
 }

@@ -57,6 +57,10 @@ type WAL struct {
 	prepared *preparedSegment
 	prepErr  error
 	prepSeq  uint64
+	// prepWaiters counts appends waiting for a prepared segment; the
+	// first of them wakes a pausing preparer through prepHurry (capacity 1).
+	prepWaiters atomic.Int32
+	prepHurry   chan struct{}
 	// reserved: prepared segments Append took for the rolls of the batch
 	// it is writing (guarded by mu; bounded by one batch's rolls).
 	reserved []*preparedSegment
@@ -124,6 +128,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 		durableCh:  make(chan struct{}, 1),
 		writerKick: make(chan struct{}, 1),
 		prepKick:   make(chan struct{}, 1),
+		prepHurry:  make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		truncFloor: ^uint64(0),
 	}

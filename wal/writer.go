@@ -181,7 +181,12 @@ func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
 			err = errorf("preparing segment %s: %w", name, err)
 		}
 	}()
-	if err := preallocate(f, w.opts.SegmentSizeBytes, !w.opts.FallocateOnly, w.stop); err != nil {
+	zeroFill := !w.opts.FallocateOnly
+	pace := func() {}
+	if _, device := f.(*osFile); device && zeroFill && w.opts.ZeroFillPause > 0 {
+		pace = w.pauseZeroFill
+	}
+	if err := preallocate(f, w.opts.SegmentSizeBytes, zeroFill, w.stop, pace); err != nil {
 		return nil, err
 	}
 	if err := f.Sync(); err != nil {
@@ -201,8 +206,8 @@ const prepareStepBytes = 4 << 20
 var errStopped = errors.New("stopped")
 
 // preallocate grows f to sizeBytes in steps, giving up with errStopped as
-// soon as stop is closed.
-func preallocate(f File, sizeBytes int64, zeroFill bool, stop <-chan struct{}) error {
+// soon as stop is closed, and calling pace between steps.
+func preallocate(f File, sizeBytes int64, zeroFill bool, stop <-chan struct{}, pace func()) error {
 	for size := min(int64(prepareStepBytes), sizeBytes); ; size = min(size+prepareStepBytes, sizeBytes) {
 		select {
 		case <-stop:
@@ -215,6 +220,23 @@ func preallocate(f File, sizeBytes int64, zeroFill bool, stop <-chan struct{}) e
 		if size == sizeBytes {
 			return nil
 		}
+		pace()
+	}
+}
+
+// pauseZeroFill waits ZeroFillPause between two steps of a segment's zeros,
+// unless an append is waiting for the segment (or comes to wait meanwhile),
+// or the WAL closes.
+func (w *WAL) pauseZeroFill() {
+	if w.prepWaiters.Load() > 0 {
+		return
+	}
+	t := time.NewTimer(w.opts.ZeroFillPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.prepHurry:
+	case <-w.stop:
 	}
 }
 
@@ -226,9 +248,14 @@ func (w *WAL) reservePrepared(need int) error {
 		// An error left by an earlier attempt is stale (space may have
 		// been freed since): discard it and wait for a fresh attempt.
 		w.prepErr = nil
-		for w.prepared == nil && w.prepErr == nil {
-			kick(w.prepKick)
-			w.prepCnd.Wait()
+		if w.prepared == nil {
+			w.prepWaiters.Add(1)
+			kick(w.prepHurry)
+			for w.prepared == nil && w.prepErr == nil {
+				kick(w.prepKick)
+				w.prepCnd.Wait()
+			}
+			w.prepWaiters.Add(-1)
 		}
 		p, err := w.prepared, w.prepErr
 		w.prepared, w.prepErr = nil, nil
