@@ -189,6 +189,8 @@ type Row struct {
 	P999xFloor  float64 `json:"p999_x_floor"`
 	MaxxFloor   float64 `json:"max_x_floor"`
 	OpsPerFloor float64 `json:"ops_per_floor"`
+	// p50 over the shared-disk floor (local and in-process clusters).
+	P50xSharedFloor float64 `json:"p50_x_shared_floor,omitempty"`
 
 	Timeline []TimelineJSON `json:"timeline,omitempty"`
 }
@@ -209,11 +211,16 @@ type FloorUs struct {
 	FsyncP99us    float64 `json:"fsync_p99_us"`
 	RTTP50us      float64 `json:"rtt_p50_us"`
 	CommitFloorUs float64 `json:"commit_floor_us"`
+	// With the nodes on one disk (see Floor.SharedFsyncP50).
+	SharedFsyncP50us    float64 `json:"fsync_shared_p50_us,omitempty"`
+	SharedBy            int     `json:"fsync_shared_by,omitempty"`
+	SharedCommitFloorUs float64 `json:"shared_commit_floor_us,omitempty"`
 }
 
 // Us converts f to microseconds.
 func (f Floor) Us() FloorUs {
-	return FloorUs{FsyncP50us: us(f.FsyncP50), FsyncP99us: us(f.FsyncP99), RTTP50us: us(f.RTTP50), CommitFloorUs: us(f.CommitFloor())}
+	return FloorUs{FsyncP50us: us(f.FsyncP50), FsyncP99us: us(f.FsyncP99), RTTP50us: us(f.RTTP50), CommitFloorUs: us(f.CommitFloor()),
+		SharedFsyncP50us: us(f.SharedFsyncP50), SharedBy: f.SharedBy, SharedCommitFloorUs: us(f.SharedCommitFloor())}
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
@@ -243,6 +250,9 @@ func NewRow(res *Result, floor Floor) Row {
 	if f := us(floor.CommitFloor()); f > 0 {
 		r.P50xFloor, r.P90xFloor, r.P99xFloor, r.P999xFloor, r.MaxxFloor = r.P50us/f, r.P90us/f, r.P99us/f, r.P999us/f, r.MaxUs/f
 		r.OpsPerFloor = r.OpsPerSec * f / 1e6
+	}
+	if f := us(floor.SharedCommitFloor()); f > 0 {
+		r.P50xSharedFloor = r.P50us / f
 	}
 	for _, iv := range res.Timeline {
 		r.Timeline = append(r.Timeline, TimelineJSON{EndS: iv.End.Seconds(), Ops: iv.Ops, Errors: iv.Errors,
@@ -285,7 +295,7 @@ func (r Row) Workload() string {
 }
 
 var tableHeader = []string{"nodes", "load", "ops/s", "ops×floor", "p50", "p90", "p99", "p99.9", "max",
-	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "fsync p50/p99", "RTT", "floor"}
+	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
 
 func (r Row) cells() []string {
 	lat := func(v, x float64) string { return fmt.Sprintf("%s (%.1f×)", FormatDuration(v), x) }
@@ -296,6 +306,10 @@ func (r Row) cells() []string {
 	lm, lag := "—", "—"
 	if r.Mode == "open" {
 		lm, lag = fmt.Sprintf("%d/%d", r.Late, r.Missed), FormatDuration(r.SendLagP99us)
+	}
+	shared := "—"
+	if r.SharedCommitFloorUs > 0 {
+		shared = fmt.Sprintf("%s (p50 %.1f×)", FormatDuration(r.SharedCommitFloorUs), r.P50xSharedFloor)
 	}
 	nodes := "—"
 	if r.Nodes > 0 {
@@ -310,7 +324,7 @@ func (r Row) cells() []string {
 	return []string{nodes, r.Workload(), fmt.Sprintf("%.0f", r.OpsPerSec), fmt.Sprintf("%.2f", r.OpsPerFloor),
 		lat(r.P50us, r.P50xFloor), lat(r.P90us, r.P90xFloor), lat(r.P99us, r.P99xFloor), lat(r.P999us, r.P999xFloor),
 		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu,
-		FormatDuration(r.FsyncP50us) + "/" + FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs)}
+		FormatDuration(r.FsyncP50us) + "/" + FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs), shared}
 }
 
 // Legend explains the columns; both WriteTable and WriteMarkdown print it.
@@ -320,9 +334,11 @@ the data directory + 2 × loopback RTT p50). ops×floor: throughput × floor (1.
 client at the floor would do). svc p99: from the actual send (what a tool with coordinated
 omission reports). send lag: open loop, actual send − intended time (the load generator's own
 delay on this machine; part of the latency). late/missed: sends ≥ --late-after behind, and sends
-never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all kraftd processes over the window / ops
-(in-process nodes, kraftbench --embedded, and --null-server: of the whole kraftbench process,
-load included).`
+never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all
+kraftd processes over the window / ops (in-process nodes, kraftbench --embedded, and
+--null-server: of the whole kraftbench process, load included). shared-disk floor (local and
+in-process clusters): the floor with the fdatasync p50 measured while one writer per node syncs
+at once, as nodes sharing this disk do for every write; (p50 n×) is the p50's ratio to it.`
 
 // WriteTable prints rows for people.
 func WriteTable(w io.Writer, env Env, rows []Row) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,15 @@ func TestNewRowRatiosToTheFloor(t *testing.T) {
 	if len(r.Timeline) != 2 || r.Timeline[0].P50us != 200 {
 		t.Fatalf("timeline %+v", r.Timeline)
 	}
+	// The shared-disk floor: measured, its ratio; not measured, neither.
+	shared := floor
+	shared.SharedFsyncP50, shared.SharedBy = 180*time.Microsecond, 3
+	if r := NewRow(sampleResult(), shared); r.SharedCommitFloorUs != 200 || r.SharedBy != 3 || r.P50xSharedFloor < 1 || r.P50xSharedFloor > 1.01 {
+		t.Fatalf("shared floor %v by %d, p50 %.3f× of it, want 200 µs by 3, 1×", r.SharedCommitFloorUs, r.SharedBy, r.P50xSharedFloor)
+	}
+	if r.SharedCommitFloorUs != 0 || r.P50xSharedFloor != 0 {
+		t.Fatalf("shared floor without a measurement: %v, %v×", r.SharedCommitFloorUs, r.P50xSharedFloor)
+	}
 	// No floor measured: no ratios, no division by zero.
 	if r := NewRow(sampleResult(), Floor{}); r.P50xFloor != 0 || r.OpsPerFloor != 0 {
 		t.Fatalf("ratios without a floor: %+v", r)
@@ -86,7 +96,7 @@ func TestRowJSONNamesCarryUnits(t *testing.T) {
 func TestTablesAndPlot(t *testing.T) {
 	env := Env{Date: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC), Command: "kraftbench --local 3", Commit: "abc123",
 		LoadBefore: "0.1 0.2 0.3", LoadAfter: "1.0 0.5 0.3", CPUs: 2, THP: "madvise"}
-	r := NewRow(sampleResult(), Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
+	r := NewRow(sampleResult(), Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond, SharedFsyncP50: 180 * time.Microsecond, SharedBy: 3})
 	r.Mode, r.Nodes, r.Clients, r.PayloadBytes, r.KeyDist = "closed", 3, 64, 128, "uniform"
 	open := r
 	open.Mode, open.RatePerSec, open.Late, open.Missed, open.FirstError = "open", 2000, 7, 1, "kraft/client: put: timeout"
@@ -94,7 +104,7 @@ func TestTablesAndPlot(t *testing.T) {
 	var tb strings.Builder
 	WriteTable(&tb, env, []Row{r, open})
 	for _, want := range []string{"abc123", "0.1 0.2 0.3", "transparent huge pages madvise", "64 clients, writes, 128 B, uniform", "open 2000/s (≤64 in flight)",
-		"200µs (2.0×)", "7/1", "first error", "commit floor"} {
+		"200µs (2.0×)", "7/1", "first error", "commit floor", "200µs (p50 1.0×)", "shared-disk floor"} {
 		if !strings.Contains(tb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tb.String())
 		}
@@ -192,5 +202,24 @@ func TestTHPMode(t *testing.T) {
 	}
 	if got := THPMode(filepath.Join(dir, "missing")); got != "?" {
 		t.Errorf("missing file: %q", got)
+	}
+}
+
+// The shared probe runs every writer's rounds, at once, each on its own
+// file, and leaves no file behind.
+func TestMeasureSharedFsync(t *testing.T) {
+	dir := t.TempDir()
+	samples, err := MeasureSharedFsync(dir, 20, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != 60 || !slices.IsSorted(samples) || samples[0] <= 0 {
+		t.Fatalf("%d samples (want 60, sorted, positive): %v", len(samples), samples)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("probe files left behind: %v", left)
+	}
+	if _, err := MeasureSharedFsync(filepath.Join(dir, "missing"), 5, 2); err == nil {
+		t.Fatal("no error for a directory that does not exist")
 	}
 }

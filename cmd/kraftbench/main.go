@@ -591,7 +591,7 @@ func (b *bench) runAll(ctx context.Context, target perf.Target, cpu func() float
 
 // one measures the floor, then runs one workload.
 func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, nodes, clients int, rate float64, payload int, dist perf.KeyDist) (perf.Row, error) {
-	floor, err := perf.MeasureFloor(b.dir)
+	floor, err := perf.MeasureFloor(b.dir, nodes)
 	if err != nil {
 		return perf.Row{}, err
 	}
@@ -614,8 +614,12 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 		row.FsyncMode = b.o.fsync
 	}
 	what := row.Workload()
-	b.progressf("%s: floor fdatasync p50 %v p99 %v, RTT p50 %v; warm-up %v", what, floor.FsyncP50.Round(time.Microsecond),
-		floor.FsyncP99.Round(time.Microsecond), floor.RTTP50.Round(time.Microsecond), b.o.warmup)
+	shared := ""
+	if floor.SharedBy > 1 {
+		shared = fmt.Sprintf(" (%d at once: p50 %v)", floor.SharedBy, floor.SharedFsyncP50.Round(time.Microsecond))
+	}
+	b.progressf("%s: floor fdatasync p50 %v p99 %v%s, RTT p50 %v; warm-up %v", what, floor.FsyncP50.Round(time.Microsecond),
+		floor.FsyncP99.Round(time.Microsecond), shared, floor.RTTP50.Round(time.Microsecond), b.o.warmup)
 	cfg.Progress = func(p perf.Progress) {
 		late := ""
 		if rate > 0 {
@@ -681,7 +685,7 @@ func (b *bench) election(ctx context.Context) error {
 		return err
 	}
 	defer lc.Stop()
-	floor, err := perf.MeasureFloor(b.dir)
+	floor, err := perf.MeasureFloor(b.dir, b.o.local)
 	if err != nil {
 		return err
 	}
