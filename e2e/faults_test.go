@@ -152,12 +152,17 @@ func mapsKeys[V any](m map[int]V) func(func(int) bool) {
 // else, where it changes nothing anyone saw, so dropping it cannot change
 // the verdict; kept, each one is concurrent with every later operation on
 // its key and the search explodes. (Values are unique per operation.)
+// A compare-and-swap that succeeded observed its expected value, and one
+// with an unknown outcome may have: the writes of those values stay.
 func prune(ops []porcupine.Operation) []porcupine.Operation {
 	seen := map[string]bool{}
 	for _, o := range ops {
 		in, out := o.Input.(kvIn), o.Output.(kvOut)
 		if in.kind == opGet || (in.kind == opCAS && !out.unknown && !out.swapped) {
 			seen[out.value] = true
+		}
+		if in.kind == opCAS && (out.swapped || out.unknown) {
+			seen[in.expect] = true
 		}
 	}
 	kept := make([]porcupine.Operation, 0, len(ops))
