@@ -54,8 +54,10 @@ type Config struct {
 	// LogCacheBytes bounds the memory of log entries that are stable and
 	// applied (0: keep every entry since the snapshot). Older entries are
 	// read back through LogReader when a lagging follower needs them; both
-	// must be set for the bound to apply. Entries not yet stable or applied
-	// are always in memory (MaxUncommitted* bound those on a leader).
+	// must be set for the bound to apply, and then entries that every
+	// recently active follower has are let go at once, whole buffers at a
+	// time, well before the bound. Entries not yet stable or applied are
+	// always in memory (MaxUncommitted* bound those on a leader).
 	LogCacheBytes int
 	LogReader     LogReader
 
