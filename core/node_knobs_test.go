@@ -19,11 +19,7 @@ import (
 // reads back from its WAL.
 func TestNodeLogCacheBoundedAndServedFromWAL(t *testing.T) {
 	const limit = 64 << 10
-	c := newNodeCluster(t, 1, 2, 3)
-	c.tweak = func(cfg *NodeConfig) { cfg.Raft.LogCacheBytes = limit }
-	for _, id := range c.ids {
-		c.start(id, c.ids)
-	}
+	c := startCachedCluster(t, limit)
 	c.write("warm", "up")
 	c.stop(3)
 	value := strings.Repeat("v", 200)
@@ -53,11 +49,7 @@ func TestNodeLogCacheBoundedAndServedFromWAL(t *testing.T) {
 // rather than holding (and growing the heap by) the whole limit.
 func TestNodeLogCacheReleasesWhatNobodyNeeds(t *testing.T) {
 	const limit = 64 << 20
-	c := newNodeCluster(t, 1, 2, 3)
-	c.tweak = func(cfg *NodeConfig) { cfg.Raft.LogCacheBytes = limit }
-	for _, id := range c.ids {
-		c.start(id, c.ids)
-	}
+	c := startCachedCluster(t, limit)
 	value := strings.Repeat("v", 1000)
 	const writes = 2000 // ~2 MB of records: several chunks
 	for i := 0; i < writes; i++ {
@@ -76,6 +68,16 @@ func TestNodeLogCacheReleasesWhatNobodyNeeds(t *testing.T) {
 		}
 		t.Logf("node %d: %d bytes cached, capacity %d, first cached index %d", id, lc.Bytes, lc.Capacity, lc.FirstIndex)
 	}
+}
+
+// startCachedCluster starts nodes 1-3 with a log cache of limit bytes.
+func startCachedCluster(t *testing.T, limit int) *nodeCluster {
+	c := newNodeCluster(t, 1, 2, 3)
+	c.tweak = func(cfg *NodeConfig) { cfg.Raft.LogCacheBytes = limit }
+	for _, id := range c.ids {
+		c.start(id, c.ids)
+	}
+	return c
 }
 
 // Without a limit the in-memory log keeps every entry since the snapshot
