@@ -14,7 +14,9 @@
 // open loop over --rate with at most --inflight operations in flight;
 // "--rate 0,5000" does both), latency (the same with one closed-loop client
 // unless --clients or --rate say otherwise), election, scalability (the
-// throughput runs on fresh local clusters of each --nodes size).
+// throughput runs on fresh local clusters of each --nodes size), and
+// syscalls (where running kraftd processes' CPU goes by system call, from
+// the kernel's trace events; root).
 //
 // With --local (and always for scalability and election) it starts real
 // kraftd processes (--kraftd, default: next to this binary) on 127.0.0.1
@@ -51,7 +53,8 @@ import (
 func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
 
 const usage = `usage: kraftbench [throughput|latency|election|scalability] [flags]
-  (no sub-command: throughput)`
+  (no sub-command: throughput)
+       kraftbench syscalls [flags]   (where running kraftds' CPU goes by system call)`
 
 // options are the parsed flags of every sub-command.
 type options struct {
@@ -307,6 +310,9 @@ func parseList[T any](s string, conv func(string) (T, error)) ([]T, error) {
 }
 
 func run(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) > 1 && argv[1] == "syscalls" {
+		return runSyscalls(argv[2:], stdout, stderr)
+	}
 	o, err := parse(argv[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0

@@ -1,0 +1,65 @@
+package perf
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A thread's CPU time runs from the switch onto the CPU to the switch off
+// it, and a syscall's share of it is what falls between its entry and exit
+// while the thread is on the CPU: a futex that sleeps counts only its
+// work before and after the sleep. Other threads' events do not count.
+func TestAnalyzeSyscallTrace(t *testing.T) {
+	const trace = `# tracer: nop
+#
+       kraftd-10      [000] ..... 1.000000: sys_enter: NR 0 (3, c000, 1000, 0, 0, 0)
+       kraftd-10      [000] ..... 1.000010: sys_exit: NR 0 = 512
+       kraftd-20      [001] ..... 1.000020: sys_enter: NR 1 (4, c000, 10, 0, 0, 0)
+       kraftd-10      [000] ..... 1.000050: sys_enter: NR 202 (c0001, 80, 0, 0, 0, 0)
+       kraftd-10      [000] d..2. 1.000060: sched_switch: prev_comm=kraftd prev_pid=10 prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120
+       kraftd-20      [001] ..... 1.000900: sys_exit: NR 1 = 10
+       <idle>-0       [000] d..2. 1.001000: sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=kraftd next_pid=10 next_prio=120
+       kraftd-10      [000] ..... 1.001005: sys_exit: NR 202 = 0
+       kraftd-10      [000] d..2. 1.001100: sched_switch: prev_comm=kraftd prev_pid=10 prev_prio=120 prev_state=R ==> next_comm=kraftd next_pid=20 next_prio=120
+       kraftd-20      [000] d..2. 1.002000: sched_switch: prev_comm=kraftd prev_pid=20 prev_prio=120 prev_state=S ==> next_comm=kraftd next_pid=10 next_prio=120
+       kraftd-10      [000] ..... 1.002010: sys_enter: NR 75 (7, 0, 0, 0, 0, 0)
+       kraftd-10      [000] ..... 1.002110: sys_exit: NR 75 = 0
+       kraftd-10      [000] ..... 1.002150: sys_enter: NR 35 (c000, 0, 0, 0, 0, 0)
+       kraftd-10      [000] d..2. 1.002200: sched_switch: prev_comm=kraftd prev_pid=10 prev_prio=120 prev_state=S ==> next_comm=swapper/0 next_pid=0 next_prio=120
+`
+	p, err := AnalyzeSyscallTrace(strings.NewReader(trace), []int{10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	us := func(n int) time.Duration { return time.Duration(n) * time.Microsecond }
+	near := func(got time.Duration, want int) bool {
+		d := got - us(want)
+		return d > -time.Microsecond/10 && d < time.Microsecond/10
+	}
+	if p.Threads != 1 || !near(p.OnCPU, 360) || !near(p.InSyscalls, 125) || !near(p.Span, 2200) {
+		t.Fatalf("threads %d, on CPU %v (want 360µs), in syscalls %v (want 125µs), span %v (want 2.2ms)", p.Threads, p.OnCPU, p.InSyscalls, p.Span)
+	}
+	want := []struct {
+		name  string
+		calls int
+		on    int
+	}{{"fdatasync", 1, 100}, {"futex", 1, 15}, {"read", 1, 10}} // the nanosleep never returned
+	if len(p.BySyscall) != len(want) {
+		t.Fatalf("%d syscalls, want %d: %+v", len(p.BySyscall), len(want), p.BySyscall)
+	}
+	for i, w := range want {
+		if s := p.BySyscall[i]; s.Name != w.name || s.Calls != w.calls || !near(s.OnCPU, w.on) {
+			t.Errorf("syscall %d: %+v, want %s × %d, %dµs", i, s, w.name, w.calls, w.on)
+		}
+	}
+	var out bytes.Buffer
+	p.WriteTable(&out)
+	if !strings.Contains(out.String(), "35% in system calls") || !strings.Contains(out.String(), "fdatasync") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if _, err := AnalyzeSyscallTrace(strings.NewReader("  kraftd-10 [000] ..... 1.0: sched_switch: garbage\n"), []int{10}); err == nil {
+		t.Error("a sched_switch without pids was accepted")
+	}
+}
