@@ -21,11 +21,11 @@ import (
 // of the chosen threads). A thread is on the CPU from the switch that puts
 // it there to the switch that takes it off; the part of that between a
 // syscall's entry and exit is the syscall's. Sampling profilers can be far
-// off on a virtual machine where the timer interrupt waits for interrupts
-// to be enabled again: on the development VM pprof put 25-42% of every
-// node's CPU in pwritev, which this trace measures at 5% (a pwritev of
-// 60 KiB is ~30 µs of CPU), while blocking and waking (epoll_pwait,
-// futex, nanosleep), which pprof hardly shows, took 40-50%.
+// off on a virtual machine whose timer interrupt waits until interrupts
+// are enabled again: on the development VM, at 1 KiB payloads, pprof put
+// 25-42% of every node's CPU in pwritev, which this trace measures at
+// 7.5%; and the Go runtime's sysmon sleeps (nanosleep, 6-8% here) do not
+// show in pprof at all.
 
 // SyscallStat is the CPU spent in one system call.
 type SyscallStat struct {
