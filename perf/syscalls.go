@@ -83,8 +83,11 @@ func TraceSyscalls(dir string, tids []int, d time.Duration) ([]byte, error) {
 		_ = set("set_event_pid", "")
 		_ = set("trace", "")
 	}()
-	for _, s := range steps {
+	for i, s := range steps {
 		if err := set(s.name, s.value); err != nil {
+			if i == 0 {
+				err = fmt.Errorf("%w (tracing needs root and tracefs mounted at %s: mount -t tracefs nodev %[2]s)", err, dir)
+			}
 			return nil, err
 		}
 	}

@@ -14,7 +14,8 @@ import (
 
 const syscallsUsage = `usage: kraftbench syscalls [--duration 2s] [--match kraftd] [--tracefs /sys/kernel/tracing]
   where running processes' CPU goes by system call, from the kernel's trace
-  events (root; run it beside a load, e.g. a kraftbench throughput run)`
+  events (root; it takes over tracefs while it runs; run it beside a load,
+  e.g. a kraftbench throughput run)`
 
 // runSyscalls traces the threads of the processes matching --match and
 // prints where their CPU went (perf.AnalyzeSyscallTrace).
