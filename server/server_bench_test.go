@@ -6,12 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/kraftdb/kraft/client"
+	"github.com/kraftdb/kraft/perf"
 )
 
 // BenchmarkServerWrites drives a one-node kraftd (server.New and Start, in
@@ -81,7 +81,10 @@ func startBenchNode(b *testing.B) *Server {
 	cfg := DefaultConfig()
 	cfg.NodeID, cfg.Bootstrap = 1, true
 	cfg.BindAddress, cfg.AdvertiseHost = "127.0.0.1", "127.0.0.1"
-	cfg.RaftPort, cfg.ClientPort, cfg.AdminPort = freePort(b), freePort(b), freePort(b)
+	cfg.RaftPort, cfg.ClientPort, cfg.AdminPort = perf.FreePort(), perf.FreePort(), perf.FreePort()
+	if cfg.RaftPort == 0 || cfg.ClientPort == 0 || cfg.AdminPort == 0 {
+		b.Fatal("no free loopback port")
+	}
 	cfg.Peers = "1=127.0.0.1:" + strconv.Itoa(cfg.RaftPort)
 	cfg.DataDir, cfg.SnapshotDir = dir+"/data", dir+"/snapshots"
 	cfg.FsyncMode = "none"
@@ -105,13 +108,4 @@ func startBenchNode(b *testing.B) *Server {
 func (s *Server) leads() bool {
 	st, err := s.n().Status()
 	return err == nil && st.Leader == 1
-}
-
-func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
