@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,8 +27,12 @@ type LocalCluster struct {
 	ClusterID string
 	Clients   []string // client addresses, node i+1 at index i
 	Admins    []string // admin addresses
-	bin       string
-	env       []string // added to every node's environment
+	// Procs is the GOMAXPROCS every node runs with: the caller's choice
+	// (env or this process's environment) or SharedProcs; 0 when the
+	// choice is not a number Go accepts (the nodes then use all CPUs).
+	Procs int
+	bin   string
+	env   []string // added to every node's environment
 	nodes     []*localNode
 }
 
@@ -41,9 +46,11 @@ type localNode struct {
 // StartLocal starts n kraftd processes from the binary bin as a new
 // cluster and waits for a leader. env (NAME=VALUE) is added to every node's
 // environment, which is otherwise this process's; extra flags go to every
-// node.
+// node. Unless env or this process's environment sets GOMAXPROCS, every
+// node gets GOMAXPROCS=SharedProcs(n).
 func StartLocal(bin string, n int, dir string, env []string, extra ...string) (*LocalCluster, error) {
-	lc := &LocalCluster{Dir: dir, ClusterID: fmt.Sprintf("kraftbench-%d", time.Now().UnixNano()), bin: bin, env: env}
+	env, procs := WithSharedProcs(env, n, os.Getenv("GOMAXPROCS"))
+	lc := &LocalCluster{Dir: dir, ClusterID: fmt.Sprintf("kraftbench-%d", time.Now().UnixNano()), Procs: procs, bin: bin, env: env}
 	type ports struct{ raft, client, admin int }
 	ps := make([]ports, n)
 	var peers []string
@@ -73,6 +80,37 @@ func StartLocal(bin string, n int, dir string, env []string, extra ...string) (*
 		return nil, err
 	}
 	return lc, nil
+}
+
+// SharedProcs is the GOMAXPROCS for each of n kraftd processes that share
+// this host's CPUs: the CPUs divided among them, at least one each. Go's
+// default gives every process all of them, and n schedulers that each
+// expect every CPU spend their time waking, stealing from and parking
+// each other's threads: three nodes on 2 CPUs used 10-36% more CPU per
+// write that way than with one each, and were no faster at writes or
+// linearizable reads (perf/results/cluster.md, "Co-located nodes").
+func SharedProcs(n int) int { return max(1, runtime.NumCPU()/max(1, n)) }
+
+// WithSharedProcs returns the environment for n co-located nodes and the
+// GOMAXPROCS they will run with: env as given when it sets GOMAXPROCS, or
+// when inherited (this process's GOMAXPROCS) is not empty, else env plus
+// GOMAXPROCS=SharedProcs(n). procs is 0 when the value chosen is not a
+// positive number (Go then ignores it and uses every CPU).
+func WithSharedProcs(env []string, n int, inherited string) (out []string, procs int) {
+	chosen, set := inherited, inherited != ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GOMAXPROCS="); ok {
+			chosen, set = v, true
+		}
+	}
+	if set {
+		if p, err := strconv.Atoi(chosen); err == nil && p > 0 {
+			procs = p
+		}
+		return env, procs
+	}
+	procs = SharedProcs(n)
+	return append(append([]string(nil), env...), "GOMAXPROCS="+strconv.Itoa(procs)), procs
 }
 
 // start (re)starts node i (0-based) with its data directory.

@@ -15,9 +15,9 @@ func WritePlot(w io.Writer, env Env, rows []Row) error {
 	var b strings.Builder
 	b.WriteString("<!doctype html><meta charset=utf-8><title>kraftbench</title>\n")
 	b.WriteString("<style>body{font:14px sans-serif;margin:2em}svg{background:#fafafa;margin:4px 0}text{font:11px sans-serif}</style>\n")
-	fmt.Fprintf(&b, "<h1>kraftbench</h1><p><code>%s</code><br>%s, commit %s, load %s / %s, %d CPUs, transparent huge pages %s</p>\n",
+	fmt.Fprintf(&b, "<h1>kraftbench</h1><p><code>%s</code><br>%s, commit %s, load %s / %s, %d CPUs, transparent huge pages %s%s</p>\n",
 		html.EscapeString(env.Command), env.Date.Format("2006-01-02 15:04:05 MST"), html.EscapeString(env.Commit),
-		env.LoadBefore, env.LoadAfter, env.CPUs, html.EscapeString(env.THP))
+		env.LoadBefore, env.LoadAfter, env.CPUs, html.EscapeString(env.THP), html.EscapeString(env.procsNote()))
 	for _, r := range rows {
 		fmt.Fprintf(&b, "<h2>%s</h2><p>%.0f ops/s, p50 %s, p99 %s, max %s, commit floor %s (fdatasync p50 %s + 2 × RTT %s)</p>\n",
 			html.EscapeString(r.Workload()), r.OpsPerSec, FormatDuration(r.P50us), FormatDuration(r.P99us),

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,6 +26,34 @@ type Env struct {
 	// cannot be read.
 	THP     string `json:"thp"`
 	DataDir string `json:"data_dir"`
+	// KraftdProcs is the GOMAXPROCS of the local kraftd processes, per
+	// cluster size ("3 nodes: 1 each"; LocalCluster.Procs, 0: Go's
+	// default); empty when kraftbench started none.
+	KraftdProcs string `json:"kraftd_gomaxprocs,omitempty"`
+}
+
+// NoteProcs records in KraftdProcs that a local cluster of n nodes ran
+// with GOMAXPROCS procs each, once per cluster size.
+func (env *Env) NoteProcs(n, procs int) {
+	what := fmt.Sprintf("%d nodes: %d each", n, procs)
+	if procs == 0 {
+		what = fmt.Sprintf("%d nodes: Go's default (every CPU) each", n)
+	}
+	if slices.Contains(strings.Split(env.KraftdProcs, "; "), what) {
+		return
+	}
+	if env.KraftdProcs != "" {
+		env.KraftdProcs += "; "
+	}
+	env.KraftdProcs += what
+}
+
+// procsNote is the header's words on KraftdProcs.
+func (env Env) procsNote() string {
+	if env.KraftdProcs == "" {
+		return ""
+	}
+	return ", kraftd GOMAXPROCS " + env.KraftdProcs
 }
 
 // NewEnv fills Env for this process.
@@ -118,8 +147,8 @@ func THPMode(path string) string {
 
 // header is the first line of a report for people.
 func (env Env) header() string {
-	return fmt.Sprintf("kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, transparent huge pages %s, data %s\n",
-		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.THP, env.DataDir)
+	return fmt.Sprintf("kraftbench %s, commit %s, load %s (before) %s (after), %d CPUs, transparent huge pages %s%s, data %s\n",
+		env.Date.Format(time.RFC3339), env.Commit, env.LoadBefore, env.LoadAfter, env.CPUs, env.THP, env.procsNote(), env.DataDir)
 }
 
 // Row is one run's figures with the floor measured just before it; the
@@ -360,8 +389,12 @@ func WriteTable(w io.Writer, env Env, rows []Row) {
 // WriteMarkdown prints rows as a markdown document with its provenance.
 func WriteMarkdown(w io.Writer, title string, env Env, rows []Row, wall time.Duration) {
 	fmt.Fprintf(w, "# %s\n\n", title)
-	fmt.Fprintf(w, "Measured %s on commit `%s`; %d CPUs; transparent huge pages `%s`; load average %s before, %s after; wall time %s.\n\n",
-		env.Date.Format("2006-01-02 15:04 MST"), env.Commit, env.CPUs, env.THP, env.LoadBefore, env.LoadAfter, wall.Round(time.Second))
+	procs := ""
+	if env.KraftdProcs != "" {
+		procs = "; kraftd GOMAXPROCS " + env.KraftdProcs
+	}
+	fmt.Fprintf(w, "Measured %s on commit `%s`; %d CPUs; transparent huge pages `%s`%s; load average %s before, %s after; wall time %s.\n\n",
+		env.Date.Format("2006-01-02 15:04 MST"), env.Commit, env.CPUs, env.THP, procs, env.LoadBefore, env.LoadAfter, wall.Round(time.Second))
 	fmt.Fprintf(w, "```sh\n%s\n```\n\n", env.Command)
 	fmt.Fprintln(w, "| "+strings.Join(tableHeader, " | ")+" |")
 	fmt.Fprintln(w, strings.Repeat("|---", len(tableHeader))+"|")

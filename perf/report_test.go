@@ -223,3 +223,26 @@ func TestMeasureSharedFsync(t *testing.T) {
 		t.Fatal("no error for a directory that does not exist")
 	}
 }
+
+// The report says what GOMAXPROCS the local nodes ran with, once per
+// cluster size, and nothing when kraftbench started no kraftd.
+func TestEnvNoteProcs(t *testing.T) {
+	var env Env
+	if strings.Contains(env.header(), "GOMAXPROCS") {
+		t.Fatalf("no local nodes, yet the header says %q", env.header())
+	}
+	env.NoteProcs(3, 1)
+	env.NoteProcs(3, 1)
+	env.NoteProcs(5, 0)
+	if want := "3 nodes: 1 each; 5 nodes: Go's default (every CPU) each"; env.KraftdProcs != want {
+		t.Fatalf("KraftdProcs = %q, want %q", env.KraftdProcs, want)
+	}
+	if h := env.header(); !strings.Contains(h, "kraftd GOMAXPROCS 3 nodes: 1 each;") {
+		t.Errorf("header %q lacks the nodes' GOMAXPROCS", h)
+	}
+	var md strings.Builder
+	WriteMarkdown(&md, "t", env, nil, time.Second)
+	if !strings.Contains(md.String(), "; kraftd GOMAXPROCS 3 nodes: 1 each;") {
+		t.Errorf("markdown lacks the nodes' GOMAXPROCS:\n%s", md.String())
+	}
+}

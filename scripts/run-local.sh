@@ -6,6 +6,8 @@
 #
 #   NODES=5 scripts/run-local.sh      # another cluster size (1-9)
 #   FSYNC=batch scripts/run-local.sh  # another --fsync-mode
+#   GOMAXPROCS=2 scripts/run-local.sh # each node's Go scheduler size
+#                                     # (default: CPUs / NODES, at least 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -18,6 +20,15 @@ fi
 for b in kraftd kraft-ctl; do
   [ -x "$BIN/$b" ] || { echo "$BIN/$b is missing: run 'make build' first" >&2; exit 1; }
 done
+
+# The nodes share this machine's CPUs: each gets its share unless
+# GOMAXPROCS says otherwise (docs/tuning.md, "Several nodes on one machine").
+PROCS=${GOMAXPROCS:-$(( $(nproc) / NODES ))}
+if [ -n "${GOMAXPROCS:-}" ] && ! [[ "$GOMAXPROCS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "GOMAXPROCS must be a positive number, got '$GOMAXPROCS'" >&2
+  exit 2
+fi
+[ "$PROCS" -ge 1 ] || PROCS=1
 
 raft_port() { echo $((7001 + 10 * ($1 - 1))); }
 peers=""
@@ -41,7 +52,7 @@ trap stop INT TERM EXIT
 for i in $(seq 1 "$NODES"); do
   p=$(raft_port "$i")
   mkdir -p "data/node$i"
-  "$BIN/kraftd" --node-id "$i" --cluster-id kraft-local --bind-address 127.0.0.1 \
+  GOMAXPROCS=$PROCS "$BIN/kraftd" --node-id "$i" --cluster-id kraft-local --bind-address 127.0.0.1 \
     --raft-port "$p" --client-port $((p + 1)) --admin-port $((p + 2)) \
     --peers "$peers" --bootstrap --fsync-mode "$FSYNC" \
     --data-dir "data/node$i/data" --snapshot-dir "data/node$i/snapshots" \
@@ -65,7 +76,7 @@ for _ in $(seq 1 100); do
 done
 
 echo
-echo "Kraft cluster 'kraft-local' of $NODES nodes on 127.0.0.1 (fsync $FSYNC):"
+echo "Kraft cluster 'kraft-local' of $NODES nodes on 127.0.0.1 (fsync $FSYNC, GOMAXPROCS $PROCS each):"
 for i in $(seq 1 "$NODES"); do
   p=$(raft_port "$i")
   printf "  node%d  peers 127.0.0.1:%d  clients 127.0.0.1:%d  admin http://127.0.0.1:%d  data ./data/node%d  log ./data/node%d/kraftd.log\n" \

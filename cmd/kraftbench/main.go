@@ -108,7 +108,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	nodes := fs.String("nodes", "3,5,7", "scalability: cluster sizes, comma-separated")
 	fs.StringVar(&o.kraftd, "kraftd", "", "kraftd binary for local clusters (default: kraftd next to kraftbench)")
 	fs.StringVar(&o.kraftdFlags, "kraftd-flags", "", "extra flags for every local kraftd, space-separated (e.g. \"--election-timeout-min 150ms\")")
-	kraftdEnv := fs.String("kraftd-env", "", "extra environment for every local kraftd, space-separated NAME=VALUE (e.g. \"GOMAXPROCS=1\": nodes that share a machine's cores)")
+	kraftdEnv := fs.String("kraftd-env", "", "extra environment for every local kraftd, space-separated NAME=VALUE (e.g. \"GOGC=200\"); without GOMAXPROCS here or in kraftbench's own environment, each node gets GOMAXPROCS = CPUs / nodes, at least 1 (the nodes share this host)")
 	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
 	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
 	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each; latency default 1)")
@@ -439,7 +439,12 @@ func (b *bench) startLocal(n int, name string) (*perf.LocalCluster, error) {
 		extra = append(extra, files.KraftdFlags()...)
 	}
 	b.progressf("starting %d kraftd processes in %s", n, dir)
-	return perf.StartLocal(bin, n, dir, b.o.kraftdEnv, extra...)
+	lc, err := perf.StartLocal(bin, n, dir, b.o.kraftdEnv, extra...)
+	if err != nil {
+		return nil, err
+	}
+	b.env.NoteProcs(n, lc.Procs)
+	return lc, nil
 }
 
 // workloads runs throughput, latency and scalability: for each cluster
