@@ -33,7 +33,7 @@ type LocalCluster struct {
 	Procs int
 	bin   string
 	env   []string // added to every node's environment
-	nodes     []*localNode
+	nodes []*localNode
 }
 
 type localNode struct {
