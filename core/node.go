@@ -28,6 +28,12 @@ var (
 	// (kraft-ctl clear-pending-requests). The outcome of a cleared write is
 	// unknown: it may still commit.
 	ErrCleared = errors.New("kraft/core: request cleared by an operator; outcome unknown")
+	// ErrOutcomeUnknown: a leadership change left this node unable to tell
+	// whether the proposal will commit (its index was reused here while
+	// another node may still hold its entry, or a snapshot from the leader
+	// covered it). Retry it only if applying it twice is harmless, or
+	// through a session that deduplicates (as kraftd's clients do).
+	ErrOutcomeUnknown = errors.New("kraft/core: proposal outcome unknown after a leadership change")
 )
 
 // Node runs one Raft replica: the loop goroutine owns the core state
@@ -54,7 +60,7 @@ type Node struct {
 
 	// Loop goroutine only.
 	raft        *Raft
-	waiters     map[uint64]*proposal   // by log index
+	waiters     waitQueue              // proposals in the log, by index
 	reads       map[uint64]*readWaiter // by read context
 	nextReadCtx uint64
 	persistQ    []persistMark
@@ -207,7 +213,6 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		ctlC:       make(chan func(*Raft), 16),
 		applyC:     make(chan applyTask, 64),
 		stopC:      make(chan struct{}),
-		waiters:    make(map[uint64]*proposal),
 		reads:      make(map[uint64]*readWaiter),
 		appliedSig: make(chan struct{}),
 		snapReq:    make(chan chan snapResult, 1),
@@ -1089,7 +1094,7 @@ func (n *Node) flushBatch() {
 		if q.trace != nil {
 			q.trace.Index, q.trace.Term, q.trace.Appended = q.index, term, now
 		}
-		n.waiters[q.index] = q
+		n.waiters.push(q)
 	}
 	n.resetBatch()
 }
@@ -1214,18 +1219,27 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 	if len(rd.CommittedEntries) > 0 || rd.Snapshot != nil {
 		task := applyTask{entries: rd.CommittedEntries, snapshot: rd.Snapshot}
 		it := wire.NewEntryIter(rd.CommittedEntries)
-		var last uint64
+		var first, last uint64
 		for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {
+			if first == 0 {
+				first = e.Index
+			}
 			last = e.Index
 			if e.Type == wire.EntryConfChange || e.Type == wire.EntryConfChangeJoint {
 				confChanged = true
 			}
-			if p := n.waiters[e.Index]; p != nil {
-				delete(n.waiters, e.Index)
+		}
+		if rd.Snapshot != nil {
+			// Waiters the snapshot covers are passed over; those of the
+			// entries after it are taken below.
+			n.waiters.takeCommitted(rd.Snapshot.Meta.Index+1, rd.Snapshot.Meta.Index, nil)
+		}
+		if last > 0 {
+			task.waiters = n.waiters.takeCommitted(first, last, task.waiters)
+			for _, p := range task.waiters {
 				if p.trace != nil {
 					p.trace.Committed = time.Now()
 				}
-				task.waiters = append(task.waiters, p)
 			}
 		}
 		n.observeCommit(last)
@@ -1310,7 +1324,7 @@ func (n *Node) observeCommit(index uint64) {
 func (n *Node) ClearPending() (int, error) {
 	cleared := 0
 	err := n.control(func(*Raft) {
-		cleared = len(n.waiters) + len(n.reads) + len(n.batchProps)
+		cleared = n.waiters.len() + len(n.reads) + len(n.batchProps)
 		n.failWaiters(ErrCleared)
 	})
 	return cleared, err
@@ -1375,10 +1389,7 @@ func (n *Node) failWaiters(err error) {
 		p.finish(sm.Result{}, err)
 	}
 	n.resetBatch()
-	for i, p := range n.waiters {
-		p.finish(sm.Result{}, err)
-		delete(n.waiters, i)
-	}
+	n.waiters.failAll(err)
 	for c, r := range n.reads {
 		r.err = err
 		r.complete()
