@@ -22,8 +22,12 @@ import (
 // was a 650 ms stall on the development VM, long enough to lose leadership.
 //
 // Ownership: byte ranges that were handed out (in a Ready or a message) are
-// never written again. Appends only write past a chunk's length, and
-// truncation caps the chunk it cuts, so the next append starts a new chunk.
+// not written again while the driver may hold them. Appends only write past
+// a chunk's length, and truncation caps the chunk it cuts, so the next
+// append starts a new chunk. A chunk that eviction drops is reused for a
+// later chunk only once the driver said it holds none of its entries
+// (Raft.ReleaseThrough: core.Node, after applying them); without that call
+// dropped chunks are left to the garbage collector.
 //
 // The log cache: with a reader and a cacheBytes limit, the chunks hold only
 // the entries from cacheFirst on; older entries (stable and applied, so
@@ -33,6 +37,9 @@ import (
 type raftLog struct {
 	snapIndex, snapTerm uint64
 	chunks              []logChunk // chunks[0] starts at start(cacheFirst)
+	spare               []spareChunk
+	released            uint64 // the driver holds no record of an entry up to here (ReleaseThrough)
+	reusedChunks        uint64 // chunks that took a spare's memory (tests)
 	streamEnd           int        // stream position after the last record
 	nextChunk           int        // capacity of the next chunk (doubles up to maxChunk)
 	cacheFirst          uint64     // first index whose record is in chunks
@@ -52,7 +59,22 @@ type raftLog struct {
 type logChunk struct {
 	start int
 	b     []byte
+	mem   []byte // the allocation b lies in (eviction moves b's front past mem's)
 }
+
+// spareChunk is the memory of a dropped chunk, reused by tail once the
+// driver released its entries (all at or below last). Reusing it instead of
+// allocating a fresh chunk saves the runtime's zeroing of the new chunk and
+// the first-touch faults of memory the garbage collector returned to the
+// OS; the copies into it land in memory touched moments ago.
+type spareChunk struct {
+	mem  []byte
+	last uint64
+}
+
+// maxSpareChunks: a steady load cycles through two (the one being filled,
+// the one evicted last).
+const maxSpareChunks = 2
 
 // Chunk capacities: the first is small (a node with a short log, as in the
 // simulator's thousands of nodes, stays small), each next one doubles, up to
@@ -228,12 +250,18 @@ func (l *raftLog) dropChunksThrough(limit uint64) {
 func (l *raftLog) dropCachedBefore(from uint64) {
 	l.cacheFirst = from
 	if from > l.lastIndex() {
+		for _, ch := range l.chunks {
+			l.retire(ch.mem, from-1)
+		}
 		clear(l.chunks) // let the arrays go
 		l.chunks = l.chunks[:0]
 		return
 	}
 	pos := l.start(from)
 	c := l.chunkAt(pos)
+	for _, ch := range l.chunks[:c] {
+		l.retire(ch.mem, from-1)
+	}
 	n := copy(l.chunks, l.chunks[c:])
 	clear(l.chunks[n:])
 	l.chunks = l.chunks[:n]
@@ -290,8 +318,53 @@ func (l *raftLog) tail(n int) *logChunk {
 	}
 	size := min(max(l.nextChunk, minChunk), top)
 	l.nextChunk = 2 * size
-	l.chunks = append(l.chunks, logChunk{start: l.streamEnd, b: make([]byte, 0, max(size, n))})
+	mem := l.reuse(max(size, n))
+	if mem == nil {
+		mem = make([]byte, 0, max(size, n))
+	}
+	l.chunks = append(l.chunks, logChunk{start: l.streamEnd, b: mem, mem: mem})
 	return &l.chunks[len(l.chunks)-1]
+}
+
+// retire keeps the memory of a dropped chunk whose entries are all at or
+// below last for reuse, the oldest spare going to the garbage collector
+// when there are enough.
+func (l *raftLog) retire(mem []byte, last uint64) {
+	if cap(mem) < minChunk {
+		return
+	}
+	if len(l.spare) == maxSpareChunks {
+		l.spare[0] = spareChunk{}
+		l.spare = l.spare[:copy(l.spare, l.spare[1:])]
+	}
+	l.spare = append(l.spare, spareChunk{mem: mem[:0], last: last})
+}
+
+// reuse returns a spare chunk's memory, empty, with room for n bytes, whose
+// entries the driver released; nil when there is none.
+func (l *raftLog) reuse(n int) []byte {
+	for k, s := range l.spare {
+		if s.last <= l.released && cap(s.mem) >= n {
+			copy(l.spare[k:], l.spare[k+1:])
+			l.spare[len(l.spare)-1] = spareChunk{}
+			l.spare = l.spare[:len(l.spare)-1]
+			poisonChunk(s.mem[:cap(s.mem)])
+			l.reusedChunks++
+			return s.mem
+		}
+	}
+	return nil
+}
+
+// poisonChunk fills reused chunk memory with garbage under the invariants
+// build tag, so that a reader still holding records from it fails their
+// checksums at once instead of reading the next entries' bytes.
+func poisonChunk(b []byte) {
+	if invariantsOn {
+		for i := range b {
+			b[i] = 0xa5
+		}
+	}
 }
 
 func (l *raftLog) appendEntry(t wire.EntryType, term uint64, payload []byte) uint64 {
@@ -331,7 +404,11 @@ func (l *raftLog) truncateFrom(i uint64) {
 	pos := l.idx.off(int(k))
 	c := l.chunkAt(pos)
 	if cut := pos - l.chunks[c].start; cut > 0 {
-		l.chunks[c].b = l.chunks[c].b[:cut:cut]
+		// Past the cut are records of entries whose indexes the next
+		// appends take again: released by index, they would be written
+		// over while the old ones may still be held. The chunk is not
+		// reused (truncation is rare).
+		l.chunks[c].b, l.chunks[c].mem = l.chunks[c].b[:cut:cut], nil
 		c++
 	}
 	clear(l.chunks[c:])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -31,24 +32,46 @@ func (m modelReader) Entries(lo, hi uint64, maxBytes int) ([]byte, error) {
 // The chunked log against a model (the records as separate copies): random
 // appends (some larger than a chunk), truncations, compactions and
 // evictions; every slice returns exactly the model's records, never crosses
-// a chunk, and bytes once handed out are never written again.
+// a chunk, and bytes once handed out are not written again until the driver
+// releases them (ReleaseThrough), after which evicted chunks are reused.
 func TestLogChunksAgainstAModel(t *testing.T) {
+	var reused atomic.Uint64
 	for seed := uint64(1); seed <= 30; seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runLogModel(t, seed) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runLogModel(t, seed, &reused) })
+	}
+	if reused.Load() == 0 {
+		t.Error("no chunk was ever reused: the model does not exercise reuse")
 	}
 }
 
-func runLogModel(t *testing.T, seed uint64) {
+func runLogModel(t *testing.T, seed uint64, reused *atomic.Uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	recs := map[uint64][]byte{}
 	l := &raftLog{reader: modelReader{recs}, cacheBytes: 64 << 10}
 	l.reset(0, 0)
-	type handed struct{ got, want []byte }
+	type handed struct {
+		got, want []byte
+		hi        uint64 // the last entry in it
+	}
 	var out []handed
-	hand := func(b []byte) {
+	hand := func(b []byte, hi uint64) {
 		if len(b) > 0 {
-			out = append(out, handed{b, bytes.Clone(b)})
+			out = append(out, handed{b, bytes.Clone(b), hi})
 		}
+	}
+	// release checks that what the driver held through i is intact, then
+	// lets the log reuse it.
+	release := func(step int, i uint64) {
+		keep := out[:0]
+		for _, h := range out {
+			if h.hi > i {
+				keep = append(keep, h)
+			} else if !bytes.Equal(h.got, h.want) {
+				t.Fatalf("step %d: a slice through entry %d was written over before its release (through %d)", step, h.hi, i)
+			}
+		}
+		out = keep
+		l.released = max(l.released, i)
 	}
 	term := uint64(1)
 	for step := 0; step < 3000; step++ {
@@ -82,6 +105,9 @@ func runLogModel(t *testing.T, seed uint64) {
 				l.committed += uint64(rng.IntN(int(last-l.committed) + 1))
 				l.stable = max(l.stable, l.committed)
 				l.applied = l.committed
+			}
+			if rng.IntN(2) == 0 {
+				release(step, l.applied)
 			}
 			need := uint64(math.MaxUint64) // a follower's next entry, or none
 			if rng.IntN(2) == 0 {
@@ -118,7 +144,7 @@ func runLogModel(t *testing.T, seed uint64) {
 					t.Fatalf("step %d: slice [%d, %d] gave through %d, %d bytes, want %d", step, lo, hi, got, len(b), len(want))
 				}
 				if lo >= l.cacheFirst {
-					hand(b)
+					hand(b, got)
 					if e := l.entryType(lo); e != wire.EntryNormal {
 						t.Fatalf("step %d: entry type of %d = %v", step, lo, e)
 					}
@@ -130,9 +156,10 @@ func runLogModel(t *testing.T, seed uint64) {
 	}
 	for k, h := range out {
 		if !bytes.Equal(h.got, h.want) {
-			t.Fatalf("handed-out slice %d was written over", k)
+			t.Fatalf("handed-out slice %d (through %d, released through %d) was written over", k, h.hi, l.released)
 		}
 	}
+	reused.Add(l.reusedChunks)
 	if used, capacity := l.cachedBytes(); capacity > 2*l.cacheBytes+2*maxChunk || used > capacity {
 		t.Fatalf("cache holds %d bytes in %d of capacity, limit %d", used, capacity, l.cacheBytes)
 	}

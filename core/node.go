@@ -933,6 +933,8 @@ func (n *Node) runLoop() {
 			n.tickToNow()
 			n.onDurable()
 		}
+		// What the apply goroutine finished with, the log may write over.
+		n.raft.ReleaseThrough(n.applied.Load())
 		if err := n.processReady(); err != nil {
 			// Nothing more after a fatal error or a dropped apply task:
 			// continuing could acknowledge what is not durable, or apply

@@ -115,6 +115,15 @@ func (r *Raft) Ready() Ready {
 	return rd
 }
 
+// ReleaseThrough tells the core that the driver holds no entry record up
+// to index i any more (it applied them; what it persisted and sent, it
+// copied), so the memory of the log's evicted chunks that held them may
+// be reused. A driver that never calls it leaves evicted chunks to the
+// garbage collector.
+func (r *Raft) ReleaseThrough(i uint64) {
+	r.log.released = max(r.log.released, i)
+}
+
 // Advance tells the core that the driver is done with rd's message slices.
 func (r *Raft) Advance(rd Ready) {
 	r.recycleMsgs = rd.Messages[:0]
