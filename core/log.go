@@ -38,8 +38,8 @@ type raftLog struct {
 	snapIndex, snapTerm uint64
 	chunks              []logChunk // chunks[0] starts at start(cacheFirst)
 	spare               []spareChunk
-	released            uint64 // the driver holds no record of an entry up to here (ReleaseThrough)
-	reusedChunks        uint64 // chunks that took a spare's memory (tests)
+	released            uint64     // the driver holds no record of an entry up to here (ReleaseThrough)
+	reusedChunks        uint64     // chunks that took a spare's memory (tests)
 	streamEnd           int        // stream position after the last record
 	nextChunk           int        // capacity of the next chunk (doubles up to maxChunk)
 	cacheFirst          uint64     // first index whose record is in chunks
