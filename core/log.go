@@ -39,7 +39,7 @@ type raftLog struct {
 	chunks              []logChunk // chunks[0] starts at start(cacheFirst)
 	spare               []spareChunk
 	released            uint64     // the driver holds no record of an entry up to here (ReleaseThrough)
-	reusedChunks        uint64     // chunks that took a spare's memory (tests)
+	reusedChunks        uint64     // chunks that took a spare's memory (LogCache)
 	streamEnd           int        // stream position after the last record
 	nextChunk           int        // capacity of the next chunk (doubles up to maxChunk)
 	cacheFirst          uint64     // first index whose record is in chunks

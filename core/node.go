@@ -866,12 +866,14 @@ func (n *Node) Batches() BatchStats {
 }
 
 // LogCache is the memory of the core's in-memory log (see
-// Config.LogCacheBytes): record bytes held, the buffer's capacity, and the
-// first index held (older entries are read from the WAL).
+// Config.LogCacheBytes): record bytes held, the buffer's capacity, the
+// first index held (older entries are read from the WAL), and how many of
+// its buffers reused the memory of evicted ones.
 type LogCache struct {
 	Bytes, Capacity int
 	FirstIndex      uint64
 	Limit           int
+	ReusedChunks    uint64
 }
 
 // LogCache reports the in-memory log's size.
@@ -880,6 +882,7 @@ func (n *Node) LogCache() (LogCache, error) {
 	err := n.control(func(r *Raft) {
 		lc.Bytes, lc.Capacity = r.log.cachedBytes()
 		lc.FirstIndex, lc.Limit = r.log.cacheFirst, r.log.cacheBytes
+		lc.ReusedChunks = r.log.reusedChunks
 	})
 	return lc, err
 }

@@ -7,7 +7,7 @@ import "github.com/kraftdb/kraft/sm"
 // its last, so the queue only grows at the back and commits take from the
 // front. It replaced a map by index, whose insert, lookup and delete were
 // ~5% of a loaded leader's CPU profile samples; the in-process benchmark
-// is too noisy to show the difference (perf/results/speedups.md, item 40).
+// is too noisy to show the difference (perf/results/speedups.md, item 41).
 //
 // Two cases leave a waiter whose fate this node cannot tell, answered
 // ErrOutcomeUnknown (the map forgot them, and their callers timed out):

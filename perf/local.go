@@ -86,9 +86,9 @@ func StartLocal(bin string, n int, dir string, env []string, extra ...string) (*
 // this host's CPUs: the CPUs divided among them, at least one each. Go's
 // default gives every process all of them, and n schedulers that each
 // expect every CPU spend their time waking, stealing from and parking
-// each other's threads: three nodes on 2 CPUs used 10-36% more CPU per
+// each other's threads: three nodes on 2 CPUs used ~25% more CPU per
 // write that way than with one each, and were no faster at writes or
-// linearizable reads (perf/results/cluster.md, "Co-located nodes").
+// linearizable reads (perf/results/speedups.md, item 40).
 func SharedProcs(n int) int { return max(1, runtime.NumCPU()/max(1, n)) }
 
 // WithSharedProcs returns the environment for n co-located nodes and the
