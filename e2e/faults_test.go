@@ -187,7 +187,17 @@ func (h *history) check(t *testing.T) error {
 	case porcupine.Ok:
 		return nil
 	case porcupine.Unknown:
-		return fmt.Errorf("linearizability check of %d operations timed out", len(ops))
+		// Not a pass: porcupine also runs out of time proving a history
+		// not linearizable. Keep the history to check it again.
+		dir := os.Getenv("KRAFT_FAULTS_OUT")
+		if dir == "" {
+			dir = filepath.Join(os.TempDir(), "kraft-faults")
+		}
+		path, err := saveHistory(dir, t.Name(), ops)
+		if err != nil {
+			return fmt.Errorf("linearizability check of %d operations timed out; saving the history: %v", len(ops), err)
+		}
+		return fmt.Errorf("linearizability check of %d operations timed out; history saved: check it again with KRAFT_FAULTS_RECHECK=%s KRAFT_FAULTS_CHECK_BUDGET=30m go test -run TestRecheckFaultHistory -v ./e2e", len(ops), path)
 	}
 	dir := os.Getenv("KRAFT_FAULTS_OUT")
 	if dir == "" {
