@@ -230,18 +230,7 @@ func BenchmarkNodeStepAppend(b *testing.B) {
 //
 //	go test ./core -run '^$' -bench LogAppend -benchmem -count 6
 func BenchmarkLogAppend(b *testing.B) {
-	l := &raftLog{}
-	l.reset(0, 0)
-	payload := make([]byte, 128)
-	b.SetBytes(int64(wire.EntrySize(len(payload))))
-	b.ReportAllocs()
-	for b.Loop() {
-		i := l.appendEntry(wire.EntryNormal, 1, payload)
-		if i%(1<<20) == 0 {
-			l.committed, l.stable, l.applied = i, i, i
-			l.compactTo(i - 1000)
-		}
-	}
+	benchLogAppend(b, &raftLog{}, nil)
 }
 
 // BenchmarkLogAppendEvicting: a leader's log under load with the log cache
@@ -257,12 +246,7 @@ func BenchmarkLogAppendEvicting(b *testing.B) {
 	for _, release := range []bool{false, true} {
 		b.Run(map[bool]string{false: "gc", true: "reuse"}[release], func(b *testing.B) {
 			l := &raftLog{reader: modelReader{}, cacheBytes: 256 << 20}
-			l.reset(0, 0)
-			payload := make([]byte, 128)
-			b.SetBytes(int64(wire.EntrySize(len(payload))))
-			b.ReportAllocs()
-			for b.Loop() {
-				i := l.appendEntry(wire.EntryNormal, 1, payload)
+			benchLogAppend(b, l, func(i uint64) {
 				if i%256 == 0 {
 					done := i - 256
 					l.committed, l.stable, l.applied = i, i, done
@@ -271,10 +255,27 @@ func BenchmarkLogAppendEvicting(b *testing.B) {
 					}
 					l.evict(math.MaxUint64)
 				}
-				if i%(1<<20) == 0 {
-					l.compactTo(i - 1000)
-				}
-			}
+			})
 		})
+	}
+}
+
+// benchLogAppend appends 128 B entries to l, calls after (if set) with
+// each new index, and compacts every 2^20 entries as a snapshot would.
+func benchLogAppend(b *testing.B, l *raftLog, after func(i uint64)) {
+	l.reset(0, 0)
+	payload := make([]byte, 128)
+	b.SetBytes(int64(wire.EntrySize(len(payload))))
+	b.ReportAllocs()
+	for b.Loop() {
+		i := l.appendEntry(wire.EntryNormal, 1, payload)
+		if after != nil {
+			after(i)
+		}
+		if i%(1<<20) == 0 {
+			l.committed, l.stable = max(l.committed, i), max(l.stable, i)
+			l.applied = max(l.applied, i-1000)
+			l.compactTo(i - 1000)
+		}
 	}
 }
