@@ -1235,9 +1235,7 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 			}
 		}
 		if rd.Snapshot != nil {
-			// Waiters the snapshot covers are passed over; those of the
-			// entries after it are taken below.
-			n.waiters.takeCommitted(rd.Snapshot.Meta.Index+1, rd.Snapshot.Meta.Index, nil)
+			n.waiters.passOver(rd.Snapshot.Meta.Index)
 		}
 		if last > 0 {
 			task.waiters = n.waiters.takeCommitted(first, last, task.waiters)

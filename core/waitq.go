@@ -43,24 +43,34 @@ func (q *waitQueue) push(p *proposal) {
 	q.buf = append(q.buf, p)
 }
 
+// passOver answers ErrOutcomeUnknown to the waiters through index, whose
+// entries this node will not apply one by one (a snapshot covered them).
+func (q *waitQueue) passOver(index uint64) {
+	for q.head < len(q.buf) && q.buf[q.head].index <= index {
+		q.buf[q.head].finish(sm.Result{}, ErrOutcomeUnknown)
+		q.pop()
+	}
+}
+
 // takeCommitted removes the waiters for entries first..last, which have
 // committed, and appends them to out in index order. Waiters before first
-// were passed over (a snapshot covered their entries): answered
-// ErrOutcomeUnknown.
+// were passed over (a snapshot covered their entries).
 func (q *waitQueue) takeCommitted(first, last uint64, out []*proposal) []*proposal {
+	q.passOver(first - 1)
 	for q.head < len(q.buf) && q.buf[q.head].index <= last {
-		if p := q.buf[q.head]; p.index < first {
-			p.finish(sm.Result{}, ErrOutcomeUnknown)
-		} else {
-			out = append(out, p)
-		}
-		q.buf[q.head] = nil
-		q.head++
+		out = append(out, q.buf[q.head])
+		q.pop()
 	}
+	return out
+}
+
+// pop drops the first waiter.
+func (q *waitQueue) pop() {
+	q.buf[q.head] = nil
+	q.head++
 	if q.head == len(q.buf) {
 		q.buf, q.head = q.buf[:0], 0
 	}
-	return out
 }
 
 // failAll answers every waiter with err and empties the queue.

@@ -57,12 +57,13 @@ func saveHistory(dir, name string, ops []porcupine.Operation) (string, error) {
 
 // loadHistory reads what saveHistory wrote.
 func loadHistory(path string) ([]porcupine.Operation, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
 	var ops []porcupine.Operation
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(f)
 	for dec.More() {
 		var s savedOp
 		if err := dec.Decode(&s); err != nil {
