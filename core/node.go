@@ -455,7 +455,22 @@ type Completer interface {
 // request can pass that state instead of a closure over it, which saves an
 // allocation per write (kraftd's leader made 5.2 per write).
 func (n *Node) ProposeTo(cmd []byte, c Completer) error {
-	if trySend(n.propC, &proposal{data: cmd, to: c}) {
+	return n.ProposeIn(new(Proposal), cmd, c)
+}
+
+// Proposal is room for one proposal in a caller's own per-request state
+// (see ProposeIn). Its zero value is ready to use.
+type Proposal struct{ p proposal }
+
+// ProposeIn is ProposeTo with the node's record of the proposal kept in p
+// instead of an allocation of its own: per-request state that embeds a
+// Proposal and implements Completer proposes with one allocation, its
+// own (kraftd's pending write does). The node holds p from the call until
+// c.Complete returns, or not at all when ProposeIn returns an error; until
+// then the caller must not use p for another proposal.
+func (n *Node) ProposeIn(p *Proposal, cmd []byte, c Completer) error {
+	p.p = proposal{data: cmd, to: c}
+	if trySend(n.propC, &p.p) {
 		n.drainIfStopped()
 		return nil
 	}

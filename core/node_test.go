@@ -521,6 +521,34 @@ func TestNodeProposeToReportsToTheCompleter(t *testing.T) {
 	}
 }
 
+// ProposeIn keeps the node's record of a proposal in the caller's
+// Proposal, which serves again once Complete has returned: one Proposal
+// carries a run of writes, each applied in turn.
+func TestNodeProposeInReusesOneProposal(t *testing.T) {
+	c := newNodeCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	c.write("warm", "up")
+	lead := c.leader()
+	var p Proposal
+	done := make(completer, 1)
+	for i := range 20 {
+		cmd := put("in", fmt.Sprint(i))
+		if err := lead.ProposeIn(&p, cmd, done); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if p.p.index == 0 || string(p.p.data) != string(cmd) {
+			t.Fatalf("write %d: the Proposal holds index %d, command %q", i, p.p.index, p.p.data)
+		}
+	}
+	c.waitConverged(voters, "in", "19")
+}
+
 // readCompleter is a ReadCompleter that passes the outcome on.
 type readCompleter chan readOutcome
 
