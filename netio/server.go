@@ -42,6 +42,30 @@ type ClientConn struct {
 	inflight    atomic.Int64
 	maxInflight int64
 	lastIn      atomic.Int64 // server.now when the last frame arrived
+
+	// readAt is ReceivedAt's clock reading for the bytes being handled;
+	// readAtSet false until the first call after each read. Both belong
+	// to the goroutine that feeds the session.
+	readAt    time.Time
+	readAtSet bool
+}
+
+// ReceivedAt is when the request being handled arrived, for HandleClient
+// to call (only there): the clock is read once per read from the
+// connection and shared by every request that read brought (a clock read
+// per request was 2.5% of a leader's CPU at 1,024 clients).
+func (c *ClientConn) ReceivedAt() time.Time {
+	if !c.readAtSet {
+		c.readAt, c.readAtSet = time.Now(), true
+	}
+	return c.readAt
+}
+
+// newRead starts ReceivedAt afresh for the bytes of a new read.
+func (c *ClientConn) newRead() {
+	if c != nil {
+		c.readAtSet = false
+	}
 }
 
 // ID is unique among this transport's client connections.
@@ -263,6 +287,7 @@ func (s *server) forget(cc *ClientConn) {
 // whole unit is buffered, and hands the session a view of it.
 func (s *server) OnTraffic(c gnet.Conn) gnet.Action {
 	st := c.Context().(*inConn)
+	st.client.newRead()
 	for {
 		buffered := c.InboundBuffered()
 		head, _ := c.Peek(min(buffered, st.headLen()))

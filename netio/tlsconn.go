@@ -185,6 +185,7 @@ func (s *server) readTLS(ss *session, tc *tls.Conn) error {
 		k, err := tc.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+k]
 		if k > 0 {
+			ss.client.newRead()
 			done, ferr := ss.feed(buf)
 			if ferr != nil {
 				return ferr

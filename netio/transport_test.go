@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,7 @@ type recorder struct {
 	arrived  chan struct{}
 	respond  atomic.Bool
 	lastConn atomic.Pointer[ClientConn]
+	received []time.Time // ClientConn.ReceivedAt of each request
 }
 
 func newRecorder() *recorder { return &recorder{arrived: make(chan struct{}, 1<<16)} }
@@ -64,6 +66,7 @@ func (r *recorder) HandleClient(c *ClientConn, req *wire.ClientRequest, body []b
 	cp.Key, cp.Value = bytes.Clone(req.Key), bytes.Clone(req.Value)
 	r.mu.Lock()
 	r.requests = append(r.requests, cp)
+	r.received = append(r.received, c.ReceivedAt())
 	r.mu.Unlock()
 	r.lastConn.Store(c)
 	if r.respond.Load() { // echo the key back, from another goroutine like a node would
@@ -539,6 +542,39 @@ func TestClientRequestsAndResponses(t *testing.T) {
 		if got[i] != fmt.Sprint("key", i) {
 			t.Fatalf("response %d = %q", i, got[i])
 		}
+	}
+}
+
+// ReceivedAt is one clock reading for the requests of one read, and a new
+// one for the next read.
+func TestReceivedAtIsPerRead(t *testing.T) {
+	n := startNode(t, 1, 7, nil)
+	c := rawConn(t, n.client, 7, 0)
+	send := func(seqs ...uint64) {
+		var batch []byte
+		for _, seq := range seqs { // pipelined in one write
+			batch = wire.AppendClientRequest(batch, &wire.ClientRequest{ClientID: 5, Seq: seq, Op: wire.OpGet, Key: []byte("k")})
+		}
+		if _, err := c.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		n.rec.wait(t, len(seqs))
+	}
+	before := time.Now()
+	send(1, 2, 3)
+	time.Sleep(30 * time.Millisecond)
+	send(4)
+	n.rec.mu.Lock()
+	at := slices.Clone(n.rec.received)
+	n.rec.mu.Unlock()
+	if len(at) != 4 {
+		t.Fatalf("%d requests recorded, want 4", len(at))
+	}
+	if at[0].Before(before) || !at[1].Equal(at[0]) || !at[2].Equal(at[0]) {
+		t.Fatalf("one read's requests received at %v, %v, %v (sent after %v)", at[0], at[1], at[2], before)
+	}
+	if d := at[3].Sub(at[0]); d < 30*time.Millisecond {
+		t.Fatalf("a request read 30 ms later received %v after the first", d)
 	}
 }
 

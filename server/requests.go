@@ -154,7 +154,7 @@ func (s *Server) flushWrites() { s.writeAnswers.Flush() }
 // from the state machine once it is applied. A stale read is answered at
 // once from what is applied.
 func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consistency wire.Consistency) {
-	r := &readRequest{pendingRequest: pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, start: time.Now()}, s: s}
+	r := &readRequest{pendingRequest: pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, start: c.ReceivedAt()}, s: s}
 	w := &r.pendingRequest
 	if len(req.Key) <= len(r.keyBuf) {
 		w.key = append(r.keyBuf[:0], req.Key...)

@@ -638,7 +638,7 @@ func (h *handler) HandleClient(c *netio.ClientConn, req *wire.ClientRequest, bod
 			refuse(fmt.Sprintf("kraft/server: request of %d bytes exceeds --max-entry-size (%v)", len(body)+8, s.cfg.MaxEntrySize))
 			return
 		}
-		now := time.Now() // the command's stamp and the request's start: one clock read
+		now := c.ReceivedAt() // the command's stamp and the request's start
 		w, buf := s.newWrite(c, req, now, 8+len(body))
 		s.serveWrite(w, sm.AppendCommand(buf, now.UnixNano(), body))
 	}
