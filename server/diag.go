@@ -42,8 +42,8 @@ type LatencyBody struct {
 }
 
 func (s *Server) handleLatency(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, LatencyBody{WriteToLog: s.writeToLog.Summary(), WaitForAck: s.waitForAck.Summary(),
-		TotalCommit: s.totalCommit.Summary(), ReadIndex: s.readIndex.Summary()})
+	writeJSON(w, http.StatusOK, LatencyBody{WriteToLog: summarize(&s.writeToLog), WaitForAck: summarize(&s.waitForAck),
+		TotalCommit: summarize(&s.totalCommit), ReadIndex: summarize(&s.readIndex)})
 }
 
 // DiskBody is GET /admin/disk.
@@ -73,7 +73,7 @@ func dirUsage(dir string) (files int, bytes int64) {
 
 func (s *Server) handleDisk(w http.ResponseWriter, r *http.Request) {
 	n := s.n()
-	b := DiskBody{FsyncMode: s.cfg.FsyncMode, Fsync: s.writeToLog.Summary(), WALDir: n.WALDir(), SnapshotDir: s.cfg.SnapshotDir}
+	b := DiskBody{FsyncMode: s.cfg.FsyncMode, Fsync: summarize(&s.writeToLog), WALDir: n.WALDir(), SnapshotDir: s.cfg.SnapshotDir}
 	b.WALFiles, b.WALBytes = dirUsage(b.WALDir)
 	b.SnapshotFiles, b.SnapshotBytes = dirUsage(b.SnapshotDir)
 	var st unix.Statfs_t

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kraftdb/kraft/core"
+	"github.com/kraftdb/kraft/internal/hist"
 	"github.com/kraftdb/kraft/netio"
 	"github.com/kraftdb/kraft/sm"
 	"github.com/kraftdb/kraft/wal"
@@ -59,7 +60,7 @@ type Server struct {
 	writeAnswers, readAnswers netio.ResponseBatch
 
 	// Latency of the phases kraft-ctl latency-breakdown prints.
-	writeToLog, waitForAck, totalCommit, readIndex quantileHist
+	writeToLog, waitForAck, totalCommit, readIndex hist.Histogram
 
 	restartMu sync.Mutex // serializes reopening the node
 	fatalOnce sync.Once
@@ -327,9 +328,9 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		AfterApply:           s.flushWrites,
 		OnPersistLatency: func(d time.Duration) {
 			s.metrics.persistLatency.Update(d.Seconds())
-			s.writeToLog.Observe(d)
+			s.writeToLog.Record(d)
 		},
-		OnCommitLatency: func(_, durableToCommit time.Duration) { s.waitForAck.Observe(durableToCommit) },
+		OnCommitLatency: func(_, durableToCommit time.Duration) { s.waitForAck.Record(durableToCommit) },
 		Logger:          s.log,
 	})
 	return n, kv, err
