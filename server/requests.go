@@ -128,7 +128,7 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 	if err != nil {
 		s.fillError(&resp, err)
 	} else {
-		took := time.Since(w.start) // clock reads were 4.7% of a leader's CPU at 1,024 clients
+		took := s.answerClock.read().Sub(w.start)
 		s.metrics.commitLatency.Update(took.Seconds())
 		s.totalCommit.Record(took)
 		resp.Status, resp.Value = wire.Status(res.Value), res.Data
@@ -148,7 +148,31 @@ func (s *Server) answerWrite(w *pendingRequest, res sm.Result, err error) {
 
 // flushWrites writes the answers the apply goroutine held for the batch it
 // just applied (NodeConfig.AfterApply): one write per client connection.
-func (s *Server) flushWrites() { s.writeAnswers.Flush() }
+func (s *Server) flushWrites() {
+	s.writeAnswers.Flush()
+	s.answerClock.left = 0
+}
+
+// answerClock times the writes the apply goroutine answers (it is that
+// goroutine's alone): the clock is read for the first answer of each
+// applied batch and again every answerClockEvery answers, so a batch of
+// hundreds costs a few readings, each answer's time late by at most what
+// answering that many takes (a few µs; reading per answer was 1-2% of a
+// leader's CPU at 1,024 clients).
+type answerClock struct {
+	now  time.Time
+	left int
+}
+
+const answerClockEvery = 16
+
+func (c *answerClock) read() time.Time {
+	if c.left == 0 {
+		c.now, c.left = time.Now(), answerClockEvery
+	}
+	c.left--
+	return c.now
+}
 
 // serveRead asks the node for a read index asynchronously and answers
 // from the state machine once it is applied. A stale read is answered at

@@ -61,6 +61,7 @@ type Server struct {
 
 	// Latency of the phases kraft-ctl latency-breakdown prints.
 	writeToLog, waitForAck, totalCommit, readIndex hist.Histogram
+	answerClock                                    answerClock // the apply goroutine's (answerWrite)
 
 	restartMu sync.Mutex // serializes reopening the node
 	fatalOnce sync.Once
