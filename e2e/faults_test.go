@@ -210,7 +210,16 @@ func (h *history) check(t *testing.T) error {
 	h.mu.Lock()
 	ops := prune(h.ops)
 	h.mu.Unlock()
+	unknown := 0
+	for _, o := range ops {
+		if o.Output.(kvOut).unknown {
+			unknown++
+		}
+	}
+	start := time.Now()
 	res, info := porcupine.CheckOperationsVerbose(kvModel, ops, 2*time.Minute)
+	t.Logf("linearizability check: %d operations, %d of them writes with unknown outcome that a completed operation needs: %v in %v",
+		len(ops), unknown, res, time.Since(start).Round(time.Millisecond))
 	switch res {
 	case porcupine.Ok:
 		return nil
