@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,64 +162,5 @@ func TestSavedHistoryRoundTrip(t *testing.T) {
 	}
 	if _, err := loadHistory(path); err == nil || !strings.Contains(err.Error(), "unknown kind 7") {
 		t.Fatalf("a bad kind: %v", err)
-	}
-}
-
-// prune keeps an unknown write when a completed operation saw its value,
-// directly or through unknown compare-and-swaps that took effect, and
-// drops the rest, however they expect each other's values.
-func TestPruneFollowsChainsOfUnknownWrites(t *testing.T) {
-	unknown := kvOut{unknown: true}
-	const never = 1 << 62
-	ops := []porcupine.Operation{
-		{ClientId: 0, Input: kvIn{kind: opPut, key: 1, value: "a"}, Output: kvOut{}, Call: 0, Return: 10},
-		{ClientId: 1, Input: kvIn{kind: opPut, key: 1, value: "b"}, Output: unknown, Call: 20, Return: never},
-		{ClientId: 1, Input: kvIn{kind: opCAS, key: 1, value: "c", expect: "b"}, Output: unknown, Call: 30, Return: never},
-		{ClientId: 2, Input: kvIn{kind: opGet, key: 1}, Output: kvOut{value: "c"}, Call: 40, Return: 50},
-		// Seen by nobody, though they expect each other's values.
-		{ClientId: 3, Input: kvIn{kind: opPut, key: 1, value: "d"}, Output: unknown, Call: 60, Return: never},
-		{ClientId: 3, Input: kvIn{kind: opCAS, key: 1, value: "e", expect: "d"}, Output: unknown, Call: 70, Return: never},
-		{ClientId: 4, Input: kvIn{kind: opCAS, key: 1, value: "f", expect: "c"}, Output: unknown, Call: 80, Return: never},
-	}
-	kept := prune(ops)
-	var values []string
-	for _, o := range kept {
-		values = append(values, o.Input.(kvIn).value)
-	}
-	if fmt.Sprint(values) != "[a b c ]" {
-		t.Fatalf("prune kept the writes of %q, want a, b, c and the get", values)
-	}
-	if !porcupine.CheckOperations(kvModel, kept) {
-		t.Fatal("the pruned history is not linearizable")
-	}
-	// Without the unknown put of b the get of c cannot be explained: the
-	// chain had to stay.
-	if porcupine.CheckOperations(kvModel, slices.Delete(slices.Clone(kept), 1, 2)) {
-		t.Fatal("a history without the write of b checked as linearizable")
-	}
-
-	// A partition: every client leaves a run of unknown writes, each CAS
-	// expecting the client's previous value, and afterwards everyone reads
-	// the value from before. None of them took effect; kept, they were 180
-	// writes open to the end of the history.
-	part := []porcupine.Operation{{ClientId: 0, Input: kvIn{kind: opPut, key: 2, value: "x"}, Output: kvOut{}, Call: 0, Return: 5}}
-	at := int64(10)
-	for i := range 15 {
-		for c := range 6 {
-			prev := fmt.Sprintf("%d.%d", c, 2*i)
-			part = append(part,
-				porcupine.Operation{ClientId: c, Input: kvIn{kind: opPut, key: 2, value: prev}, Output: unknown, Call: at, Return: never},
-				porcupine.Operation{ClientId: c, Input: kvIn{kind: opCAS, key: 2, value: fmt.Sprintf("%d.%d", c, 2*i+1), expect: prev}, Output: unknown, Call: at + 1, Return: never})
-			at += 2
-		}
-	}
-	for c := range 6 {
-		part = append(part, porcupine.Operation{ClientId: c, Input: kvIn{kind: opGet, key: 2}, Output: kvOut{value: "x"}, Call: at, Return: at + 1})
-		at += 2
-	}
-	if kept := prune(part); len(kept) != 7 {
-		t.Fatalf("prune kept %d of the partition's %d operations, want the put and the 6 reads", len(kept), len(part))
-	} else if !porcupine.CheckOperations(kvModel, kept) {
-		t.Fatal("the pruned partition is not linearizable")
 	}
 }
