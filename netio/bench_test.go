@@ -87,3 +87,52 @@ func BenchmarkPeerLink(b *testing.B) {
 		})
 	}
 }
+
+// heldSink takes a write and holds it until the benchmark completes it,
+// as gnet would on its loop after the socket took the bytes.
+type heldSink struct {
+	o    *outbox
+	busy bool
+}
+
+func (s *heldSink) asyncWrite([]byte) error { s.busy = true; return nil }
+
+// BenchmarkRespondIn: a leader's apply goroutine answering writes with
+// RespondIn, 400 per applied batch over 32 client connections, then
+// ResponseBatch.Flush; each write completes before the next batch. One
+// op is one answer (its encoding, the in-flight count, the outbox).
+//
+//	go test ./netio -run '^$' -bench RespondIn -benchmem -count 6
+func BenchmarkRespondIn(b *testing.B) {
+	const conns, perBatch = 32, 400
+	var stats Stats
+	cs := make([]*ClientConn, conns)
+	sinks := make([]*heldSink, conns)
+	for i := range cs {
+		o := &outbox{maxBytes: 64 << 20, stats: &stats}
+		sinks[i] = &heldSink{o: o}
+		o.w = sinks[i]
+		cs[i] = &ClientConn{id: uint64(i), out: o, maxInflight: 1 << 30}
+	}
+	var batch ResponseBatch
+	r := &wire.ClientResponse{Seq: 1, Status: wire.StatusOK}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		c := cs[n%conns]
+		c.inflight.Add(1)
+		r.Seq++
+		if err := c.RespondIn(&batch, r); err != nil {
+			b.Fatal(err)
+		}
+		if n++; n%perBatch == 0 {
+			batch.Flush()
+			for _, s := range sinks {
+				if s.busy {
+					s.busy = false
+					s.o.written(0, nil)
+				}
+			}
+		}
+	}
+}

@@ -203,7 +203,7 @@ func (ss *session) dispatch(f wire.Frame) error {
 		if c.inflight.Add(1) > c.maxInflight {
 			c.inflight.Add(-1)
 			t.stats.InflightRefused.Add(1)
-			c.out.sendResponse(&wire.ClientResponse{Seq: ss.req.Seq, Status: wire.StatusTooManyRequests, Error: ss.s.inflightText}, false)
+			c.out.sendResponse(&wire.ClientResponse{Seq: ss.req.Seq, Status: wire.StatusTooManyRequests, Error: ss.s.inflightText})
 			return nil
 		}
 		t.handler.HandleClient(c, &ss.req, f.Body)

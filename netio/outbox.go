@@ -130,9 +130,8 @@ func (o *outbox) appendPlain(m *wire.Message) error {
 	return o.afterAppendLocked(before)
 }
 
-// sendResponse queues one client response; hold: start no write for it
-// (ResponseBatch.Flush will, through release).
-func (o *outbox) sendResponse(r *wire.ClientResponse, hold bool) error {
+// sendResponse queues one client response and starts its write.
+func (o *outbox) sendResponse(r *wire.ClientResponse) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -140,10 +139,26 @@ func (o *outbox) sendResponse(r *wire.ClientResponse, hold bool) error {
 	}
 	before := len(o.pending)
 	o.pending = wire.AppendClientResponse(o.pending, r)
-	if hold {
-		return o.checkRoomLocked(before)
-	}
 	return o.afterAppendLocked(before)
+}
+
+// holdResponse queues one client response without starting a write
+// (ResponseBatch.Flush will, through release) and marks the outbox listed
+// in the same critical section; list reports that it was not yet, so the
+// caller adds it to its batch.
+func (o *outbox) holdResponse(r *wire.ClientResponse) (list bool, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false, ErrClosed
+	}
+	before := len(o.pending)
+	o.pending = wire.AppendClientResponse(o.pending, r)
+	if err := o.checkRoomLocked(before); err != nil {
+		return false, err
+	}
+	list, o.listed = !o.listed, true
+	return list, nil
 }
 
 // release starts the write of what RespondIn held, unless one is in flight

@@ -88,7 +88,7 @@ func (c *ClientConn) Respond(r *wire.ClientResponse) error {
 	// while a write is in flight. (Writing a client's only answer in
 	// progress directly, as peer links do, measured no faster: 1 client,
 	// fsync none, p50 268/252 -> 257/254 us.)
-	return c.out.sendResponse(r, false)
+	return c.out.sendResponse(r)
 }
 
 // RespondIn is Respond held in b: the response is queued but no write
@@ -101,11 +101,11 @@ func (c *ClientConn) RespondIn(b *ResponseBatch, r *wire.ClientResponse) error {
 	if err := c.answered(); err != nil {
 		return err
 	}
-	if err := c.out.sendResponse(r, true); err != nil {
-		return err
+	list, err := c.out.holdResponse(r)
+	if list {
+		b.add(c.out)
 	}
-	b.add(c.out)
-	return nil
+	return err
 }
 
 // answered counts one answer against the in-flight limit and reports
@@ -134,14 +134,8 @@ type ResponseBatch struct {
 	outs []*outbox
 }
 
+// add lists o, which holdResponse has just marked listed.
 func (b *ResponseBatch) add(o *outbox) {
-	o.mu.Lock()
-	listed := o.listed
-	o.listed = true
-	o.mu.Unlock()
-	if listed {
-		return
-	}
 	b.mu.Lock()
 	b.outs = append(b.outs, o)
 	b.mu.Unlock()
