@@ -53,6 +53,17 @@ type nodeCluster struct {
 	tweak         func(*NodeConfig)
 }
 
+// startThree starts nodes 1, 2 and 3 of a new cluster, all voters, and
+// returns it with their IDs.
+func startThree(t *testing.T) (*nodeCluster, []uint64) {
+	c := newNodeCluster(t)
+	voters := []uint64{1, 2, 3}
+	for _, id := range voters {
+		c.start(id, voters)
+	}
+	return c, voters
+}
+
 func newNodeCluster(t *testing.T, ids ...uint64) *nodeCluster {
 	c := &nodeCluster{t: t, net: &memNet{nodes: map[uint64]*Node{}, down: map[uint64]bool{}}, dir: t.TempDir(), kvs: map[uint64]*sm.KV{}, ids: ids}
 	t.Cleanup(func() {
@@ -170,11 +181,7 @@ func (c *nodeCluster) waitConverged(ids []uint64, key, want string) {
 }
 
 func TestNodeReplicatesAndSurvivesRestarts(t *testing.T) {
-	c := newNodeCluster(t)
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.start(id, voters)
-	}
+	c, voters := startThree(t)
 	for i := 0; i < 300; i++ {
 		c.write(fmt.Sprint("k", i), fmt.Sprint("v", i))
 	}
@@ -200,11 +207,7 @@ func TestNodeReplicatesAndSurvivesRestarts(t *testing.T) {
 }
 
 func TestNodeLinearizableReadOnFollower(t *testing.T) {
-	c := newNodeCluster(t)
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.start(id, voters)
-	}
+	c, _ := startThree(t)
 	c.write("x", "1")
 	lead := c.leader()
 	var follower *Node
@@ -472,11 +475,7 @@ func (c completer) Complete(_ sm.Result, err error) { c <- err }
 // writes on the leader, the typed error on a follower, ErrStopped once the
 // node is closed.
 func TestNodeProposeToReportsToTheCompleter(t *testing.T) {
-	c := newNodeCluster(t)
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.start(id, voters)
-	}
+	c, voters := startThree(t)
 	c.write("warm", "up")
 	lead := c.leader()
 	const writes = 50
@@ -525,11 +524,7 @@ func TestNodeProposeToReportsToTheCompleter(t *testing.T) {
 // Proposal, which serves again once Complete has returned: one Proposal
 // carries a run of writes, each applied in turn.
 func TestNodeProposeInReusesOneProposal(t *testing.T) {
-	c := newNodeCluster(t)
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.start(id, voters)
-	}
+	c, voters := startThree(t)
 	c.write("warm", "up")
 	lead := c.leader()
 	var p Proposal
@@ -563,11 +558,7 @@ func (c readCompleter) ReadDone(index uint64, err error) { c <- readOutcome{inde
 // linearizable read at an index covering the writes acknowledged before
 // it, once applied; a stale read at once; ErrStopped after Close.
 func TestNodeReadToReportsToTheCompleter(t *testing.T) {
-	c := newNodeCluster(t)
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.start(id, voters)
-	}
+	c, _ := startThree(t)
 	c.write("k", "v")
 	lead := c.leader()
 	written := lead.Applied()
@@ -597,11 +588,7 @@ func TestNodeReadToReportsToTheCompleter(t *testing.T) {
 }
 
 func TestNodeProposeOnFollowerNamesTheLeader(t *testing.T) {
-	c := newNodeCluster(t)
-	voters := []uint64{1, 2, 3}
-	for _, id := range voters {
-		c.start(id, voters)
-	}
+	c, _ := startThree(t)
 	lead := c.leader()
 	for id, n := range c.net.nodes {
 		if id == lead.cfg.Raft.ID {
