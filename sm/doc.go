@@ -21,7 +21,9 @@
 //
 // Keys: KV holds its keys in a keyTable (kv_table.go), an open-addressing
 // hash table that keeps each key and its value in one immutable entry, so
-// a lookup costs two cache misses on a store larger than the caches.
+// a lookup costs two cache misses on a store larger than the caches; its
+// slots also hold each key's length and first 8 bytes and its value's
+// length, so a put of a key of at most 8 bytes costs one.
 //
 // Snapshots: KV.Snapshot freezes the key table instead of copying it
 // (writes go to an overlay until the snapshot is released, then drain back

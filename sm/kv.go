@@ -138,7 +138,7 @@ func (kv *KV) GetMany(keys, values [][]byte, found []bool) {
 	kv.mu.RLock()
 	defer kv.mu.RUnlock()
 	if len(keys) > 1 {
-		kv.getSink.Store(kv.data.warm(len(keys), func(i int) (uint64, bool) { return kv.data.hash(keys[i]), true }))
+		kv.getSink.Store(kv.data.warm(len(keys), func(i int) (uint64, bool, bool) { return kv.data.hash(keys[i]), true, true }))
 	}
 	for i, k := range keys {
 		values[i], found[i] = kv.lookup(k)
@@ -160,12 +160,12 @@ func (kv *KV) Len() int {
 }
 
 // kvEntryOverheadBytes approximates what a key costs beyond its key and
-// value bytes, for SizeBytes: its slot in the table (16 B at a load of 3/8
-// to 3/4: 21 to 43 B per key), the entry's header (8 B) and the
+// value bytes, for SizeBytes: its slot in the table (32 B at a load of 3/8
+// to 3/4: 43 to 85 B per key), the entry's header (8 B) and the
 // allocator's rounding up to a size class (8 B for a 152 B entry).
-// Measured: 1M keys of 16 B with 128 B values take 194 B of heap per key,
-// 50 B beyond their bytes.
-const kvEntryOverheadBytes = 48
+// Measured: 1M keys of 16 B with 128 B values take 227 B of heap per key,
+// 83 B beyond their bytes (at a load of 1/2).
+const kvEntryOverheadBytes = 80
 
 // SizeBytes estimates the memory the keys and values hold: their bytes
 // plus a per-key overhead for the table.
@@ -222,16 +222,19 @@ func (kv *KV) decodeBatch(cmds []Command) {
 	}
 }
 
-// warm touches the table slot, and then the entry, that each command of
-// the batch will look up (keyTable.warm): the CPU overlaps their cache
-// misses, where applying the commands one by one waits for each miss in
-// turn (a store larger than the caches spends most of a put there).
+// warm touches the table slot that each command of the batch will look
+// up, and then the entry where the command reads it (keyTable.warm: a get
+// or a compare-and-swap reads the value; a put or delete of a key longer
+// than 8 bytes compares the key): the CPU overlaps their cache misses,
+// where applying the commands one by one waits for each miss in turn (a
+// store larger than the caches spends most of a put there).
 func (kv *KV) warm() {
 	if len(kv.batch) < 2 {
 		return
 	}
-	kv.warmSink += kv.data.warm(len(kv.batch), func(i int) (uint64, bool) {
-		return kv.batch[i].hash, kv.batch[i].err == nil
+	kv.warmSink += kv.data.warm(len(kv.batch), func(i int) (uint64, bool, bool) {
+		d := &kv.batch[i]
+		return d.hash, d.req.Op == wire.OpGet || d.req.Op == wire.OpCAS, d.err == nil
 	})
 }
 

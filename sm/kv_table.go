@@ -2,6 +2,7 @@ package sm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"math"
@@ -11,14 +12,19 @@ import (
 // keyTable is KV's key → value map: an open-addressing hash table made for
 // a store larger than the CPU caches, where a lookup costs its cache misses.
 // A Go map spends one on the group's control word, one on the slot's string
-// header and one on the key's bytes; here a hit touches the slot's line and
-// then one entry whose first bytes are the key, and a set is one probe.
+// header and one on the key's bytes; here a get touches the slot's line and
+// then one entry whose first bytes are the key. A put of a key of at most
+// 8 bytes touches only the slot: the slot holds the key's length and first
+// 8 bytes, and the value's length, so neither finding the key nor replacing
+// its value reads the old entry.
 //
 //	slots (a power of two of them; linear probing from hash & (len-1)):
 //
-//	+--------------+----------------+
-//	| hash u64     | entry pointer  |   16 B; pointer nil: the slot is empty
-//	+--------------+----------------+
+//	+----------+---------------+------------+--------------+------------+
+//	| hash u64 | entry pointer | keyLen u32 | valueLen u32 | prefix u64 |
+//	+----------+---------------+------------+--------------+------------+
+//	  32 B, two to a cache line; entry nil: the slot is empty. The lengths
+//	  are the entry's; prefix is the key's first 8 bytes, zero-padded.
 //
 //	entry (one allocation per key, in 8-byte words, written once and never
 //	modified afterwards):
@@ -29,8 +35,8 @@ import (
 //
 // The full hash sits in the slot, so a probe past another key almost never
 // reads that key's entry, and growth rehashes without reading any entry.
-// The lengths sit in the entry, not the slot, to keep four slots per cache
-// line: they share the key's line anyway.
+// The entry keeps its own copy of the lengths, so a key or value handed
+// out stays readable from the entry alone (all, a frozen clone).
 //
 // Deletion shifts the following entries of the probe run back (no
 // tombstones), so the table's load is its key count and a miss ends at the
@@ -48,8 +54,36 @@ type keyTable struct {
 }
 
 type slot struct {
-	hash  uint64
-	entry *entryHeader // nil: empty
+	hash             uint64
+	entry            *entryHeader // nil: empty
+	keyLen, valueLen uint32       // the entry's
+	prefix           uint64       // keyPrefix of the entry's key
+}
+
+// keyPrefix returns key's first 8 bytes (zero-padded) as one word. With
+// the length it decides equality for keys of at most 8 bytes, and tells
+// most other unequal keys apart, without reading an entry.
+func keyPrefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.LittleEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// holds reports whether the occupied slot s holds key (whose hash is h and
+// prefix p). Only a key longer than 8 bytes whose hash, length and prefix
+// all match is compared with the entry.
+func (s *slot) holds(h, p uint64, key []byte) bool {
+	if s.hash != h || s.keyLen != uint32(len(key)) || s.prefix != p {
+		return false
+	}
+	return len(key) <= 8 || bytes.Equal(s.entry.key()[8:], key[8:])
+}
+
+func newSlot(h uint64, e *entryHeader, prefix uint64) slot {
+	return slot{hash: h, entry: e, keyLen: e.keyLen, valueLen: e.valueLen, prefix: prefix}
 }
 
 // entryHeader starts an entry; the key and value bytes follow it in the same
@@ -66,7 +100,7 @@ const (
 	// The table grows (doubles) before more than 3/4 of its slots would be
 	// occupied. With linear probing that bounds the expected probe run to
 	// 2.5 slots for a hit and 8.5 for a miss (Knuth); the slot array costs
-	// 21 to 43 B per key.
+	// 43 to 85 B per key.
 	keyTableLoadMaxNumerator   = 3
 	keyTableLoadMaxDenominator = 4
 )
@@ -93,21 +127,23 @@ func (t *keyTable) get(key []byte) ([]byte, bool) {
 }
 
 // set stores a copy of key and value in a new entry. It returns the length
-// of the value it replaced, if there was one.
+// of the value it replaced, if there was one. Replacing a value does not
+// read the old entry (nor, for a key of at most 8 bytes, find).
 func (t *keyTable) set(key, value []byte) (oldValueLen int, replaced bool) {
-	h := maphash.Bytes(t.seed, key)
-	i, ok := t.find(h, key)
+	h, p := maphash.Bytes(t.seed, key), keyPrefix(key)
+	i, ok := t.findPrefixed(h, p, key)
 	e := newEntry(key, value)
 	if ok {
-		oldValueLen = int(t.slots[i].entry.valueLen)
-		t.slots[i].entry = e
+		s := &t.slots[i]
+		oldValueLen = int(s.valueLen)
+		s.entry, s.valueLen = e, e.valueLen
 		return oldValueLen, true
 	}
 	if (t.count+1)*keyTableLoadMaxDenominator > len(t.slots)*keyTableLoadMaxNumerator {
 		t.grow()
-		i, _ = t.find(h, key)
+		i, _ = t.findPrefixed(h, p, key)
 	}
-	t.slots[i] = slot{hash: h, entry: e}
+	t.slots[i] = newSlot(h, e, p)
 	t.count++
 	if invariants {
 		t.checkRun(i)
@@ -121,7 +157,7 @@ func (t *keyTable) delete(key []byte) (valueLen int, ok bool) {
 	if !ok {
 		return 0, false
 	}
-	valueLen = int(t.slots[i].entry.valueLen)
+	valueLen = int(t.slots[i].valueLen)
 	t.removeAt(i)
 	t.count--
 	if invariants {
@@ -133,6 +169,11 @@ func (t *keyTable) delete(key []byte) (valueLen int, ok bool) {
 // find returns the slot holding key, or else the empty slot that ends key's
 // probe run (where key would go).
 func (t *keyTable) find(h uint64, key []byte) (int, bool) {
+	return t.findPrefixed(h, keyPrefix(key), key)
+}
+
+// findPrefixed is find with key's prefix already computed.
+func (t *keyTable) findPrefixed(h, p uint64, key []byte) (int, bool) {
 	mask := len(t.slots) - 1
 	i := int(h) & mask
 	for range len(t.slots) {
@@ -140,7 +181,7 @@ func (t *keyTable) find(h uint64, key []byte) (int, bool) {
 		if s.entry == nil {
 			return i, false
 		}
-		if s.hash == h && bytes.Equal(s.entry.key(), key) {
+		if s.holds(h, p, key) {
 			return i, true
 		}
 		i = (i + 1) & mask
@@ -257,23 +298,25 @@ func (e *entryHeader) value() []byte {
 // hash returns key's hash in this table.
 func (t *keyTable) hash(key []byte) uint64 { return maphash.Bytes(t.seed, key) }
 
-// warm loads the home slot of each of n hashes (hash(i); ok false: skip
-// i), then the entry there, in two passes of independent loads, so that
-// lookups of those keys soon after find them cached and the misses overlap
-// instead of coming one after another. The result means nothing; callers
-// keep it so that the loads are not optimized away.
-func (t *keyTable) warm(n int, hash func(i int) (uint64, bool)) uint64 {
+// warm loads the home slot of each of n keys (at(i): its hash, whether
+// the caller will read its value; ok false: skip i), then the entry there
+// where the lookup or the caller will read it (a value to be read, a key
+// longer than the slot's prefix), in two passes of independent loads, so
+// that lookups of those keys soon after find them cached and the misses
+// overlap instead of coming one after another. The result means nothing;
+// callers keep it so that the loads are not optimized away.
+func (t *keyTable) warm(n int, at func(i int) (h uint64, readsValue, ok bool)) uint64 {
 	mask := len(t.slots) - 1
 	var sink uint64
 	for i := range n {
-		if h, ok := hash(i); ok {
+		if h, _, ok := at(i); ok {
 			sink += t.slots[int(h)&mask].hash
 		}
 	}
 	for i := range n {
-		if h, ok := hash(i); ok {
-			if e := t.slots[int(h)&mask].entry; e != nil {
-				sink += uint64(e.keyLen)
+		if h, readsValue, ok := at(i); ok {
+			if s := &t.slots[int(h)&mask]; s.entry != nil && (readsValue || s.keyLen > 8) {
+				sink += uint64(s.entry.keyLen)
 			}
 		}
 	}
@@ -313,6 +356,10 @@ func (t *keyTable) checkSlot(j, start int) {
 	s := t.slots[j]
 	if h := maphash.Bytes(t.seed, s.entry.key()); h != s.hash {
 		panic(fmt.Sprintf("kraft: BUG: keyTable slot %d holds hash %#x, its key hashes to %#x", j, s.hash, h))
+	}
+	if s.keyLen != s.entry.keyLen || s.valueLen != s.entry.valueLen || s.prefix != keyPrefix(s.entry.key()) {
+		panic(fmt.Sprintf("kraft: BUG: keyTable slot %d holds lengths %d/%d and prefix %#x, its entry %d/%d and %#x",
+			j, s.keyLen, s.valueLen, s.prefix, s.entry.keyLen, s.entry.valueLen, keyPrefix(s.entry.key())))
 	}
 	home := int(s.hash) & mask
 	if (j-home)&mask >= (j-start)&mask {

@@ -297,3 +297,58 @@ func BenchmarkKeyTableGet(b *testing.B) {
 		}
 	})
 }
+
+// Keys that a slot's length and 8-byte prefix alone do not tell apart
+// (zero bytes at the end, a shared first 8 bytes) are distinct keys, even
+// when their hashes collide: holds compares the entry for keys longer than
+// 8 bytes, and the length for shorter ones.
+func TestKeyTableKeysAlikeInTheirSlot(t *testing.T) {
+	keys := []string{"", "\x00", "\x00\x00", "ab", "ab\x00", "ab\x00\x00\x00\x00\x00\x00",
+		"abcdefgh", "abcdefgh\x00", "abcdefghi", "abcdefghj", "abcdefghij", "abcdefghik"}
+	tab, model := newKeyTable(0), map[string][]byte{}
+	for i, k := range keys {
+		if _, replaced := tab.set([]byte(k), []byte(fmt.Sprint("v", i))); replaced {
+			t.Fatalf("set(%q) replaced the value of another key", k)
+		}
+		model[k] = []byte(fmt.Sprint("v", i))
+	}
+	checkTableMatches(t, tab, model)
+	for i, k := range keys { // each replaced once: one key each, not two
+		if n, replaced := tab.set([]byte(k), []byte(fmt.Sprint("w", i))); !replaced || n != len(model[k]) {
+			t.Fatalf("second set(%q) = %d %v, want %d true", k, n, replaced, len(model[k]))
+		}
+		model[k] = []byte(fmt.Sprint("w", i))
+	}
+	checkTableMatches(t, tab, model)
+
+	// A hash collision: every pair under one hash.
+	const h = 0x5eed
+	for _, a := range keys {
+		s := newSlot(h, newEntry([]byte(a), nil), keyPrefix([]byte(a)))
+		for _, b := range keys {
+			if got := s.holds(h, keyPrefix([]byte(b)), []byte(b)); got != (a == b) {
+				t.Fatalf("slot of %q holds %q: %v", a, b, got)
+			}
+		}
+	}
+}
+
+// A put of a key of at most 8 bytes replaces its value without reading the
+// old entry: here the old entry is scribbled over first (which nothing
+// else may do), and the put still finds its key in the slot. Longer keys
+// still compare the entry.
+func TestKeyTableShortKeyPutReadsNoEntry(t *testing.T) {
+	tab := newKeyTable(0)
+	key := []byte("8 bytes!")
+	tab.set(key, []byte("old"))
+	i, _ := tab.find(tab.hash(key), key)
+	old := tab.slots[i].entry
+	clear(old.bytes()[entryHeaderBytes:]) // the key's bytes, as the entry holds them
+	old.keyLen, old.valueLen = 0, 0
+	if n, replaced := tab.set(key, []byte("new")); !replaced || n != 3 || tab.len() != 1 {
+		t.Fatalf("set over a scribbled entry = %d %v with %d keys, want 3 true 1", n, replaced, tab.len())
+	}
+	if v, ok := tab.get(key); !ok || string(v) != "new" {
+		t.Fatalf("get = %q %v", v, ok)
+	}
+}
