@@ -127,8 +127,9 @@ func (t *keyTable) get(key []byte) ([]byte, bool) {
 }
 
 // set stores a copy of key and value in a new entry. It returns the length
-// of the value it replaced, if there was one. Replacing a value does not
-// read the old entry (nor, for a key of at most 8 bytes, find).
+// of the value it replaced, if there was one. The old value's length comes
+// from the slot, and for a key of at most 8 bytes so does the match, so
+// replacing a value reads the old entry only for a longer key.
 func (t *keyTable) set(key, value []byte) (oldValueLen int, replaced bool) {
 	h, p := maphash.Bytes(t.seed, key), keyPrefix(key)
 	i, ok := t.findPrefixed(h, p, key)
