@@ -60,14 +60,17 @@ type slot struct {
 	prefix           uint64       // keyPrefix of the entry's key
 }
 
-// keyPrefix returns key's first 8 bytes (zero-padded) as one word. With
-// the length it decides equality for keys of at most 8 bytes, and tells
-// most other unequal keys apart, without reading an entry.
+// slotPrefixBytes is how many of a key's first bytes its slot holds.
+const slotPrefixBytes = 8
+
+// keyPrefix returns key's first slotPrefixBytes bytes (zero-padded) as one
+// word. With the length it decides equality for keys no longer than that,
+// and tells most other unequal keys apart, without reading an entry.
 func keyPrefix(key []byte) uint64 {
-	if len(key) >= 8 {
+	if len(key) >= slotPrefixBytes {
 		return binary.LittleEndian.Uint64(key)
 	}
-	var b [8]byte
+	var b [slotPrefixBytes]byte
 	copy(b[:], key)
 	return binary.LittleEndian.Uint64(b[:])
 }
@@ -79,7 +82,7 @@ func (s *slot) holds(h, p uint64, key []byte) bool {
 	if s.hash != h || s.keyLen != uint32(len(key)) || s.prefix != p {
 		return false
 	}
-	return len(key) <= 8 || bytes.Equal(s.entry.key()[8:], key[8:])
+	return len(key) <= slotPrefixBytes || bytes.Equal(s.entry.key()[slotPrefixBytes:], key[slotPrefixBytes:])
 }
 
 func newSlot(h uint64, e *entryHeader, prefix uint64) slot {
@@ -138,6 +141,9 @@ func (t *keyTable) set(key, value []byte) (oldValueLen int, replaced bool) {
 		s := &t.slots[i]
 		oldValueLen = int(s.valueLen)
 		s.entry, s.valueLen = e, e.valueLen
+		if invariants {
+			t.checkRun(i)
+		}
 		return oldValueLen, true
 	}
 	if (t.count+1)*keyTableLoadMaxDenominator > len(t.slots)*keyTableLoadMaxNumerator {
@@ -316,7 +322,7 @@ func (t *keyTable) warm(n int, at func(i int) (h uint64, readsValue, ok bool)) u
 	}
 	for i := range n {
 		if h, readsValue, ok := at(i); ok {
-			if s := &t.slots[int(h)&mask]; s.entry != nil && (readsValue || s.keyLen > 8) {
+			if s := &t.slots[int(h)&mask]; s.entry != nil && (readsValue || s.keyLen > slotPrefixBytes) {
 				sink += uint64(s.entry.keyLen)
 			}
 		}
