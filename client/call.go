@@ -456,7 +456,7 @@ func (c *Client) numberLocked(req *wire.ClientRequest, write bool) *session {
 	s := c.sess
 	if write {
 		s.ordinals++
-		s.writes[req.Seq] = s.ordinals
+		s.writes.put(req.Seq, s.ordinals)
 	}
 	return s
 }

@@ -44,11 +44,11 @@ type conn struct {
 	stats *stats // the Client's; nil in a conn that never carried a request
 
 	mu      sync.Mutex
-	pending map[uint64]*call // nil once failed
-	wbuf    []byte           // frames the writer has not taken yet
-	err     error            // why the connection died; nil while alive
-	sweeper *time.Timer      // runs sweep; armed for sweepAt
-	sweepAt time.Time        // zero: sweeper not armed
+	pending seqTable[*call] // emptied by fail
+	wbuf    []byte          // frames the writer has not taken yet
+	err     error           // why the connection died; nil while alive
+	sweeper *time.Timer     // runs sweep; armed for sweepAt
+	sweepAt time.Time       // zero: sweeper not armed
 
 	wake chan struct{} // cap 1: wbuf has data
 	dead chan struct{} // closed by fail
@@ -93,12 +93,11 @@ func dialConn(ctx context.Context, cfg *Config, addr string) (*conn, error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	cn := &conn{
-		addr:    addr,
-		nc:      sc,
-		cfg:     cfg,
-		pending: make(map[uint64]*call),
-		wake:    make(chan struct{}, 1),
-		dead:    make(chan struct{}),
+		addr: addr,
+		nc:   sc,
+		cfg:  cfg,
+		wake: make(chan struct{}, 1),
+		dead: make(chan struct{}),
 	}
 	cn.sweeper = time.AfterFunc(time.Hour, cn.sweep)
 	cn.sweeper.Stop()
@@ -207,7 +206,7 @@ func (cn *conn) send(c *call, req *wire.ClientRequest) error {
 		cn.mu.Unlock()
 		return err
 	}
-	cn.pending[req.Seq] = c
+	cn.pending.put(req.Seq, c)
 	if at := earlier(c.attemptEnd, c.deadline); cn.sweepAt.IsZero() || at.Before(cn.sweepAt) {
 		cn.sweepAt = at
 		cn.sweeper.Reset(time.Until(at))
@@ -230,10 +229,10 @@ func (cn *conn) send(c *call, req *wire.ClientRequest) error {
 func (cn *conn) forget(seq uint64, c *call) bool {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
-	if cn.pending[seq] != c {
+	if p, ok := cn.pending.get(seq); !ok || p != c {
 		return false
 	}
-	delete(cn.pending, seq)
+	cn.pending.remove(seq)
 	return true
 }
 
@@ -252,20 +251,21 @@ func (cn *conn) sweep() {
 	}
 	var expired, timedOut []*call
 	var next time.Time
-	for seq, c := range cn.pending {
+	cn.pending.each(func(seq uint64, c *call) bool {
 		switch {
 		case !now.Before(c.deadline):
 			expired = append(expired, c)
-			delete(cn.pending, seq)
+			cn.pending.remove(seq)
 		case !now.Before(c.attemptEnd):
 			timedOut = append(timedOut, c)
-			delete(cn.pending, seq)
+			cn.pending.remove(seq)
 		default:
 			if at := earlier(c.attemptEnd, c.deadline); next.IsZero() || at.Before(next) {
 				next = at
 			}
 		}
-	}
+		return true
+	})
 	cn.sweepAt = next
 	if !next.IsZero() && len(timedOut) == 0 {
 		cn.sweeper.Reset(next.Sub(now))
@@ -311,15 +311,16 @@ func (cn *conn) fail(err error) {
 	}
 	cn.err = err
 	pending := cn.pending
-	cn.pending = nil
+	cn.pending = seqTable[*call]{}
 	cn.wbuf = nil
 	cn.sweeper.Stop()
 	close(cn.dead)
 	cn.mu.Unlock()
 	_ = cn.nc.Close()
-	for _, c := range pending {
+	pending.each(func(_ uint64, c *call) bool {
 		c.complete(nil, err)
-	}
+		return true
+	})
 }
 
 // writeLoop flushes wbuf until the connection dies. Swapping wbuf with a
@@ -407,12 +408,9 @@ func (cn *conn) readLoop() {
 // belongs to a call that gave up (context ended): dropped.
 func (cn *conn) deliver(r *wire.ClientResponse) {
 	cn.mu.Lock()
-	c := cn.pending[r.Seq]
-	if c != nil {
-		delete(cn.pending, r.Seq)
-	}
+	c, ok := cn.pending.remove(r.Seq)
 	cn.mu.Unlock()
-	if c == nil {
+	if !ok {
 		return
 	}
 	c.complete(r, nil)

@@ -15,7 +15,7 @@ type session struct {
 	established bool
 	// writes maps the seq of each write in progress to its ordinal (1 for
 	// the session's first write, and so on).
-	writes map[uint64]uint64
+	writes seqTable[uint64]
 	// low: no write in progress has a seq below it. It only moves up,
 	// so scanning for FirstUnacked is amortized O(1) per seq.
 	low uint64
@@ -31,14 +31,14 @@ func newSession(firstSeq uint64) *session {
 	for id == 0 { // 0 reads as "no client" in logs
 		id = rand.Uint64()
 	}
-	return &session{id: id, writes: make(map[uint64]uint64), low: firstSeq}
+	return &session{id: id, low: firstSeq}
 }
 
 // firstUnacked returns the lowest seq this session still waits for, as
 // seen by a request numbered seq (never above seq, as the wire requires).
 func (s *session) firstUnacked(seq uint64) uint64 {
 	for s.low < seq {
-		if _, waiting := s.writes[s.low]; waiting {
+		if _, waiting := s.writes.get(s.low); waiting {
 			break
 		}
 		s.low++
@@ -54,17 +54,18 @@ func (s *session) firstUnacked(seq uint64) uint64 {
 // still in progress could find its seq forgotten and be refused. nextSeq
 // is the next seq the client will assign.
 func (s *session) windowOpen(nextSeq uint64, window int) bool {
-	if len(s.writes) == 0 {
+	if s.writes.len() == 0 {
 		return true
 	}
 	oldest := s.firstUnacked(nextSeq) // the oldest write in progress
-	return s.ordinals+1-s.writes[oldest] < uint64(window)
+	ordinal, _ := s.writes.get(oldest)
+	return s.ordinals+1-ordinal < uint64(window)
 }
 
 // endLocked unregisters the write numbered seq and wakes the writes
 // waiting for the window. Client.mu must be held.
 func (s *session) endLocked(seq uint64) {
-	delete(s.writes, seq)
+	s.writes.remove(seq)
 	if s.freed != nil {
 		close(s.freed)
 		s.freed = nil
