@@ -62,7 +62,7 @@ const (
 	// DefaultSyncInterval is FsyncBatch's period.
 	DefaultSyncInterval = 10 * time.Millisecond
 	// DefaultZeroFillPause is ZeroFillPause's default.
-	DefaultZeroFillPause = 15 * time.Millisecond
+	DefaultZeroFillPause = time.Millisecond
 	// DefaultSnapshotsRetained is how many snapshot files SaveSnapshot
 	// keeps (the newest ones).
 	DefaultSnapshotsRetained = 2
@@ -82,11 +82,11 @@ type Options struct {
 	// exists for those benchmarks.
 	FallocateOnly bool
 	// ZeroFillPause spaces a segment's zero-fill on a real file system: the
-	// preparer waits this long after each 4 MiB of zeros, so that its writes
-	// (64 MiB in a burst otherwise) leave the device to the log's syncs in
-	// between. It never holds up the log: while an append waits for the
+	// preparer waits this long after each 256 KiB of zeros (the default
+	// paces a 64 MiB segment over ~0.3 s), so that its writes (64 MiB in a
+	// burst otherwise) leave the device to the log's syncs in between. It never holds up the log: while an append waits for the
 	// segment, the rest goes without pauses. 0: DefaultZeroFillPause;
-	// negative: no pauses. (perf/results/speedups.md, item 33.)
+	// negative: no pauses. (perf/results/speedups.md, items 33 and 50.)
 	ZeroFillPause time.Duration
 	// SnapshotDir holds snapshot-<index>-<term>.dat files.
 	SnapshotDir       string

@@ -138,7 +138,7 @@ func TestPaddedWritesChangeNoOtherByte(t *testing.T) {
 // The preparer spaces a segment's zeros on a real file system while nobody
 // waits for the segment, and stops pausing as soon as an append does.
 func TestZeroFillPausesOnlyWhileNobodyWaits(t *testing.T) {
-	const pause = 2 * time.Second // 4 steps of 4 MiB: 6 s of pauses if paced
+	const pause = 2 * time.Second // 64 steps of 256 KiB: 126 s of pauses if paced
 	t0 := time.Now()
 	w := mustOpen(t, t.TempDir(), Options{SegmentSizeBytes: 16 << 20, ZeroFillPause: pause})
 	defer w.Close()
