@@ -42,6 +42,33 @@ type SyscallProfile struct {
 	OnCPU      time.Duration // all the threads' CPU time
 	InSyscalls time.Duration // the part of it between a syscall's entry and exit
 	BySyscall  []SyscallStat // most CPU first
+	// ByThread: each traced thread's time on and off the CPU, by the
+	// state the kernel switched it out in.
+	ByThread map[int]*ThreadSched
+}
+
+// ThreadSched is one thread's scheduling in a trace. Off-CPU time runs
+// from the switch that takes the thread off the CPU to the one that puts it
+// back, and is filed under the state it left in: D, an uninterruptible wait
+// (on a disk: a thread blocked in fdatasync waits here, and in a process
+// with one Go scheduler so does every goroutine); S, a sleep it chose
+// (epoll_wait, futex, nanosleep); R, preempted while runnable.
+type ThreadSched struct {
+	OnCPU      time.Duration
+	OffD       time.Duration
+	OffS       time.Duration
+	OffR       time.Duration
+	SwitchOuts int
+}
+
+// ProcessSched sums a process's threads; Busiest is its thread with the
+// most switches (in a Go process, usually the runtime's sysmon).
+type ProcessSched struct {
+	PID        int
+	Threads    int // threads that ran
+	Sched      ThreadSched
+	Busiest    int
+	BusiestRun ThreadSched
 }
 
 // syscallNames names the x86-64 system calls a Go server makes most.
@@ -114,9 +141,10 @@ func TraceSyscalls(dir string, tids []int, d time.Duration) ([]byte, error) {
 var traceLine = regexp.MustCompile(`^\s*.+?-(\d+)\s+\[\d+\]\s+\S+\s+(\d+\.\d+):\s+(\w+):\s+(.*)$`)
 
 var (
-	fieldNr   = regexp.MustCompile(`NR (-?\d+)`)
-	fieldPrev = regexp.MustCompile(`prev_pid=(\d+)`)
-	fieldNext = regexp.MustCompile(`next_pid=(\d+)`)
+	fieldNr        = regexp.MustCompile(`NR (-?\d+)`)
+	fieldPrev      = regexp.MustCompile(`prev_pid=(\d+)`)
+	fieldNext      = regexp.MustCompile(`next_pid=(\d+)`)
+	fieldPrevState = regexp.MustCompile(`prev_state=(\S+)`)
 )
 
 // AnalyzeSyscallTrace summarizes a trace of TraceSyscalls for the threads
@@ -133,6 +161,20 @@ func AnalyzeSyscallTrace(r io.Reader, tids []int) (SyscallProfile, error) {
 		on    float64 // on-CPU time inside the syscall so far
 	}
 	onSince := map[int]float64{} // threads on the CPU, since when
+	type offAt struct {
+		t     float64
+		state byte
+	}
+	offSince := map[int]offAt{} // threads switched out, since when and how
+	sched := map[int]*ThreadSched{}
+	schedOf := func(tid int) *ThreadSched {
+		ts := sched[tid]
+		if ts == nil {
+			ts = &ThreadSched{}
+			sched[tid] = ts
+		}
+		return ts
+	}
 	inSys := map[int]*open{}
 	onCPU := map[int]float64{}
 	bySys := map[int]*SyscallStat{}
@@ -166,10 +208,30 @@ func AnalyzeSyscallTrace(r io.Reader, tids []int) (SyscallProfile, error) {
 					o.on += t - o.since
 				}
 			}
+			if traced[prev] {
+				state := byte('?')
+				if sm := fieldPrevState.FindSubmatch(fields); sm != nil {
+					state = sm[1][0]
+				}
+				offSince[prev] = offAt{t, state}
+				schedOf(prev).SwitchOuts++
+			}
 			if traced[next] {
 				onSince[next] = t
 				if o := inSys[next]; o != nil {
 					o.since = t
+				}
+				if off, ok := offSince[next]; ok {
+					delete(offSince, next)
+					ts, d := schedOf(next), seconds(t-off.t)
+					switch off.state {
+					case 'D':
+						ts.OffD += d
+					case 'S':
+						ts.OffS += d
+					case 'R':
+						ts.OffR += d
+					}
 				}
 			}
 			continue
@@ -215,10 +277,12 @@ func AnalyzeSyscallTrace(r io.Reader, tids []int) (SyscallProfile, error) {
 		onCPU[tid] += last - since
 	}
 	p := SyscallProfile{Span: seconds(last - first), InSyscalls: seconds(inSyscalls)}
-	for _, v := range onCPU {
+	for tid, v := range onCPU {
 		p.OnCPU += seconds(v)
+		schedOf(tid).OnCPU = seconds(v)
 	}
 	p.Threads = len(onCPU)
+	p.ByThread = sched
 	for _, s := range bySys {
 		p.BySyscall = append(p.BySyscall, *s)
 	}
@@ -257,22 +321,92 @@ func (p SyscallProfile) WriteTable(w io.Writer) {
 	}
 }
 
+// ByProcess sums ByThread by process (pidOf: thread ID to process ID),
+// in process ID order.
+func (p SyscallProfile) ByProcess(pidOf map[int]int) []ProcessSched {
+	byPID := map[int]*ProcessSched{}
+	for tid, ts := range p.ByThread {
+		pid, ok := pidOf[tid]
+		if !ok {
+			continue
+		}
+		ps := byPID[pid]
+		if ps == nil {
+			ps = &ProcessSched{PID: pid}
+			byPID[pid] = ps
+		}
+		if ts.OnCPU > 0 {
+			ps.Threads++
+		}
+		ps.Sched.OnCPU += ts.OnCPU
+		ps.Sched.OffD += ts.OffD
+		ps.Sched.OffS += ts.OffS
+		ps.Sched.OffR += ts.OffR
+		ps.Sched.SwitchOuts += ts.SwitchOuts
+		if ts.SwitchOuts > ps.BusiestRun.SwitchOuts || ts.SwitchOuts == ps.BusiestRun.SwitchOuts && tid < ps.Busiest {
+			ps.Busiest, ps.BusiestRun = tid, *ts
+		}
+	}
+	out := make([]ProcessSched, 0, len(byPID))
+	for _, ps := range byPID {
+		out = append(out, *ps)
+	}
+	slices.SortFunc(out, func(a, b ProcessSched) int { return cmp.Compare(a.PID, b.PID) })
+	return out
+}
+
+// WriteProcessTable prints ByProcess for people, per second of the trace.
+func (p SyscallProfile) WriteProcessTable(w io.Writer, pidOf map[int]int) {
+	per := func(d time.Duration) string {
+		if p.Span <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0fms", float64(d.Microseconds())/1000/p.Span.Seconds())
+	}
+	rate := func(n int) float64 {
+		if p.Span <= 0 {
+			return 0
+		}
+		return float64(n) / p.Span.Seconds()
+	}
+	fmt.Fprintln(w, "per process, per second: time on the CPU, off it waiting uninterruptibly (D: the disk, e.g. fdatasync), asleep (S), runnable but not running (R); switches off the CPU; the thread with the most switches (a Go runtime's sysmon, when it polls)")
+	fmt.Fprintf(w, "%-8s %7s %8s %8s %8s %8s %10s  %s\n", "pid", "threads", "on CPU", "D", "S", "R", "switches/s", "most switches")
+	for _, ps := range p.ByProcess(pidOf) {
+		fmt.Fprintf(w, "%-8d %7d %8s %8s %8s %8s %10.0f  thread %d: %.0f/s, %s on the CPU\n", ps.PID, ps.Threads,
+			per(ps.Sched.OnCPU), per(ps.Sched.OffD), per(ps.Sched.OffS), per(ps.Sched.OffR), rate(ps.Sched.SwitchOuts),
+			ps.Busiest, rate(ps.BusiestRun.SwitchOuts), per(ps.BusiestRun.OnCPU))
+	}
+}
+
 // ThreadsOf returns the thread IDs of the processes whose command line
 // matches re (not this process's).
 func ThreadsOf(re *regexp.Regexp) ([]int, error) {
+	m, err := ProcessThreadsOf(re)
+	tids := make([]int, 0, len(m))
+	for tid := range m {
+		tids = append(tids, tid)
+	}
+	slices.Sort(tids)
+	return tids, err
+}
+
+// ProcessThreadsOf maps the thread IDs of the processes whose command line
+// matches re (not this process's) to their process IDs.
+func ProcessThreadsOf(re *regexp.Regexp) (map[int]int, error) {
 	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
 	if err != nil {
 		return nil, err
 	}
 	self := os.Getpid()
-	var tids []int
+	tids := map[int]int{}
 	for _, f := range procs {
 		cmd, err := os.ReadFile(f)
 		if err != nil || !re.Match(bytes.ReplaceAll(cmd, []byte{0}, []byte{' '})) {
 			continue
 		}
 		dir := filepath.Dir(f)
-		if pid, _ := strconv.Atoi(filepath.Base(dir)); pid == self {
+		pid, _ := strconv.Atoi(filepath.Base(dir))
+		if pid == self {
 			continue
 		}
 		tasks, err := os.ReadDir(filepath.Join(dir, "task"))
@@ -281,7 +415,7 @@ func ThreadsOf(re *regexp.Regexp) ([]int, error) {
 		}
 		for _, t := range tasks {
 			if id, err := strconv.Atoi(t.Name()); err == nil {
-				tids = append(tids, id)
+				tids[id] = pid
 			}
 		}
 	}

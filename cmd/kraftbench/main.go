@@ -15,8 +15,8 @@
 // "--rate 0,5000" does both), latency (the same with one closed-loop client
 // unless --clients or --rate say otherwise), election, scalability (the
 // throughput runs on fresh local clusters of each --nodes size), and
-// syscalls (where running kraftd processes' CPU goes by system call, from
-// the kernel's trace events; root).
+// syscalls (where running kraftd processes' CPU goes by system call, and
+// each one's time off the CPU by why, from the kernel's trace events; root).
 //
 // With --local (and always for scalability and election) it starts real
 // kraftd processes (--kraftd, default: next to this binary) on 127.0.0.1
@@ -54,7 +54,7 @@ func main() { os.Exit(run(os.Args, os.Stdout, os.Stderr)) }
 
 const usage = `usage: kraftbench [throughput|latency|election|scalability] [flags]
   (no sub-command: throughput)
-       kraftbench syscalls [flags]   (where running kraftds' CPU goes by system call)`
+       kraftbench syscalls [flags]   (where running kraftds' CPU goes by system call, and their waits)`
 
 // options are the parsed flags of every sub-command.
 type options struct {

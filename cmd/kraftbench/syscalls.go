@@ -13,12 +13,14 @@ import (
 )
 
 const syscallsUsage = `usage: kraftbench syscalls [--duration 2s] [--match kraftd] [--tracefs /sys/kernel/tracing]
-  where running processes' CPU goes by system call, from the kernel's trace
-  events (root; it takes over tracefs while it runs; run it beside a load,
-  e.g. a kraftbench throughput run)`
+  where running processes' CPU goes by system call, and how long each
+  process waits off the CPU (on the disk, asleep, preempted), from the
+  kernel's trace events (root; it takes over tracefs while it runs; run it
+  beside a load, e.g. a kraftbench throughput run)`
 
 // runSyscalls traces the threads of the processes matching --match and
-// prints where their CPU went (perf.AnalyzeSyscallTrace).
+// prints where their CPU went (perf.AnalyzeSyscallTrace), then each
+// process's time on and off the CPU (perf.SyscallProfile.ByProcess).
 func runSyscalls(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kraftbench syscalls", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -44,7 +46,11 @@ func runSyscalls(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kraftbench syscalls:", err)
 		return 2
 	}
-	tids, err := perf.ThreadsOf(re)
+	pidOf, err := perf.ProcessThreadsOf(re)
+	tids := make([]int, 0, len(pidOf))
+	for tid := range pidOf {
+		tids = append(tids, tid)
+	}
 	if err == nil && len(tids) == 0 {
 		err = fmt.Errorf("no running process matches %q", *match)
 	}
@@ -62,5 +68,7 @@ func runSyscalls(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	p.WriteTable(stdout)
+	fmt.Fprintln(stdout)
+	p.WriteProcessTable(stdout, pidOf)
 	return 0
 }
