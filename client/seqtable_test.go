@@ -6,10 +6,11 @@ import (
 )
 
 // TestSeqTableMatchesAMap drives a seqTable and a map with the same puts,
-// gets and removes: seqs handed out in order, removed mostly soon and
-// some 40,000 steps later (stragglers: the live seqs then span more than
-// the ring, so the ring grows to its cap and the overflow map is used), re-puts of live
-// seqs, and lookups of seqs never added or already removed.
+// gets and removes: seqs handed out in order, removed mostly soon and some
+// 40,000 steps later (stragglers: the live seqs then span more than the
+// ring, so the ring grows to its cap and the overflow map is used),
+// re-puts of live seqs, and lookups of seqs never added or already
+// removed.
 func TestSeqTableMatchesAMap(t *testing.T) {
 	for _, stride := range []uint64{1, 3, 32} {
 		r := rand.New(rand.NewPCG(stride, 7))

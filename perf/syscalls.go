@@ -369,7 +369,8 @@ func (p SyscallProfile) WriteProcessTable(w io.Writer, pidOf map[int]int) {
 		}
 		return float64(n) / p.Span.Seconds()
 	}
-	fmt.Fprintln(w, "per process, per second: time on the CPU, off it waiting uninterruptibly (D: the disk, e.g. fdatasync), asleep (S), runnable but not running (R); switches off the CPU; the thread with the most switches (a Go runtime's sysmon, when it polls)")
+	fmt.Fprintln(w, "per process, per second: on the CPU; off it waiting uninterruptibly (D: the disk, e.g. fdatasync),")
+	fmt.Fprintln(w, "asleep (S) or runnable but not running (R); switches off the CPU; the thread with the most (a Go runtime's sysmon, when it polls)")
 	fmt.Fprintf(w, "%-8s %7s %8s %8s %8s %8s %10s  %s\n", "pid", "threads", "on CPU", "D", "S", "R", "switches/s", "most switches")
 	for _, ps := range p.ByProcess(pidOf) {
 		fmt.Fprintf(w, "%-8d %7d %8s %8s %8s %8s %10.0f  thread %d: %.0f/s, %s on the CPU\n", ps.PID, ps.Threads,
@@ -378,21 +379,9 @@ func (p SyscallProfile) WriteProcessTable(w io.Writer, pidOf map[int]int) {
 	}
 }
 
-// ThreadsOf returns the thread IDs of the processes whose command line
-// matches re (not this process's).
-func ThreadsOf(re *regexp.Regexp) ([]int, error) {
-	m, err := ProcessThreadsOf(re)
-	tids := make([]int, 0, len(m))
-	for tid := range m {
-		tids = append(tids, tid)
-	}
-	slices.Sort(tids)
-	return tids, err
-}
-
-// ProcessThreadsOf maps the thread IDs of the processes whose command line
+// ThreadsOf maps the thread IDs of the processes whose command line
 // matches re (not this process's) to their process IDs.
-func ProcessThreadsOf(re *regexp.Regexp) (map[int]int, error) {
+func ThreadsOf(re *regexp.Regexp) (map[int]int, error) {
 	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
 	if err != nil {
 		return nil, err

@@ -84,9 +84,10 @@ type Options struct {
 	// ZeroFillPause spaces a segment's zero-fill on a real file system: the
 	// preparer waits this long after each 256 KiB of zeros (the default
 	// paces a 64 MiB segment over ~0.3 s), so that its writes (64 MiB in a
-	// burst otherwise) leave the device to the log's syncs in between. It never holds up the log: while an append waits for the
-	// segment, the rest goes without pauses. 0: DefaultZeroFillPause;
-	// negative: no pauses. (perf/results/speedups.md, items 33 and 50.)
+	// burst otherwise) leave the device to the log's syncs in between. It
+	// never holds up the log: while an append waits for the segment, the
+	// rest goes without pauses. 0: DefaultZeroFillPause; negative: no
+	// pauses. (perf/results/speedups.md, items 33 and 50.)
 	ZeroFillPause time.Duration
 	// SnapshotDir holds snapshot-<index>-<term>.dat files.
 	SnapshotDir       string

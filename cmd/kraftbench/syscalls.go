@@ -46,7 +46,7 @@ func runSyscalls(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "kraftbench syscalls:", err)
 		return 2
 	}
-	pidOf, err := perf.ProcessThreadsOf(re)
+	pidOf, err := perf.ThreadsOf(re)
 	tids := make([]int, 0, len(pidOf))
 	for tid := range pidOf {
 		tids = append(tids, tid)
