@@ -33,11 +33,6 @@ func TestAnalyzeSyscallTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	us := func(n int) time.Duration { return time.Duration(n) * time.Microsecond }
-	near := func(got time.Duration, want int) bool {
-		d := got - us(want)
-		return d > -time.Microsecond/10 && d < time.Microsecond/10
-	}
 	if p.Threads != 1 || !near(p.OnCPU, 360) || !near(p.InSyscalls, 125) || !near(p.Span, 2200) {
 		t.Fatalf("threads %d, on CPU %v (want 360µs), in syscalls %v (want 125µs), span %v (want 2.2ms)", p.Threads, p.OnCPU, p.InSyscalls, p.Span)
 	}
@@ -83,11 +78,6 @@ func TestAnalyzeSyscallTraceByState(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	us := func(n int) time.Duration { return time.Duration(n) * time.Microsecond }
-	near := func(got time.Duration, want int) bool {
-		d := got - us(want)
-		return d > -time.Microsecond/10 && d < time.Microsecond/10
-	}
 	for tid, w := range map[int]struct{ on, d, s, r, outs int }{
 		10: {300, 300, 0, 400, 3}, // its last sleep is still open at the end
 		11: {400, 0, 600, 0, 2},
@@ -116,4 +106,11 @@ func TestAnalyzeSyscallTraceByState(t *testing.T) {
 	if !strings.Contains(out.String(), "273ms") || !strings.Contains(out.String(), "thread 10: ") {
 		t.Errorf("table:\n%s", out.String())
 	}
+}
+
+// near reports whether got is want microseconds, give or take the
+// rounding of the trace's float seconds.
+func near(got time.Duration, want int) bool {
+	d := got - time.Duration(want)*time.Microsecond
+	return d > -time.Microsecond/10 && d < time.Microsecond/10
 }
