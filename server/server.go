@@ -63,6 +63,8 @@ type Server struct {
 	writeToLog, waitForAck, totalCommit, readIndex hist.Histogram
 	answerClock                                    answerClock // the apply goroutine's (answerWrite)
 
+	afterApplyForTest atomic.Pointer[func()] // tests: runs on the apply goroutine after each batch's answers
+
 	restartMu sync.Mutex // serializes reopening the node
 	fatalOnce sync.Once
 	fatalC    chan struct{}

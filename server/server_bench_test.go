@@ -27,7 +27,7 @@ import (
 //
 //	go test ./server -run '^$' -bench ServerWrites -benchmem -count 8
 func BenchmarkServerWrites(b *testing.B) {
-	s := startBenchNode(b)
+	s := startOneNode(b, nil)
 	const conns, inflight, keys = 8, 256, 100_000
 	var cs []*client.Client
 	for range conns {
@@ -76,9 +76,10 @@ func BenchmarkServerWrites(b *testing.B) {
 	}
 }
 
-// startBenchNode starts a one-node cluster on free loopback ports with its
-// data in a temporary directory, and waits until it leads.
-func startBenchNode(b *testing.B) *Server {
+// startOneNode starts a one-node cluster (--fsync-mode none) on free
+// loopback ports with its data in a temporary directory, and waits until it
+// leads; tweak, if not nil, adjusts the configuration first.
+func startOneNode(b testing.TB, tweak func(*Config)) *Server {
 	b.Helper()
 	dir := b.TempDir()
 	cfg := DefaultConfig()
@@ -91,6 +92,9 @@ func startBenchNode(b *testing.B) *Server {
 	cfg.Peers = "1=127.0.0.1:" + strconv.Itoa(cfg.RaftPort)
 	cfg.DataDir, cfg.SnapshotDir = dir+"/data", dir+"/snapshots"
 	cfg.FsyncMode = "none"
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		b.Fatal(err)

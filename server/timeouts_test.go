@@ -1,0 +1,139 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kraftdb/kraft/wire"
+)
+
+// Writes that time out while the apply is stalled race their own late
+// completion, and the writes answered in time are reused for the next
+// requests at once (writePool). Over a raw client connection: every
+// request is answered exactly once, with OK or a timeout, and a write
+// answered OK is in the state machine by the time its answer arrives (a
+// pending write reused while the node still held it would be answered
+// with another entry's outcome, before its own was applied).
+func TestTimedOutWritesAnsweredOnce(t *testing.T) {
+	s := startOneNode(t, func(c *Config) { c.RequestTimeout = 10 * time.Millisecond })
+	var batches atomic.Int64
+	stall := func() {
+		if batches.Add(1)%64 == 0 {
+			time.Sleep(15 * time.Millisecond) // the sweeper times out what waits behind
+		}
+	}
+	s.afterApplyForTest.Store(&stall)
+	defer s.afterApplyForTest.Store(nil)
+
+	c, err := net.Dial("tcp", s.cfg.AdvertisedClientAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := c.Write(wire.AppendHello(nil, wire.Hello{Role: wire.RoleClient, ClusterID: s.cfg.NumericClusterID()})); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReaderSize(c, 1<<16)
+	var hello []byte // the server's Hello
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hello = append(hello, b)
+		if n, err := wire.HelloLen(hello); err != nil {
+			t.Fatal(err)
+		} else if n > 0 && len(hello) == n {
+			break
+		}
+	}
+	readResponse := func() wire.ClientResponse {
+		t.Helper()
+		var head [wire.FrameHeaderSize]byte
+		if _, err := io.ReadFull(r, head[:]); err != nil {
+			t.Fatal(err)
+		}
+		size, err := wire.FrameSize(head[:], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame := append(head[:], make([]byte, size-len(head))...)
+		if _, err := io.ReadFull(r, frame[len(head):]); err != nil {
+			t.Fatal(err)
+		}
+		f, _, err := wire.ParseFrame(frame, 0)
+		if err != nil || f.Type != wire.MsgClientResponse {
+			t.Fatalf("frame %v: %v", f.Type, err)
+		}
+		var resp wire.ClientResponse
+		if err := wire.DecodeClientResponse(f.Body, &resp); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	key := func(seq uint64) []byte { return fmt.Appendf(nil, "k%06d", seq) }
+	value := func(seq uint64) []byte { return fmt.Appendf(nil, "v%06d-%0100d", seq, seq) }
+	put := func(dst []byte, seq, firstUnacked uint64) []byte {
+		return wire.AppendClientRequest(dst, &wire.ClientRequest{ClientID: 77, Seq: seq, FirstUnacked: firstUnacked,
+			NewSession: seq == 1, Op: wire.OpPut, Key: key(seq), Value: value(seq)})
+	}
+	// The session first, on its own.
+	if _, err := c.Write(put(nil, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if resp := readResponse(); resp.Seq != 1 || resp.Status != wire.StatusOK {
+		t.Fatalf("opening the session: seq %d status %v %q", resp.Seq, resp.Status, resp.Error)
+	}
+
+	const total, window = 6000, 256
+	answers := make([]int, total+2)
+	var ok, timedOut int
+	next, oldest := uint64(2), uint64(2) // next to send; every seq below oldest is answered
+	outstanding := 0
+	var buf []byte
+	for oldest <= total+1 {
+		buf = buf[:0]
+		for outstanding < window && next <= total+1 {
+			buf = put(buf, next, oldest)
+			next++
+			outstanding++
+		}
+		if len(buf) > 0 {
+			if _, err := c.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp := readResponse()
+		if resp.Seq < 2 || resp.Seq > total+1 {
+			t.Fatalf("answer for seq %d, never sent", resp.Seq)
+		}
+		if answers[resp.Seq]++; answers[resp.Seq] > 1 {
+			t.Fatalf("seq %d answered twice (now %v %q)", resp.Seq, resp.Status, resp.Error)
+		}
+		outstanding--
+		switch resp.Status {
+		case wire.StatusOK:
+			ok++
+			if v, found := s.kv().Get(key(resp.Seq)); !found || string(v) != string(value(resp.Seq)) {
+				t.Fatalf("seq %d answered OK before its write was applied (found %v)", resp.Seq, found)
+			}
+		case wire.StatusTimeout:
+			timedOut++
+		default:
+			t.Fatalf("seq %d: status %v %q", resp.Seq, resp.Status, resp.Error)
+		}
+		for oldest <= total+1 && answers[oldest] > 0 {
+			oldest++
+		}
+	}
+	t.Logf("%d writes: %d answered OK, %d timed out; %d applied batches", total, ok, timedOut, batches.Load())
+	if ok == 0 || timedOut == 0 {
+		t.Fatalf("%d OK, %d timed out: the test needs both to race", ok, timedOut)
+	}
+}
