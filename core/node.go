@@ -52,8 +52,13 @@ type Node struct {
 	readC  chan *readWaiter
 	ctlC   chan func(r *Raft)
 	applyC chan applyTask
-	stopC  chan struct{}
-	wg     sync.WaitGroup
+	// waiterBufs carries applied tasks' waiter slices back from the apply
+	// goroutine to the loop, so that a batch's waiters are gathered
+	// without growing a fresh slice from nothing (~9 allocations per
+	// batch of a few hundred writes).
+	waiterBufs chan []*proposal
+	stopC      chan struct{}
+	wg         sync.WaitGroup
 
 	stopOnce sync.Once
 	fatalErr atomic.Pointer[error]
@@ -212,6 +217,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		readC:      make(chan *readWaiter, cfg.ProposalQueueLen),
 		ctlC:       make(chan func(*Raft), 16),
 		applyC:     make(chan applyTask, 64),
+		waiterBufs: make(chan []*proposal, 8),
 		stopC:      make(chan struct{}),
 		reads:      make(map[uint64]*readWaiter),
 		appliedSig: make(chan struct{}),
@@ -1242,6 +1248,10 @@ func (n *Node) handleReady(rd *Ready) (membershipMayChange bool, err error) {
 	}
 	if len(rd.CommittedEntries) > 0 || rd.Snapshot != nil {
 		task := applyTask{entries: rd.CommittedEntries, snapshot: rd.Snapshot}
+		select {
+		case task.waiters = <-n.waiterBufs:
+		default:
+		}
 		it := wire.NewEntryIter(rd.CommittedEntries)
 		var first, last uint64
 		for e, _, ok := it.Next(); ok; e, _, ok = it.Next() {

@@ -147,6 +147,13 @@ func (n *Node) apply(a *applier, task applyTask) error {
 			p.finish(sm.Result{}, ErrProposalDropped)
 		}
 	}
+	if cap(task.waiters) > 0 {
+		clear(task.waiters)
+		select {
+		case n.waiterBufs <- task.waiters[:0]:
+		default:
+		}
+	}
 	clear(res)
 	n.publishApplied(a.lastApplied)
 	if len(task.waiters) > 0 && n.cfg.AfterApply != nil {
