@@ -200,7 +200,7 @@ func BenchmarkNodeStepAppend(b *testing.B) {
 	for _, reuse := range []bool{true, false} {
 		name := map[bool]string{true: "reuse", false: "fresh"}[reuse]
 		b.Run(name, func(b *testing.B) {
-			n := &Node{recvC: make(chan *inbound, 64), spareC: make(chan *inbound, spareInbound)}
+			n := &Node{recvC: make(chan *inbound, 64), spareC: make(chan *inbound, spareInbound), smallC: make(chan *inbound, spareSmallInbound)}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)

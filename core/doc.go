@@ -45,9 +45,10 @@
 //  9. Hand rd.CommittedEntries to the apply goroutine, in order; they are
 //     durable locally. Answer rd.ReadStates once the state machine has
 //     applied ReadState.Index.
-//  10. Call Advance(rd): the core may reuse the message slices. Entry bytes
-//     (rd.Entries, rd.CommittedEntries, Append payloads) are immutable and
-//     may be held by the WAL writer and the network for as long as needed.
+//  10. Call Advance(rd): the core may reuse the message and read-state
+//     slices. Entry bytes (rd.Entries, rd.CommittedEntries, Append
+//     payloads) are immutable and may be held by the WAL writer and the
+//     network for as long as needed.
 //  11. Now and then, after applying up to index i, call CreateSnapshot(i,
 //     data) to compact the log; the data is what lagging followers receive.
 //

@@ -48,7 +48,8 @@ type Node struct {
 
 	propC  chan *proposal
 	recvC  chan *inbound
-	spareC chan *inbound // stepped Appends, for Step to reuse (see inbound)
+	spareC chan *inbound // stepped messages with large buffers (Appends), for Step to reuse (see inbound)
+	smallC chan *inbound // stepped messages of at most smallInbound bytes, likewise
 	readC  chan *readWaiter
 	ctlC   chan func(r *Raft)
 	applyC chan applyTask
@@ -214,6 +215,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		propC:      make(chan *proposal, cfg.ProposalQueueLen),
 		recvC:      make(chan *inbound, cfg.InboxLen),
 		spareC:     make(chan *inbound, spareInbound),
+		smallC:     make(chan *inbound, spareSmallInbound),
 		readC:      make(chan *readWaiter, cfg.ProposalQueueLen),
 		ctlC:       make(chan func(*Raft), 16),
 		applyC:     make(chan applyTask, 64),
@@ -346,14 +348,19 @@ func countRecords(b []byte) int {
 // refers to (the caller's buffer is reused) and never blocks: when the
 // inbox is full the message is dropped, as a lossy network would.
 func (n *Node) Step(m *wire.Message) {
+	spares := n.spareC
+	size := len(m.Entries) + len(m.Meta) + len(m.Data)
+	if size <= smallInbound {
+		spares = n.smallC
+	}
 	var in *inbound
 	select {
-	case in = <-n.spareC:
+	case in = <-spares:
 	default:
 		in = new(inbound)
 	}
 	in.m = *m
-	if size := len(m.Entries) + len(m.Meta) + len(m.Data); size > 0 {
+	if size > 0 {
 		buf := in.buf[:0]
 		if cap(buf) < size {
 			buf = make([]byte, 0, size)
@@ -387,11 +394,18 @@ type inbound struct {
 	buf []byte // holds m's Entries, Meta and Data
 }
 
-// spareInbound and maxSpareInbound bound what the spares hold: a few
-// Appends' worth, none larger than a usual batch.
+// spareInbound and maxSpareInbound bound what the spares of large
+// messages hold: a few Appends' worth, none larger than a usual batch.
+// Small messages (heartbeats, acknowledgements, forwarded read requests and
+// their answers) have spares of their own, many more of them: under a read
+// load a leader steps hundreds between two turns of its loop, and with 16
+// spares shared with the Appends it allocated an inbound for most of them
+// (perf/results/speedups.md, item 55).
 const (
-	spareInbound    = 16
-	maxSpareInbound = 1 << 20
+	spareInbound      = 16
+	maxSpareInbound   = 1 << 20
+	smallInbound      = 4 << 10
+	spareSmallInbound = 512
 )
 
 // reuse offers a stepped message's inbound to Step, unless its buffer is
@@ -402,8 +416,12 @@ func (n *Node) reuse(in *inbound) {
 	}
 	in.m = wire.Message{}
 	poisonInbound(in.buf[:cap(in.buf)])
+	spares := n.spareC
+	if cap(in.buf) <= smallInbound {
+		spares = n.smallC
+	}
 	select {
-	case n.spareC <- in:
+	case spares <- in:
 	default:
 	}
 }

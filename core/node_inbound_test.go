@@ -14,7 +14,7 @@ import (
 // new buffer. The loop here runs two messages behind Step, as it does
 // under load; the copies must still hold what was sent.
 func TestStepReusesInboundsOfEveryKind(t *testing.T) {
-	n := &Node{recvC: make(chan *inbound, 64), spareC: make(chan *inbound, spareInbound)}
+	n := &Node{recvC: make(chan *inbound, 64), spareC: make(chan *inbound, spareInbound), smallC: make(chan *inbound, spareSmallInbound)}
 	fill := func(size int, b byte) []byte { return bytes.Repeat([]byte{b}, size) }
 	msgs := []wire.Message{
 		{Type: wire.MsgAppend, Index: 1, Entries: fill(8<<10, 'a')},
@@ -49,11 +49,36 @@ func TestStepReusesInboundsOfEveryKind(t *testing.T) {
 	if next != steps {
 		t.Fatalf("the loop took %d of %d messages", next, steps)
 	}
-	// At most four inbounds are out at once (three queued, one stepping),
-	// and each grows its buffer at most three times (100 B, 4 KiB + 9 B,
+	// At most four inbounds are out at once (three queued, one stepping)
+	// from each of the two spare sets (small messages, large ones), and
+	// each grows its buffer at most three times (100 B, 4 KiB + 9 B,
 	// 8 KiB).
-	if len(inbounds) > 4 || len(bufs) > 12 {
+	if len(inbounds) > 8 || len(bufs) > 12 {
 		t.Fatalf("%d messages used %d inbounds and %d buffers; spares are being lost", steps, len(inbounds), len(bufs))
 	}
 	t.Logf("%d messages: %d inbounds, %d buffers", steps, len(inbounds), len(bufs))
+}
+
+// Under a read load a leader steps hundreds of small messages (forwarded
+// read requests, heartbeat answers) between two turns of its loop. Their
+// inbounds come back for the next burst: bursts of 300 reuse the first
+// burst's, while an Append's large buffer keeps its own spare.
+func TestStepReusesInboundsOfSmallBursts(t *testing.T) {
+	n := &Node{recvC: make(chan *inbound, 1024), spareC: make(chan *inbound, spareInbound), smallC: make(chan *inbound, spareSmallInbound)}
+	inbounds := map[*inbound]bool{}
+	const burst, bursts = 300, 10
+	for range bursts {
+		n.Step(&wire.Message{Type: wire.MsgAppend, Entries: make([]byte, 64<<10)})
+		for i := range burst {
+			n.Step(&wire.Message{Type: wire.MsgReadIndex, Context: uint64(i)})
+		}
+		for len(n.recvC) > 0 {
+			in := <-n.recvC
+			inbounds[in] = true
+			n.reuse(in)
+		}
+	}
+	if len(inbounds) > burst+1 {
+		t.Fatalf("%d bursts of %d small messages and an Append used %d inbounds, want at most %d", bursts, burst, len(inbounds), burst+1)
+	}
 }

@@ -116,6 +116,7 @@ type Raft struct {
 	scratch     []uint64
 	recycleMsgs []wire.Message
 	recycleAft  []wire.Message
+	recycleRS   []ReadState // rd.ReadStates back from Advance
 }
 
 type confAt struct {

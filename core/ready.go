@@ -110,7 +110,7 @@ func (r *Raft) Ready() Ready {
 	rd.Messages, r.msgs = r.msgs, r.recycleMsgs
 	rd.MessagesAfterPersist, r.msgsAfter = r.msgsAfter, r.recycleAft
 	r.recycleMsgs, r.recycleAft = nil, nil
-	rd.ReadStates, r.readStates = r.readStates, nil
+	rd.ReadStates, r.readStates, r.recycleRS = r.readStates, r.recycleRS, nil
 	r.checkInvariants()
 	return rd
 }
@@ -124,10 +124,12 @@ func (r *Raft) ReleaseThrough(i uint64) {
 	r.log.released = max(r.log.released, i)
 }
 
-// Advance tells the core that the driver is done with rd's message slices.
+// Advance tells the core that the driver is done with rd's message and
+// read-state slices.
 func (r *Raft) Advance(rd Ready) {
 	r.recycleMsgs = rd.Messages[:0]
 	r.recycleAft = rd.MessagesAfterPersist[:0]
+	r.recycleRS = rd.ReadStates[:0]
 	r.log.evict(r.cacheNeed())
 }
 
