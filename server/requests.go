@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -164,7 +165,9 @@ func (c *answerClock) read() time.Time {
 // from the state machine once it is applied. A stale read is answered at
 // once from what is applied.
 func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consistency wire.Consistency) {
-	r := &readRequest{pendingRequest: pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, start: c.ReceivedAt()}, s: s}
+	r := readPool.Get().(*readRequest)
+	r.pendingRequest = pendingRequest{c: c, seq: req.Seq, op: req.Op, consistency: req.Consistency, start: c.ReceivedAt()}
+	r.s = s
 	w := &r.pendingRequest
 	if len(req.Key) <= len(r.keyBuf) {
 		w.key = append(r.keyBuf[:0], req.Key...)
@@ -172,7 +175,7 @@ func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consist
 		w.key = append([]byte(nil), req.Key...)
 	}
 	if consistency == wire.ReadStale {
-		s.answerRead(w, s.n().Applied(), nil)
+		s.answerRead(r, s.n().Applied(), nil)
 		return
 	}
 	s.deadlines.add(w)
@@ -180,22 +183,34 @@ func (s *Server) serveRead(c *netio.ClientConn, req *wire.ClientRequest, consist
 		if errors.Is(err, core.ErrQueueFull) {
 			err = fmt.Errorf("%w (%w)", core.ErrTooManyPending, err)
 		}
-		s.finishRead(w, 0, err)
+		s.finishRead(r, 0, err)
 	}
 }
 
 // readRequest is a pending read, the node's ReadCompleter for it, and room
 // for a usual key: one allocation per read instead of three (state, key
-// copy, callback closure).
+// copy, callback closure), and none once readPool has some: a read
+// answered by its callback goes back at once, as a write does (item 52 of
+// perf/results/speedups.md); one that timed out is left to the garbage
+// collector, since the node may still hold it.
 type readRequest struct {
 	pendingRequest
 	s      *Server
 	keyBuf [48]byte
 }
 
-// ReadDone implements core.ReadCompleter.
+var readPool = sync.Pool{New: func() any { return new(readRequest) }}
+
+// ReadDone implements core.ReadCompleter. The node lets go of r when it
+// returns.
 func (r *readRequest) ReadDone(index uint64, err error) {
-	r.s.finishRead(&r.pendingRequest, index, err)
+	r.s.finishRead(r, index, err)
+}
+
+// recycle returns a read that its caller claimed and answered.
+func (r *readRequest) recycle() {
+	r.pendingRequest, r.s = pendingRequest{}, nil
+	readPool.Put(r)
 }
 
 // finishRead runs on the node's goroutines (ReadAsync's callback). A
@@ -203,56 +218,76 @@ func (r *readRequest) ReadDone(index uint64, err error) {
 // has run the batch's callbacks (NodeConfig.AfterReads); an error is
 // answered from a goroutine of its own (its classification may ask the
 // node for its status).
-func (s *Server) finishRead(w *pendingRequest, index uint64, err error) {
+func (s *Server) finishRead(r *readRequest, index uint64, err error) {
 	if err != nil {
-		go s.answerRead(w, 0, err)
+		go s.answerRead(r, 0, err)
 		return
 	}
-	w.index = index
+	r.index = index
 	s.readsMu.Lock()
-	s.readsReady = append(s.readsReady, w)
+	s.readsReady = append(s.readsReady, r)
 	s.readsMu.Unlock()
 }
+
+// readScratch is what answering a batch of reads needs besides the reads.
+// Two goroutines may answer batches at once (NodeConfig.AfterReads runs on
+// the loop and on the read-callback goroutine), so each takes its own from
+// readScratchPool; its batch slice becomes readsReady's next array.
+type readScratch struct {
+	batch  []*readRequest
+	keys   [][]byte
+	values [][]byte
+	found  []bool
+}
+
+var readScratchPool = sync.Pool{New: func() any { return new(readScratch) }}
 
 // answerReads serves the reads gathered in readsReady together: one
 // KV.GetMany (one read lock, the keys' cache misses overlapped) instead of
 // a Get per read.
 func (s *Server) answerReads() {
+	sc := readScratchPool.Get().(*readScratch)
 	s.readsMu.Lock()
-	batch := s.readsReady
-	s.readsReady = nil
+	sc.batch, s.readsReady = s.readsReady, sc.batch[:0]
 	s.readsMu.Unlock()
-	if len(batch) == 0 {
-		return
+	if n := len(sc.batch); n > 0 {
+		sc.keys = slices.Grow(sc.keys[:0], n)[:n]
+		sc.values = slices.Grow(sc.values[:0], n)[:n]
+		sc.found = slices.Grow(sc.found[:0], n)[:n]
+		for i, r := range sc.batch {
+			sc.keys[i] = r.key
+		}
+		s.kv().GetMany(sc.keys, sc.values, sc.found)
+		for i, r := range sc.batch {
+			s.respondRead(r, sc.values[i], sc.found[i], &s.readAnswers)
+		}
+		s.readAnswers.Flush()
+		clear(sc.batch)
+		clear(sc.keys)
+		clear(sc.values) // they alias the KV's entries
 	}
-	keys := make([][]byte, len(batch))
-	for i, w := range batch {
-		keys[i] = w.key
-	}
-	values, found := make([][]byte, len(batch)), make([]bool, len(batch))
-	s.kv().GetMany(keys, values, found)
-	for i, w := range batch {
-		s.respondRead(w, values[i], found[i], &s.readAnswers)
-	}
-	s.readAnswers.Flush()
+	readScratchPool.Put(sc)
 }
 
 // answerRead answers one read: with err, or from the state machine.
-func (s *Server) answerRead(w *pendingRequest, index uint64, err error) {
+func (s *Server) answerRead(r *readRequest, index uint64, err error) {
 	if err != nil {
-		if s.deadlines.claim(w) {
-			s.respondReadError(w, err)
+		if s.deadlines.claim(&r.pendingRequest) {
+			s.respondReadError(&r.pendingRequest, err)
+			r.recycle()
 		}
 		return
 	}
-	w.index = index
-	v, ok := s.kv().Get(w.key)
-	s.respondRead(w, v, ok, nil)
+	r.index = index
+	v, ok := s.kv().Get(r.key)
+	s.respondRead(r, v, ok, nil)
 }
 
-// respondRead answers a read served at w.index with value (found or not),
-// held in batch (nil: written at once).
-func (s *Server) respondRead(w *pendingRequest, value []byte, found bool, batch *netio.ResponseBatch) {
+// respondRead answers a read served at r.index with value (found or not),
+// held in batch (nil: written at once), unless the sweeper answered it
+// first, and recycles it.
+func (s *Server) respondRead(r *readRequest, value []byte, found bool, batch *netio.ResponseBatch) {
+	w := &r.pendingRequest
 	if !s.deadlines.claim(w) {
 		return // the sweeper answered first (timeout)
 	}
@@ -268,9 +303,10 @@ func (s *Server) respondRead(w *pendingRequest, value []byte, found bool, batch 
 	s.metrics.request(w.op, resp.Status)
 	if batch != nil {
 		w.c.RespondIn(batch, &resp)
-		return
+	} else {
+		w.c.Respond(&resp)
 	}
-	w.c.Respond(&resp)
+	r.recycle() // the answer is encoded; nothing holds r now
 }
 
 // respondReadError answers a read its caller claimed with err.

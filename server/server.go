@@ -33,7 +33,7 @@ type Server struct {
 	deadlines requestDeadlines // requests in flight, for --request-timeout
 	// readsReady: reads whose index the node confirmed, for answerReads.
 	readsMu    sync.Mutex
-	readsReady []*pendingRequest
+	readsReady []*readRequest
 	log        *slog.Logger
 	logLevel   *slog.LevelVar
 

@@ -12,14 +12,17 @@ import (
 	"github.com/kraftdb/kraft/wire"
 )
 
-// Writes that time out while the apply is stalled race their own late
-// completion, and the writes answered in time are reused for the next
-// requests at once (writePool). Over a raw client connection: every
-// request is answered exactly once, with OK or a timeout, and a write
-// answered OK is in the state machine by the time its answer arrives (a
-// pending write reused while the node still held it would be answered
-// with another entry's outcome, before its own was applied).
-func TestTimedOutWritesAnsweredOnce(t *testing.T) {
+// Writes and reads that time out while the apply is stalled race their
+// own late completion, and the requests answered in time are reused for
+// the next ones at once (writePool, readPool). Over a raw client
+// connection: every request is answered exactly once, with OK or a
+// timeout; a write answered OK is in the state machine by the time its
+// answer arrives (a pending write reused while the node still held it
+// would be answered with another entry's outcome, before its own was
+// applied); a linearizable get of a key written before it was sent
+// returns that key's value (a read reused too early would answer with
+// another read's key).
+func TestTimedOutRequestsAnsweredOnce(t *testing.T) {
 	s := startOneNode(t, func(c *Config) { c.RequestTimeout = 10 * time.Millisecond })
 	var batches atomic.Int64
 	stall := func() {
@@ -83,24 +86,39 @@ func TestTimedOutWritesAnsweredOnce(t *testing.T) {
 		return wire.AppendClientRequest(dst, &wire.ClientRequest{ClientID: 77, Seq: seq, FirstUnacked: firstUnacked,
 			NewSession: seq == 1, Op: wire.OpPut, Key: key(seq), Value: value(seq)})
 	}
-	// The session first, on its own.
-	if _, err := c.Write(put(nil, 1, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if resp := readResponse(); resp.Seq != 1 || resp.Status != wire.StatusOK {
-		t.Fatalf("opening the session: seq %d status %v %q", resp.Seq, resp.Status, resp.Error)
+	// The session first, on its own, retried while it times out (the same
+	// seq: a retry of one that was applied gets its cached answer).
+	for attempt := 1; ; attempt++ {
+		if _, err := c.Write(put(nil, 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		resp := readResponse()
+		if resp.Seq == 1 && resp.Status == wire.StatusOK {
+			break
+		}
+		if resp.Seq != 1 || resp.Status != wire.StatusTimeout || attempt == 50 {
+			t.Fatalf("opening the session, attempt %d: seq %d status %v %q", attempt, resp.Seq, resp.Status, resp.Error)
+		}
 	}
 
 	const total, window = 6000, 256
 	answers := make([]int, total+2)
-	var ok, timedOut int
+	reads := make(map[uint64]uint64) // a get's seq -> the seq whose put it reads
+	var lastPut uint64               // the latest put answered OK
+	var ok, timedOut, readOK, readTimedOut int
 	next, oldest := uint64(2), uint64(2) // next to send; every seq below oldest is answered
 	outstanding := 0
 	var buf []byte
 	for oldest <= total+1 {
 		buf = buf[:0]
 		for outstanding < window && next <= total+1 {
-			buf = put(buf, next, oldest)
+			if next%3 == 0 && lastPut > 0 { // a linearizable get of a key written before it was sent
+				reads[next] = lastPut
+				buf = wire.AppendClientRequest(buf, &wire.ClientRequest{ClientID: 77, Seq: next, FirstUnacked: oldest,
+					Op: wire.OpGet, Consistency: wire.ReadLinearizable, Key: key(lastPut)})
+			} else {
+				buf = put(buf, next, oldest)
+			}
 			next++
 			outstanding++
 		}
@@ -117,23 +135,39 @@ func TestTimedOutWritesAnsweredOnce(t *testing.T) {
 			t.Fatalf("seq %d answered twice (now %v %q)", resp.Seq, resp.Status, resp.Error)
 		}
 		outstanding--
-		switch resp.Status {
-		case wire.StatusOK:
-			ok++
-			if v, found := s.kv().Get(key(resp.Seq)); !found || string(v) != string(value(resp.Seq)) {
-				t.Fatalf("seq %d answered OK before its write was applied (found %v)", resp.Seq, found)
+		if of, isRead := reads[resp.Seq]; isRead {
+			switch resp.Status {
+			case wire.StatusOK:
+				readOK++
+				if string(resp.Value) != string(value(of)) {
+					t.Fatalf("get %d of key %s: value %.12q, want %.12q", resp.Seq, key(of), resp.Value, value(of))
+				}
+			case wire.StatusTimeout:
+				readTimedOut++
+			default:
+				t.Fatalf("get %d of key %s, written before it was sent: status %v %q", resp.Seq, key(of), resp.Status, resp.Error)
 			}
-		case wire.StatusTimeout:
-			timedOut++
-		default:
-			t.Fatalf("seq %d: status %v %q", resp.Seq, resp.Status, resp.Error)
+		} else {
+			switch resp.Status {
+			case wire.StatusOK:
+				ok++
+				if v, found := s.kv().Get(key(resp.Seq)); !found || string(v) != string(value(resp.Seq)) {
+					t.Fatalf("seq %d answered OK before its write was applied (found %v)", resp.Seq, found)
+				}
+				lastPut = max(lastPut, resp.Seq)
+			case wire.StatusTimeout:
+				timedOut++
+			default:
+				t.Fatalf("seq %d: status %v %q", resp.Seq, resp.Status, resp.Error)
+			}
 		}
 		for oldest <= total+1 && answers[oldest] > 0 {
 			oldest++
 		}
 	}
-	t.Logf("%d writes: %d answered OK, %d timed out; %d applied batches", total, ok, timedOut, batches.Load())
-	if ok == 0 || timedOut == 0 {
-		t.Fatalf("%d OK, %d timed out: the test needs both to race", ok, timedOut)
+	t.Logf("%d requests: %d writes answered OK, %d timed out; %d reads answered OK, %d timed out; %d applied batches",
+		total, ok, timedOut, readOK, readTimedOut, batches.Load())
+	if ok == 0 || timedOut == 0 || readOK == 0 || readTimedOut == 0 {
+		t.Fatalf("writes %d OK, %d timed out; reads %d OK, %d timed out: the test needs all four", ok, timedOut, readOK, readTimedOut)
 	}
 }
