@@ -124,7 +124,7 @@ type Trace struct {
 
 func (p *proposal) finish(res sm.Result, err error) {
 	if p.to != nil {
-		p.to.Complete(res, err)
+		p.to.Complete(res, err) // the last use of p: the callee may reuse it (ProposeIn)
 		return
 	}
 	p.res, p.err = res, err
@@ -490,8 +490,9 @@ type Proposal struct{ p proposal }
 // instead of an allocation of its own: per-request state that embeds a
 // Proposal and implements Completer proposes with one allocation, its
 // own (kraftd's pending write does). The node holds p from the call until
-// c.Complete returns, or not at all when ProposeIn returns an error; until
-// then the caller must not use p for another proposal.
+// it calls c.Complete, and never touches p after that call (c.Complete may
+// hand p to be reused at once), or not at all when ProposeIn returns an
+// error; until then the caller must not use p for another proposal.
 func (n *Node) ProposeIn(p *Proposal, cmd []byte, c Completer) error {
 	p.p = proposal{data: cmd, to: c}
 	if trySend(n.propC, &p.p) {

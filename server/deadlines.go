@@ -129,14 +129,3 @@ func (d *requestDeadlines) expired(now time.Time, timeout time.Duration, out []*
 	}
 	return out
 }
-
-// inFlight is how many slots the sweeper has yet to pass (answered
-// requests among them until it does).
-func (d *requestDeadlines) inFlight() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.blocks) == 0 {
-		return 0
-	}
-	return (len(d.blocks)-1)*deadlineBlockSlots + d.tail - d.head
-}

@@ -7,6 +7,17 @@ import (
 	"time"
 )
 
+// inFlight is how many slots the sweeper has yet to pass (answered
+// requests among them until it does).
+func (d *requestDeadlines) inFlight() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.blocks) == 0 {
+		return 0
+	}
+	return (len(d.blocks)-1)*deadlineBlockSlots + d.tail - d.head
+}
+
 // The sweeper hands back exactly the unclaimed requests older than the
 // timeout, in arrival order, claimed for it; claimed ones are passed over
 // and a request is never handed out twice.

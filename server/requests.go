@@ -102,7 +102,7 @@ func (s *Server) answerWrite(w *writeRequest, res sm.Result, err error) {
 	s.respondWrite(&w.pendingRequest, res, err)
 	// Nothing holds w now: the node let go (Complete, or ProposeIn failed),
 	// the sweeper passes over its slot, and the answer is encoded.
-	w.pendingRequest, w.s = pendingRequest{}, nil
+	w.pendingRequest, w.s, w.prop = pendingRequest{}, nil, core.Proposal{} // the proposal may hold a large command
 	writePool.Put(w)
 }
 
