@@ -614,7 +614,9 @@ type ReadCompleter interface {
 }
 
 // ReadTo is ReadAsync reporting to c, as ProposeTo is to ProposeAsync: a
-// server that keeps state per request passes it instead of a closure.
+// server that keeps state per request passes it instead of a closure. The
+// node calls c.ReadDone once and does not use c after that call, so c may
+// be reused from then on (kraftd's pending reads are).
 func (n *Node) ReadTo(consistency wire.Consistency, c ReadCompleter) error {
 	if consistency == wire.ReadStale {
 		c.ReadDone(n.applied.Load(), nil)
