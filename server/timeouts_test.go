@@ -24,10 +24,18 @@ import (
 // another read's key).
 func TestTimedOutRequestsAnsweredOnce(t *testing.T) {
 	s := startOneNode(t, func(c *Config) { c.RequestTimeout = 10 * time.Millisecond })
-	var batches atomic.Int64
+	// Every 25 ms of answering, the apply stalls for 15 ms: the sweeper
+	// times out what waits behind it. By the clock rather than by batch
+	// count, since a slower build (race, invariants) makes fewer, larger
+	// batches.
+	var batches, stalls atomic.Int64
+	lastStall := time.Now() // the apply goroutine's alone
 	stall := func() {
-		if batches.Add(1)%64 == 0 {
-			time.Sleep(15 * time.Millisecond) // the sweeper times out what waits behind
+		batches.Add(1)
+		if time.Since(lastStall) >= 25*time.Millisecond {
+			time.Sleep(15 * time.Millisecond)
+			lastStall = time.Now()
+			stalls.Add(1)
 		}
 	}
 	s.afterApplyForTest.Store(&stall)
@@ -165,8 +173,8 @@ func TestTimedOutRequestsAnsweredOnce(t *testing.T) {
 			oldest++
 		}
 	}
-	t.Logf("%d requests: %d writes answered OK, %d timed out; %d reads answered OK, %d timed out; %d applied batches",
-		total, ok, timedOut, readOK, readTimedOut, batches.Load())
+	t.Logf("%d requests: %d writes answered OK, %d timed out; %d reads answered OK, %d timed out; %d applied batches, %d stalls",
+		total, ok, timedOut, readOK, readTimedOut, batches.Load(), stalls.Load())
 	if ok == 0 || timedOut == 0 || readOK == 0 || readTimedOut == 0 {
 		t.Fatalf("writes %d OK, %d timed out; reads %d OK, %d timed out: the test needs all four", ok, timedOut, readOK, readTimedOut)
 	}
