@@ -37,6 +37,15 @@ func (t *seqTable[V]) put(seq uint64, v V) {
 	if len(t.ring) == 0 {
 		t.ring = make([]seqSlot[V], seqRingMin)
 	}
+	if t.over != nil {
+		// A seq that overflowed stays in the overflow, even once its
+		// ring slot is free: a second copy in the ring would outlive a
+		// remove as a stale entry.
+		if _, ok := t.over[seq]; ok {
+			t.over[seq] = v
+			return
+		}
+	}
 	for {
 		s := &t.ring[seq&uint64(len(t.ring)-1)]
 		switch s.seq {

@@ -110,3 +110,27 @@ func TestSeqTableStaysSmallForFewLiveSeqs(t *testing.T) {
 		t.Fatalf("ring %d, overflow %v, len %d", len(tab.ring), tab.over, tab.len())
 	}
 }
+
+// A seq in the overflow stays there when it is put again after the ring
+// slot that pushed it out was freed: it must not gain a second copy in the
+// ring, which a remove would leave the overflow's stale one behind.
+func TestSeqTableRePutOfAnOverflowSeq(t *testing.T) {
+	var tab seqTable[uint64]
+	a, b := uint64(1), uint64(1+seqRingMax) // the same slot at every ring size
+	tab.put(a, 10)
+	tab.put(b, 20) // grows the ring to its cap, then overflows
+	if tab.over == nil {
+		t.Fatal("the second seq did not overflow")
+	}
+	tab.remove(a)
+	tab.put(b, 21)
+	if tab.len() != 1 {
+		t.Fatalf("len %d after re-putting the only live seq, want 1", tab.len())
+	}
+	if v, ok := tab.remove(b); !ok || v != 21 {
+		t.Fatalf("remove(%d) = %d, %v; want 21, true", b, v, ok)
+	}
+	if v, ok := tab.get(b); ok || tab.len() != 0 {
+		t.Fatalf("after removing %d: get = %d, %v; len %d", b, v, ok, tab.len())
+	}
+}
