@@ -343,7 +343,7 @@ func (p SyscallProfile) ByProcess(pidOf map[int]int) []ProcessSched {
 		ps.Sched.OffS += ts.OffS
 		ps.Sched.OffR += ts.OffR
 		ps.Sched.SwitchOuts += ts.SwitchOuts
-		if ts.SwitchOuts > ps.BusiestRun.SwitchOuts || ts.SwitchOuts == ps.BusiestRun.SwitchOuts && tid < ps.Busiest {
+		if ps.Busiest == 0 || ts.SwitchOuts > ps.BusiestRun.SwitchOuts || ts.SwitchOuts == ps.BusiestRun.SwitchOuts && tid < ps.Busiest {
 			ps.Busiest, ps.BusiestRun = tid, *ts
 		}
 	}

@@ -102,6 +102,11 @@ func (s *Server) answerWrite(w *writeRequest, res sm.Result, err error) {
 	s.respondWrite(&w.pendingRequest, res, err)
 	// Nothing holds w now: the node let go (Complete, or ProposeIn failed),
 	// the sweeper passes over its slot, and the answer is encoded.
+	w.recycle()
+}
+
+// recycle returns a write that its caller claimed and answered.
+func (w *writeRequest) recycle() {
 	w.pendingRequest, w.s, w.prop = pendingRequest{}, nil, core.Proposal{} // the proposal may hold a large command
 	writePool.Put(w)
 }
