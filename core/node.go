@@ -86,6 +86,7 @@ type Node struct {
 	appliedSig chan struct{} // closed and replaced whenever applied advances
 	snapReq    chan chan snapResult
 	snapBusy   atomic.Bool
+	snapDone   chan struct{} // a snapshot's writer finished (capacity 1)
 	lastSnap   atomic.Uint64
 
 	// ReadAsync callbacks waiting for the apply to reach their index, in
@@ -224,6 +225,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		reads:      make(map[uint64]*readWaiter),
 		appliedSig: make(chan struct{}),
 		snapReq:    make(chan chan snapResult, 1),
+		snapDone:   make(chan struct{}, 1),
 		readyKick:  make(chan struct{}, 1),
 		loopDone:   make(chan struct{}),
 	}
@@ -793,7 +795,10 @@ func (n *Node) TransferLeadership(ctx context.Context, id uint64) error {
 	}
 }
 
-// Snapshot takes a snapshot now and returns its index.
+// Snapshot takes a snapshot now and returns its index. If one is being
+// written already (an automatic one), it waits for that one and then takes
+// its own of what was applied meanwhile, so the index it returns covers
+// everything applied when it was called.
 func (n *Node) Snapshot(ctx context.Context) (uint64, error) {
 	res := make(chan snapResult, 1)
 	select {

@@ -10,9 +10,6 @@ import (
 	"github.com/kraftdb/kraft/wire"
 )
 
-// ErrSnapshotInProgress: a snapshot is already being taken.
-var ErrSnapshotInProgress = errors.New("kraft/core: a snapshot is already in progress")
-
 // applier is the apply goroutine's state.
 type applier struct {
 	cmds        []sm.Command
@@ -29,6 +26,9 @@ type applier struct {
 	// armed only while an automatic snapshot waits for it (else nil).
 	snapStarted time.Time
 	snapDue     <-chan time.Time
+	// snapWaiting: Snapshot calls that came while a snapshot was being
+	// written; they get the next one, started when that one is done.
+	snapWaiting []chan snapResult
 }
 
 func (n *Node) runApply() {
@@ -56,11 +56,17 @@ func (n *Node) runApply() {
 				return
 			}
 		case reply := <-n.snapReq:
-			if reply == nil { // an automatic trigger: see whether one is due
-				n.maybeSnapshot(a)
-				continue
-			}
 			n.startSnapshot(a, reply)
+		case <-n.snapDone:
+			if len(a.snapWaiting) > 0 {
+				n.startSnapshot(a, nil)
+			} else {
+				// The threshold may have been crossed again while that
+				// one was written (that trigger was skipped): look now
+				// rather than at the next applied entry, which may never
+				// come.
+				n.maybeSnapshot(a)
+			}
 		case <-a.snapDue:
 			a.snapDue = nil
 			n.maybeSnapshot(a)
@@ -173,12 +179,25 @@ func (n *Node) publishApplied(index uint64) {
 // startSnapshot captures the state machine on the apply goroutine (quick,
 // by the StateMachine contract) and writes it out: on another goroutine
 // while Apply continues, or, with SnapshotOptions.Sync, while the apply
-// goroutine waits. reply, if non-nil, gets the outcome.
+// goroutine waits. reply, if non-nil, gets the outcome; while another
+// snapshot is being written, it waits for the next one (snapWaiting),
+// which the apply goroutine starts once snapDone says that one is done.
 func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 	index, term := a.lastApplied, a.lastTerm
-	answer := func(r snapResult) {
+	if n.snapBusy.Load() {
 		if reply != nil {
-			reply <- r
+			a.snapWaiting = append(a.snapWaiting, reply)
+		}
+		return
+	}
+	replies := a.snapWaiting
+	a.snapWaiting = nil
+	if reply != nil {
+		replies = append(replies, reply)
+	}
+	answer := func(r snapResult) {
+		for _, c := range replies {
+			c <- r // each buffered, each answered once
 		}
 	}
 	if index == 0 || index == n.lastSnap.Load() {
@@ -186,8 +205,7 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 		return
 	}
 	if !n.snapBusy.CompareAndSwap(false, true) {
-		answer(snapResult{err: ErrSnapshotInProgress})
-		return
+		panic("kraft: BUG: a snapshot started outside the apply goroutine")
 	}
 	a.snapStarted = time.Now()
 	job, err := n.captureSnapshot(a, index, term)
@@ -210,14 +228,9 @@ func (n *Node) startSnapshot(a *applier, reply chan snapResult) {
 		}
 		n.snapBusy.Store(false)
 		answer(snapResult{index: idx, err: err})
-		// The threshold may have been crossed again while this one was
-		// written (that trigger was skipped): have the apply goroutine look
-		// now rather than at the next applied entry, which may never come.
-		if t := n.cfg.SnapshotEveryEntries; t > 0 && n.applied.Load()-n.lastSnap.Load() >= t {
-			select {
-			case n.snapReq <- nil:
-			default:
-			}
+		select {
+		case n.snapDone <- struct{}{}:
+		default: // one is pending already
 		}
 	}()
 	if n.cfg.Snapshots.Sync {

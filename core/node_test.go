@@ -253,7 +253,7 @@ func TestNodeSnapshotCatchesUpNewNode(t *testing.T) {
 	var snapIdx uint64
 	for snapIdx < 450 {
 		idx, err := c.leader().Snapshot(sctx)
-		if err != nil && !errors.Is(err, ErrSnapshotInProgress) {
+		if err != nil {
 			t.Fatal(err)
 		}
 		snapIdx = idx
@@ -346,6 +346,102 @@ func TestNodeSnapshotMinInterval(t *testing.T) {
 	}
 	if d := time.Since(start); d > interval/2 {
 		t.Fatalf("requested snapshot took %v: held back by the minimum interval", d)
+	}
+}
+
+// gatedSM holds each snapshot's writing until the test lets it go.
+type gatedSM struct {
+	sm.StateMachine
+	writing chan uint64   // a snapshot's WriteTo started (the SM's applied count then)
+	gate    chan struct{} // each WriteTo waits for one
+	applied atomic.Uint64
+}
+
+func (g *gatedSM) Apply(cmds []sm.Command, res []sm.Result) {
+	g.StateMachine.Apply(cmds, res)
+	g.applied.Add(uint64(len(cmds)))
+}
+
+func (g *gatedSM) Snapshot() (sm.Snapshot, error) {
+	s, err := g.StateMachine.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return gatedSnapshot{s, g}, nil
+}
+
+type gatedSnapshot struct {
+	sm.Snapshot
+	g *gatedSM
+}
+
+func (s gatedSnapshot) WriteTo(w io.Writer) (int64, error) {
+	s.g.writing <- s.g.applied.Load()
+	<-s.g.gate
+	return s.Snapshot.WriteTo(w)
+}
+
+// A Snapshot call while an automatic snapshot is being written waits for
+// it, then gets one of its own covering what was applied when it was made;
+// it is not refused.
+func TestNodeSnapshotWaitsForOneInProgress(t *testing.T) {
+	g := &gatedSM{writing: make(chan uint64, 4), gate: make(chan struct{})}
+	c := newNodeCluster(t)
+	t.Cleanup(func() { close(g.gate) }) // before the nodes close: a held writer must finish
+	c.snapshotEvery = 10
+	c.tweak = func(cfg *NodeConfig) {
+		g.StateMachine = cfg.StateMachine
+		cfg.StateMachine = g
+	}
+	n := c.start(1, []uint64{1})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for i := 0; i < 15; i++ {
+			c.write(fmt.Sprint("k", i), "v")
+		}
+	}()
+	recv := func(what string) {
+		t.Helper()
+		select {
+		case <-g.writing:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s snapshot started", what)
+		}
+	}
+	recv("automatic")
+	<-wrote // applied: the writes go on while the snapshot is held
+	want := n.Applied()
+
+	type result struct {
+		idx uint64
+		err error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			idx, err := n.Snapshot(ctx)
+			results <- result{idx, err}
+		}()
+	}
+	select {
+	case r := <-results:
+		t.Fatalf("Snapshot returned (%d, %v) while another was still being written", r.idx, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	g.gate <- struct{}{} // the automatic one completes
+	recv("requested")
+	g.gate <- struct{}{}
+	for range 2 {
+		r := <-results
+		if r.err != nil || r.idx < want {
+			t.Fatalf("requested snapshot: index %d, error %v; want index >= %d (applied when asked)", r.idx, r.err, want)
+		}
+	}
+	if got := n.LastSnapshotIndex(); got < want {
+		t.Fatalf("LastSnapshotIndex %d, want >= %d", got, want)
 	}
 }
 
