@@ -72,6 +72,9 @@ type LoadConfig struct {
 	// CPUSeconds, if set, is read at the start and the end of the measured
 	// window (the local cluster's CPU time).
 	CPUSeconds func() float64
+	// Disk, if set, is read at the start and the end of the measured
+	// window: the counters of the disk under the cluster's data (DiskOf).
+	Disk func() (DiskCounters, error)
 	// Progress, if set, is called once a second of the measured window.
 	Progress func(Progress)
 }
@@ -117,7 +120,11 @@ type Result struct {
 	// the window (the load generator and its clients, not the processes
 	// it started); negative when not measured.
 	GeneratorCPUSeconds float64
-	Timeline            []Interval
+	// Disk is what the disk under the cluster's data wrote over the window
+	// (the whole device: other writers count too); Device is "" when it
+	// was not measured.
+	Disk     DiskCounters
+	Timeline []Interval
 }
 
 // Throughput is completed operations per second of the window.
@@ -152,6 +159,7 @@ type runner struct {
 	firstErrText              string
 	lat, svc, lag, rlat, wlat *Histogram
 	interval                  atomic.Pointer[Histogram] // the current second's latencies
+	disk                      DiskCounters              // over the window, set by monitor
 }
 
 // Run runs cfg against t and returns what it measured. It fails only when
@@ -183,6 +191,7 @@ func Run(ctx context.Context, t Target, cfg LoadConfig) (*Result, error) {
 	}
 	res := &Result{Elapsed: cfg.Duration, CPUSeconds: -1, GeneratorCPUSeconds: -1}
 	res.Timeline, res.CPUSeconds, res.GeneratorCPUSeconds = r.monitor(ctx)
+	res.Disk = r.disk
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -408,6 +417,13 @@ func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU
 		cpu0 = r.cfg.CPUSeconds()
 	}
 	self0 := SelfCPUSeconds()
+	var disk0 DiskCounters
+	diskOK := false
+	if r.cfg.Disk != nil {
+		var err error
+		disk0, err = r.cfg.Disk()
+		diskOK = err == nil
+	}
 	r.interval.Store(NewHistogram())
 	var (
 		prevOps, prevEr uint64
@@ -436,6 +452,11 @@ func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU
 	selfCPU = -1
 	if self0 >= 0 {
 		selfCPU = SelfCPUSeconds() - self0
+	}
+	if diskOK {
+		if d1, err := r.cfg.Disk(); err == nil {
+			r.disk = d1.since(disk0)
+		}
 	}
 	if cpu0 < 0 {
 		return timeline, -1, selfCPU

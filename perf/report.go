@@ -207,6 +207,13 @@ type Row struct {
 	// kraftbench's own CPU (load generator and clients) over the window.
 	GeneratorCPUSeconds float64 `json:"generator_cpu_s,omitempty"`
 	GeneratorCPUusPerOp float64 `json:"generator_cpu_us_per_op,omitempty"` // GeneratorCPUSeconds / Ops
+	// The disk under the cluster's data over the window (the whole
+	// device's counters, /proc/diskstats): written bytes per operation,
+	// written MB/s and flushes/s.
+	DiskDevice        string  `json:"disk_device,omitempty"`
+	DiskBytesPerOp    float64 `json:"disk_bytes_per_op,omitempty"`
+	DiskMBPerSec      float64 `json:"disk_mb_per_s,omitempty"`
+	DiskFlushesPerSec float64 `json:"disk_flushes_per_s,omitempty"`
 
 	FloorUs
 	// Each latency over the commit floor, and throughput × floor (1.0:
@@ -276,6 +283,12 @@ func NewRow(res *Result, floor Floor) Row {
 		r.GeneratorCPUSeconds = res.GeneratorCPUSeconds
 		r.GeneratorCPUusPerOp = res.GeneratorCPUSeconds * 1e6 / float64(res.Ops)
 	}
+	if d := res.Disk; d.Device != "" && res.Ops > 0 && res.Elapsed > 0 {
+		r.DiskDevice = d.Device
+		r.DiskBytesPerOp = float64(d.BytesWritten) / float64(res.Ops)
+		r.DiskMBPerSec = float64(d.BytesWritten) / 1e6 / res.Elapsed.Seconds()
+		r.DiskFlushesPerSec = float64(d.Flushes) / res.Elapsed.Seconds()
+	}
 	if f := us(floor.CommitFloor()); f > 0 {
 		r.P50xFloor, r.P90xFloor, r.P99xFloor, r.P999xFloor, r.MaxxFloor = r.P50us/f, r.P90us/f, r.P99us/f, r.P999us/f, r.MaxUs/f
 		r.OpsPerFloor = r.OpsPerSec * f / 1e6
@@ -324,13 +337,17 @@ func (r Row) Workload() string {
 }
 
 var tableHeader = []string{"nodes", "load", "ops/s", "ops×floor", "p50", "p90", "p99", "p99.9", "max",
-	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
+	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "disk B/op (MB/s, flushes/s)", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
 
 func (r Row) cells() []string {
 	lat := func(v, x float64) string { return fmt.Sprintf("%s (%.1f×)", FormatDuration(v), x) }
 	cpu := "—"
 	if r.CPUusPerOp > 0 {
 		cpu = fmt.Sprintf("%.1f", r.CPUusPerOp)
+	}
+	disk := "—"
+	if r.DiskDevice != "" {
+		disk = fmt.Sprintf("%.0f (%.0f, %.0f)", r.DiskBytesPerOp, r.DiskMBPerSec, r.DiskFlushesPerSec)
 	}
 	lm, lag := "—", "—"
 	if r.Mode == "open" {
@@ -352,7 +369,7 @@ func (r Row) cells() []string {
 	}
 	return []string{nodes, r.Workload(), fmt.Sprintf("%.0f", r.OpsPerSec), fmt.Sprintf("%.2f", r.OpsPerFloor),
 		lat(r.P50us, r.P50xFloor), lat(r.P90us, r.P90xFloor), lat(r.P99us, r.P99xFloor), lat(r.P999us, r.P999xFloor),
-		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu,
+		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu, disk,
 		FormatDuration(r.FsyncP50us) + "/" + FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs), shared}
 }
 
@@ -365,9 +382,12 @@ omission reports). send lag: open loop, actual send − intended time (the load 
 delay on this machine; part of the latency). late/missed: sends ≥ --late-after behind, and sends
 never made (in the percentiles with their wait so far). CPU µs/op: user+system time of all
 kraftd processes over the window / ops (in-process nodes, kraftbench --embedded, and
---null-server: of the whole kraftbench process, load included). shared-disk floor (local and
-in-process clusters): the floor with the fdatasync p50 measured while one writer per node syncs
-at once, as nodes sharing this disk do for every write; (p50 n×) is the p50's ratio to it.`
+--null-server: of the whole kraftbench process, load included). disk B/op: bytes written over
+the window by the disk under the data directory / ops, with its MB/s and flushes/s
+(/proc/diskstats: the whole device, other writers included; local and in-process clusters).
+shared-disk floor (local and in-process clusters): the floor with the fdatasync p50 measured
+while one writer per node syncs at once, as nodes sharing this disk do for every write; (p50 n×)
+is the p50's ratio to it.`
 
 // WriteTable prints rows for people.
 func WriteTable(w io.Writer, env Env, rows []Row) {

@@ -609,6 +609,11 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	cfg := perf.LoadConfig{Workload: perf.Workload{ReadRatio: b.o.readRatio, PayloadBytes: payload, Keys: dist},
 		Clients: clients, RatePerSec: rate, Poisson: b.o.poisson, Warmup: b.o.warmup, Duration: b.o.duration,
 		LateAfter: b.o.lateAfter, Seed: b.o.seed, CPUSeconds: cpu}
+	if nodes > 0 { // the cluster's data is under b.dir, on this machine
+		if disk, err := perf.DiskOf(b.dir); err == nil {
+			cfg.Disk = disk
+		}
+	}
 	row := perf.Row{Mode: "closed", Nodes: nodes, Clients: clients, Conns: (clients + b.o.perConn - 1) / b.o.perConn, RatePerSec: rate, PayloadBytes: payload,
 		ReadRatio: b.o.readRatio, KeyDist: dist.String(), Keys: b.o.keys}
 	if rate > 0 {
