@@ -6,7 +6,8 @@ import (
 )
 
 // The paged index against a plain slice: pushes, truncations, front drops
-// and clears, with every entry compared after each step.
+// and clears, with every position compared after each step and every term
+// after every 8th.
 func TestEntryIndexAgainstASlice(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 7))
@@ -36,13 +37,29 @@ func TestEntryIndexAgainstASlice(t *testing.T) {
 			if x.len() != len(model) {
 				t.Fatalf("seed %d step %d: %d entries, want %d", seed, step, x.len(), len(model))
 			}
+			// Every position each step; every term every 8th step, and
+			// the ends' terms each step (a term is a search over runs).
 			for k := range model {
-				if x.at(k) != model[k] {
+				if x.off(k) != model[k].off || (step%8 == 0 || k < 3 || k >= len(model)-3) && x.term(k) != model[k].term {
 					t.Fatalf("seed %d step %d: entry %d = %v, want %v", seed, step, k, x.at(k), model[k])
 				}
 			}
 			if len(x.pages) > 0 && (x.skip >= indexPageLen || len(x.pages) > (x.skip+x.n+indexPageLen-1)/indexPageLen+1) {
 				t.Fatalf("seed %d step %d: %d pages, skip %d, for %d entries", seed, step, len(x.pages), x.skip, x.n)
+			}
+			if step%8 != 0 {
+				continue
+			}
+			// Runs stay bounded by what is held: one per term change
+			// among the entries, plus at most one starting before them.
+			changes := 0
+			for k := 1; k < len(model); k++ {
+				if model[k].term != model[k-1].term {
+					changes++
+				}
+			}
+			if len(model) == 0 && len(x.runs) != 0 || len(model) > 0 && len(x.runs) != changes+1 {
+				t.Fatalf("seed %d step %d: %d term runs for %d entries with %d term changes", seed, step, len(x.runs), len(model), changes)
 			}
 		}
 	}
@@ -52,7 +69,7 @@ func TestEntryIndexAgainstASlice(t *testing.T) {
 // where it is, so an append costs the same at a million entries as at one.
 func TestEntryIndexNeverCopies(t *testing.T) {
 	var x entryIndex
-	var firsts []*entryPos
+	var firsts []*int
 	for i := 0; i < 1<<20; i++ {
 		x.push(i, 1)
 		if i%indexPageLen == 0 {
