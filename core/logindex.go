@@ -10,8 +10,8 @@ import "sort"
 // 150,000 writes/s, and at the 8 M entries a minute of such writes leaves
 // between snapshots, a 128 MiB copy in one turn (perf/results/speedups.md,
 // item 32). Terms change once an election, so they are kept as runs, not
-// per entry: 8 bytes an entry instead of 16, half the fresh memory a
-// follower touches (and faults in) between snapshots (item 58).
+// per entry: 8 bytes an entry instead of 16, half the fresh memory the
+// index of any node touches (and faults in) between snapshots (item 58).
 type entryIndex struct {
 	pages [][]int // stream positions; every page but the last is full
 	skip  int     // entries dropped from the front of pages[0]
@@ -25,8 +25,8 @@ type entryIndex struct {
 	runs []termRun
 }
 
-// termRun: the entries from entry `from` (base-relative numbering, see
-// entryIndex.base) until the next run's start have term `term`.
+// termRun: the entries from entry `from` (numbered over the index's life,
+// see entryIndex.base) until the next run's start have term `term`.
 type termRun struct {
 	from int
 	term uint64
