@@ -18,6 +18,7 @@ func TestSeqTableMatchesAMap(t *testing.T) {
 		model := map[uint64]uint64{}
 		var live []uint64
 		sawOverflow := false
+		stragglersAnswered := 0
 		var stuck [][2]uint64 // seq, and when it was added: answered 40,000 steps later
 		next := uint64(1)
 		check := func(seq uint64) {
@@ -63,6 +64,19 @@ func TestSeqTableMatchesAMap(t *testing.T) {
 					t.Fatalf("stride %d: second remove(%d) found it", stride, seq)
 				}
 			}
+			// A straggler is answered 40,000 steps after it was sent
+			// (from the ring: the seqs that collided with it went to
+			// the overflow meanwhile).
+			if len(stuck) > 0 && uint64(i)-stuck[0][1] >= 40_000 {
+				seq := stuck[0][0]
+				stuck = stuck[1:]
+				v, ok := tab.remove(seq)
+				if !ok || v != model[seq] {
+					t.Fatalf("stride %d: straggler remove(%d) = %d, %v; want %d, true", stride, seq, v, ok, model[seq])
+				}
+				delete(model, seq)
+				stragglersAnswered++
+			}
 			check(next)                               // never added
 			check(next - stride*uint64(r.IntN(64)+1)) // recent: live or removed
 			if tab.len() != len(model) {
@@ -71,6 +85,9 @@ func TestSeqTableMatchesAMap(t *testing.T) {
 		}
 		// Stragglers were kept past seqRingMax later seqs: the ring
 		// reached its cap and some seqs went to the overflow.
+		if stragglersAnswered == 0 {
+			t.Fatalf("stride %d: no straggler was answered", stride)
+		}
 		if len(tab.ring) != seqRingMax || !sawOverflow {
 			t.Fatalf("stride %d: ring %d, overflow used %v: the test did not reach the overflow", stride, len(tab.ring), sawOverflow)
 		}
