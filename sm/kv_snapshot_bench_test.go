@@ -25,7 +25,7 @@ func benchKeys(b *testing.B) int {
 
 // loadKV fills a store with keys of 16 B and values of valueBytes through
 // Apply, in batches.
-func loadKV(b *testing.B, keys, valueBytes int) (*KV, uint64) {
+func loadKV(b testing.TB, keys, valueBytes int) (*KV, uint64) {
 	b.Helper()
 	kv, _ := NewKV(DefaultKVConfig())
 	value := make([]byte, valueBytes)
