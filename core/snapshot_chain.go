@@ -187,7 +187,7 @@ func (n *Node) saveSnapshotFile(index, term uint64, m Membership, data []byte, b
 	enc := AppendMembership(nil, m)
 	hdr := binary.LittleEndian.AppendUint32(make([]byte, 0, 4+len(enc)), uint32(len(enc)))
 	hdr = append(hdr, enc...)
-	r := io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(data))
+	r := &yieldingReader{r: io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(data))}
 	_, err := n.wal.SaveSnapshotFile(index, term, r, wal.SnapshotFileOptions{Codec: n.cfg.Snapshots.Compression, Base: base})
 	return err
 }

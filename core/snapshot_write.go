@@ -80,7 +80,7 @@ func (n *Node) serializeSnapshot(job *snapJob) (data, file []byte, err error) {
 		}
 		buf.Write(make([]byte, chainHeaderBytes))
 	}
-	_, err = job.s.WriteTo(&buf)
+	_, err = job.s.WriteTo(&yieldingWriter{w: &buf})
 	job.s.Release()
 	if err != nil {
 		return nil, nil, err
