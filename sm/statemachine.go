@@ -43,7 +43,11 @@ type StateMachine interface {
 // Snapshot is a captured state that can be written out.
 type Snapshot interface {
 	// WriteTo writes the snapshot; it is safe to call concurrently with
-	// Apply on the state machine that produced it.
+	// Apply on the state machine that produced it. The node yields the
+	// processor as w takes bytes; work that writes nothing for long (a
+	// sort of every key) should call runtime.Gosched every millisecond or
+	// so, or, where the node has one Go scheduler, it holds writes up for
+	// the runtime's 10 ms slices (KV does, docs/tuning.md).
 	WriteTo(w io.Writer) (int64, error)
 	// Release frees what the snapshot holds; it is called once, after
 	// WriteTo or when the snapshot is abandoned.
