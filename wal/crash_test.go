@@ -30,8 +30,12 @@ func TestCrashSimulation(t *testing.T) {
 	if testing.Short() {
 		seeds = 8
 	}
+	var recycled uint64
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runCrashSeed(t, seed) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { recycled += runCrashSeed(t, seed) })
+	}
+	if recycled == 0 {
+		t.Fatal("no seed recycled a segment, so no crash met a recycled one")
 	}
 }
 
@@ -50,11 +54,16 @@ func TestCrashSimulationSoak(t *testing.T) {
 	}
 }
 
-func runCrashSeed(t *testing.T, seed uint64) {
+// runCrashSeed runs one seed and returns how many segments its WALs
+// recycled (two seeds in three recycle; the third runs with recycling off).
+func runCrashSeed(t *testing.T, seed uint64) (recycled uint64) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	fsys := NewMemFS()
 	opts := memOpts(fsys, 4096)
 	opts.SnapshotDir = "/snap"
+	if seed%3 == 0 {
+		opts.RecycleSegments = -1
+	}
 	w := mustOpen(t, "/d", opts)
 	m := &crashModel{first: 1}
 	term := uint64(1)
@@ -106,6 +115,7 @@ func runCrashSeed(t *testing.T, seed uint64) {
 			}
 		}
 		durable := w.DurableIndex()
+		recycled += w.SegmentsRecycled()
 		var img *MemFS
 		if rng.IntN(2) == 0 {
 			img = fsys.Crash(rng) // torn unsynced sectors
@@ -118,6 +128,11 @@ func runCrashSeed(t *testing.T, seed uint64) {
 		var err error
 		w, err = Open("/d", opts)
 		if err != nil {
+			names, _ := fsys.List("/d")
+			for _, n := range names {
+				b, _ := fsys.ReadFile("/d/" + n)
+				t.Logf("after the crash: %s, %d bytes", n, len(b))
+			}
 			t.Fatalf("crash %d: Open after crash: %v", crash, err)
 		}
 		if r := w.Recovery(); r.TornBytes > 0 {
@@ -132,6 +147,7 @@ func runCrashSeed(t *testing.T, seed uint64) {
 		}
 	}
 	w.Close()
+	return recycled
 }
 
 func checkAgainstModel(t *testing.T, w *WAL, m *crashModel, durable uint64) {

@@ -6,7 +6,9 @@
 //	<data dir>/
 //	  00000000000000000001.seg   segment: records from index 1
 //	  00000000000000004097.seg   segment: records from index 4097 (the newest)
-//	  prep-<n>.tmp               next segment, preallocated (removed by Open)
+//	  00000000000000004097.seg.prior  its prior content's sector checksums (recycled segments)
+//	  prep-<n>.tmp, prep-<n>.prior    next segment, prepared (removed by Open)
+//	  recycle-<segment name>     retired segment waiting to be reused (removed by Open)
 //	  state                      hard state + compaction point (two slots)
 //	<snapshot dir>/              Options.SnapshotDir (default <data dir>/snapshots)
 //	  snapshot-<index>-<term>.dat
@@ -24,6 +26,20 @@
 // else the kernel would read that page from the disk before the write. A
 // preparer goroutine keeps the next segment ready, so a roll is one
 // fdatasync of the finished segment and a rename.
+//
+// Recycling (Options.RecycleSegments, recycle.go): a segment that
+// compaction retires is kept in a bounded pool and, once no view can alias
+// it, prepared again instead of a fresh file: no fallocate, no zeros, so
+// under sustained writes the disk writes each log byte once. Past its new
+// data such a segment holds its previous life's bytes, not zeros; its
+// prior-content file (<segment>.prior: magic "KRPRIOR1", sector size,
+// count, the xxh64 of each 512-byte sector of what the file held before
+// this use, xxh64 of the whole) is synced and named before the segment is,
+// and lets recovery tell that content from a torn or damaged record (see
+// Recovery). Only compaction's segments are recycled: their records all
+// precede the compaction point, so none can ever chain on after a record
+// of the new life. Segments that TruncateSuffix or a snapshot install
+// removed are deleted.
 //
 // # Segment format
 //
@@ -80,17 +96,22 @@
 // Open maps and verifies every record of every segment. Damage is told
 // apart from a crash like this. A crash can only leave the unsynced tail of
 // the newest segment partly written: a segment is zeroed and synced before
-// use, TruncateSuffix zeroes and syncs what it removes, and a segment is
-// fdatasync'd before the next one is named (so a newer name never survives
-// with an older segment's tail torn). A torn record therefore shows a piece
-// of zeros (its part of a 512-byte sector the device never wrote), or runs
-// off the end of a file that was cut short. Such a tail is cut off (zeroed)
+// use (or, recycled, synced and its sectors checksummed), TruncateSuffix
+// zeroes and syncs what it removes, and a segment is fdatasync'd before the
+// next one is named (so a newer name never survives with an older
+// segment's tail torn). A sector the device never wrote reads as zeros or,
+// in a recycled segment, as its prior content (its checksum matches): an
+// "unwritten" piece. A torn record therefore shows an unwritten piece (its
+// part of a 512-byte sector that was never written), or runs off the end
+// of a file that was cut short. Past the data, every sector must be
+// unwritten (in a recycled segment, writes are padded with zeros to the
+// end of their sector so that this holds for the sector the data ends in). Such a tail is cut off (zeroed)
 // and logged (Options.Logger, WAL.Recovery). Everything else is a
 // *CorruptionError naming file and offset, and Open modifies nothing: a bad
 // record before the newest segment, a bad record in it without that mark,
 // one that a single flipped header or checksum bit would make valid, a gap,
-// an index or term going backwards, non-zero bytes after the data of an
-// older segment, a damaged hard-state slot.
+// an index or term going backwards, written bytes after the data of an
+// older segment, a damaged hard-state slot or prior-content file.
 //
 // Known ambiguity: a flipped bit that clears the only set bit of a record's
 // piece of a sector (at most 7 checksum bytes, or a mostly-zero header
@@ -98,7 +119,9 @@
 // sector never having been written. Open treats it as torn: after a power
 // loss, refusing to start would be far likelier to be wrong. Payloads with
 // whole 512-byte sectors of zeros in the newest segment's last records make
-// the same confusion possible.
+// the same confusion possible, and so, in a recycled segment, does a sector
+// whose new bytes equal the ones it held before (a device that silently
+// dropped a write there looks the same).
 //
 // # Goroutines and ownership
 //
@@ -116,17 +139,19 @@
 //     Durable channel, WaitDurable). A failed sync is fatal: never retried.
 //     A goroutine blocked in WaitDurable or Sync runs the round itself when
 //     none is in progress (one context switch less); rounds never overlap.
-//   - The preparer goroutine (prepareLoop) creates, preallocates (in 4 MiB
-//     steps, so Close interrupts it), syncs and maps the next segment, one
-//     ahead (a bounded slot of one): right after each roll, and after Open
-//     once the current segment is half full. Append waits for it only when
-//     it rolls faster than files can be prepared.
+//   - The preparer goroutine (prepareLoop) creates, preallocates (in 256
+//     KiB steps, so Close interrupts it), syncs and maps the next segment,
+//     or takes one from the recycling pool and checksums it, one ahead (a
+//     bounded slot of one): right after each roll, and after Open once the
+//     current segment is half full. Append waits for it only when it rolls
+//     faster than files can be prepared. The pool holds at most
+//     Options.RecycleSegments segments; more retired ones are deleted.
 //   - Segment mappings are read-only (MAP_SHARED, PROT_READ); writes go
 //     through pwrite to the same page cache, so the mapping sees them.
 //     Views from Entries alias the mapping: never write to them. A view of
 //     removed entries stays mapped until the next TruncateSuffix or
-//     CompactPrefix after the call that removed them (the writer closes
-//     retired segments between rounds) or Close. Bytes that TruncateSuffix
+//     CompactPrefix after the call that removed them (the start of a sync
+//     round releases retired segments) or Close. Bytes that TruncateSuffix
 //     cut from a segment it keeps are zeroed at once.
 //   - Bounded queues: the writer's and preparer's wake-ups are
 //     capacity-1 channels; the Durable channel has capacity 1 and

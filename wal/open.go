@@ -17,6 +17,30 @@ type segment struct {
 	offsets []uint32 // start of each record; record k has index first+k
 	end     int64    // end of the last record: where the next one goes
 	dirty   bool     // written since the writer last captured it for sync
+	// prior: the sector checksums of a recycled segment's previous
+	// content, kept in its prior-content file (nil: a fresh segment).
+	prior []uint64
+	// recycle: retired by compaction, so its records all precede any the
+	// log will hold again: it may be written again (Options.RecycleSegments).
+	recycle bool
+}
+
+// padSector writes zeros from the end of the data to the end of its
+// sector in a recycled segment on a file that does not pad its writes
+// itself (pagePadder): recovery reads the rest of a sector that holds data
+// as unwritten only if it is zeros (prior content is checked per whole
+// sector).
+func (s *segment) padSector() error {
+	if s.prior == nil || s.end%sectorBytes == 0 {
+		return nil
+	}
+	if _, pads := s.f.(pagePadder); pads {
+		return nil
+	}
+	n := sectorBytes - s.end%sectorBytes
+	n = min(n, int64(len(s.m))-s.end)
+	_, err := s.f.WriteAt(zeroChunk[:n], s.end)
+	return err
 }
 
 func (s *segment) count() uint64 { return uint64(len(s.offsets)) }
@@ -102,9 +126,20 @@ func scanDir(fsys FS, dir string, rw bool) (*dirScan, error) {
 	} else if serr != nil {
 		return nil, serr
 	}
+	have := make(map[string]bool, len(names))
 	for _, n := range names {
-		if strings.HasPrefix(n, "prep-") && strings.HasSuffix(n, ".tmp") {
+		have[n] = true
+	}
+	for _, n := range names {
+		if isTempName(n) {
 			d.tmpFiles = append(d.tmpFiles, path.Join(dir, n))
+			continue
+		}
+		if seg, ok := strings.CutSuffix(n, priorSuffix); ok {
+			if _, isSeg := parseSegmentName(seg); isSeg && !have[seg] {
+				// A segment removed before its prior-content file.
+				d.tmpFiles = append(d.tmpFiles, path.Join(dir, n))
+			}
 			continue
 		}
 		first, ok := parseSegmentName(n)
@@ -115,7 +150,11 @@ func scanDir(fsys FS, dir string, rw bool) (*dirScan, error) {
 			d.addProblem(path.Join(dir, n), 0, "segment named for index 0")
 			continue
 		}
-		d.segs = append(d.segs, &segment{first: first, path: path.Join(dir, n)})
+		sg := &segment{first: first, path: path.Join(dir, n)}
+		if have[n+priorSuffix] {
+			sg.prior = []uint64{} // read by scanOne
+		}
+		d.segs = append(d.segs, sg)
 	}
 	var prevTerm uint64
 	for i, s := range d.segs {
@@ -171,7 +210,22 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 			d.addProblem(s.path, 0, fmt.Sprintf("segment starts at index %d but the previous one ends at %d", s.first, prev.last()))
 		}
 	}
-	sc := scanSegment(s.m, s.first, prevTerm, newest)
+	if s.prior != nil {
+		prior, err := readPrior(fsys, priorName(s.path), size)
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			d.addProblem(ce.File, ce.Offset, ce.Detail)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.prior = prior
+		if p, ok := s.f.(priorPadder); ok && rw {
+			p.padOverPrior()
+		}
+	}
+	sc := scanSegment(s.m, s.first, prevTerm, newest, s.prior)
 	s.offsets, s.end = sc.offsets, sc.end
 	if sc.bad {
 		d.addProblem(s.path, sc.badOffset, sc.badDetail)
@@ -182,6 +236,14 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 		d.tornEnd = sc.junkEnd
 	}
 	return nil
+}
+
+// isTempName reports whether n is a file that only a running WAL uses and
+// Open removes: a segment being prepared, its prior-content file, or a
+// retired segment kept for recycling.
+func isTempName(n string) bool {
+	return (strings.HasPrefix(n, "prep-") && (strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, priorSuffix))) ||
+		(strings.HasPrefix(n, recyclePrefix) && strings.HasSuffix(n, segmentSuffix))
 }
 
 // logRange is the first and last index the segments hold (0, 0 if none).

@@ -89,6 +89,12 @@ type Options struct {
 	// rest goes without pauses. 0: DefaultZeroFillPause; negative: no
 	// pauses. (perf/results/speedups.md, items 33 and 50.)
 	ZeroFillPause time.Duration
+	// RecycleSegments is how many segments retired by compaction are kept
+	// to be written again instead of preparing fresh, zero-filled ones
+	// (recycle.go): the disk keeps up to that many segments' space after
+	// a compaction. 0: DefaultRecycleSegments; negative: none (every
+	// retired segment is deleted).
+	RecycleSegments int
 	// SnapshotDir holds snapshot-<index>-<term>.dat files.
 	SnapshotDir       string
 	SnapshotsRetained int
@@ -108,6 +114,9 @@ func (o *Options) setDefaults(dir string) {
 	}
 	if o.ZeroFillPause == 0 {
 		o.ZeroFillPause = DefaultZeroFillPause
+	}
+	if o.RecycleSegments == 0 {
+		o.RecycleSegments = DefaultRecycleSegments
 	}
 	if o.SnapshotDir == "" {
 		o.SnapshotDir = dir + "/snapshots"

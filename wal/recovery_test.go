@@ -69,6 +69,12 @@ func segEnd(fsys *MemFS, name string, offs []uint32) int64 {
 // (newest segment only) cuts it off as a torn write and reports it.
 func TestCorruptionSweep(t *testing.T) {
 	fsys, all, offs := buildSyncedWAL(t, 240, 4096)
+	sweepCorruption(t, fsys, all, offs)
+}
+
+// sweepCorruption is TestCorruptionSweep on a synced, closed WAL in /d
+// with 4096-byte segments that holds all, its records at offs.
+func sweepCorruption(t *testing.T, fsys *MemFS, all []testEntry, offs map[string][]uint32) {
 	names := make([]string, 0, len(offs))
 	for name := range offs {
 		names = append(names, name)

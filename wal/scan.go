@@ -53,28 +53,40 @@ type segScan struct {
 // the index the first record must carry (from the file name); prevTerm the
 // term of the record before it. newest says whether this is the last
 // segment, the only place where a torn write may legitimately be found.
-func scanSegment(m []byte, expectFirst, prevTerm uint64, newest bool) segScan {
+// prior holds the sector checksums of a recycled segment's previous
+// content (nil for a fresh, zero-filled one; see prior.go): past the data,
+// its sectors may hold that content instead of zeros.
+func scanSegment(m []byte, expectFirst, prevTerm uint64, newest bool, prior []uint64) segScan {
 	var s segScan
 	next, term := expectFirst, prevTerm
 	off := 0
 	for off < len(m) {
 		if len(m)-off < 4 || binary.LittleEndian.Uint32(m[off:]) == 0 {
-			break // end of data, unless non-zero bytes follow (checked below)
+			break // end of data, unless written bytes follow (checked below)
 		}
 		e, n, err := wire.DecodeEntry(m[off:])
 		if err != nil {
 			s.end = int64(off)
-			s.classifyBad(m, off, newest, err.Error())
+			s.classifyBad(m, off, newest, prior, err.Error())
 			return s
 		}
-		if e.Index != next {
-			s.end = int64(off)
-			s.setBad(off, fmt.Sprintf("record has index %d, expected %d", e.Index, next))
-			return s
+		var detail string
+		switch {
+		case e.Index != next:
+			detail = fmt.Sprintf("record has index %d, expected %d", e.Index, next)
+		case e.Term < term:
+			detail = fmt.Sprintf("record %d has term %d after term %d", e.Index, e.Term, term)
 		}
-		if e.Term < term {
+		if detail != "" {
 			s.end = int64(off)
-			s.setBad(off, fmt.Sprintf("record %d has term %d after term %d", e.Index, e.Term, term))
+			if prior == nil {
+				s.setBad(off, detail)
+			} else {
+				// A valid record that does not follow on is the previous
+				// life's (its index is below any this life writes) or
+				// damage: the sectors decide.
+				s.classifyBad(m, off, newest, prior, detail)
+			}
 			return s
 		}
 		if s.offsets == nil {
@@ -86,15 +98,17 @@ func scanSegment(m []byte, expectFirst, prevTerm uint64, newest bool) segScan {
 		off += n
 	}
 	s.end = int64(off)
-	nz := firstNonZero(m[off:])
-	if nz < 0 {
-		return s
+	detail := "non-zero bytes after the end of data"
+	if prior != nil {
+		detail = "bytes that are neither zeros nor the segment's prior content after the end of data"
 	}
 	if !newest {
-		s.setBad(off+nz, fmt.Sprintf("non-zero bytes after the end of data at offset %d", off))
+		if p := firstWritten(m, off, prior); p < len(m) {
+			s.setBad(p, fmt.Sprintf("%s at offset %d", detail, off))
+		}
 		return s
 	}
-	s.classifyBad(m, off, true, "non-zero bytes after the end of data")
+	s.classifyBad(m, off, true, prior, detail)
 	return s
 }
 
@@ -102,36 +116,57 @@ func (s *segScan) setBad(off int, detail string) {
 	s.bad, s.badOffset, s.badDetail = true, int64(off), detail
 }
 
-// classifyBad decides whether the unreadable bytes at off are a torn write
-// (cut off) or corruption (refuse). A torn write in a preallocated, zeroed
-// segment leaves a zero-filled piece (the record's part of a sector the
+// classifyBad decides what the bytes from off, where the valid records
+// end, are: nothing (every piece unwritten: zeros, or a recycled segment's
+// prior content), a torn write (cut off) or corruption (refuse). A torn
+// write leaves an unwritten piece (the record's part of a sector the
 // device never wrote) inside the record it tore, or a record that runs off
 // the end of a file cut short; a flipped bit does neither, except when it
-// clears the only set bit of such a piece. That one case is ambiguous, and
+// clears the only set bit of a zero piece. That one case is ambiguous, and
 // a crash is far likelier than bit rot in the last record, so it counts as
 // torn. A record that one flipped bit elsewhere would make valid is
+// corruption. Written bytes after the data of an older segment are always
 // corruption.
-func (s *segScan) classifyBad(m []byte, off int, newest bool, detail string) {
+func (s *segScan) classifyBad(m []byte, off int, newest bool, prior []uint64, detail string) {
+	junkEnd := writtenEnd(m, off, prior)
+	if junkEnd <= off {
+		return // the end of data
+	}
 	if !newest {
 		s.setBad(off, detail)
 		return
 	}
-	if pos, ok := oneBitFromValid(m[off:]); ok && !inZeroPiece(m, off, off+pos) {
+	if pos, ok := oneBitFromValid(m[off:]); ok && !inUnwrittenPiece(m, off, off+pos, prior) {
 		s.setBad(off, detail+" (one bit from a valid record)")
 		return
 	}
-	if !runsOffEnd(m, off) && !hasZeroPiece(m, off) {
+	if !runsOffEnd(m, off) && !hasUnwrittenPiece(m, off, prior) {
 		s.setBad(off, detail)
 		return
 	}
-	last := len(m) - 1
-	for last >= off && m[last] == 0 {
-		last--
+	s.junkEnd = int64(junkEnd)
+}
+
+// firstWritten returns the offset of the first byte at or after from that
+// lies in a written piece (len(m) if none).
+func firstWritten(m []byte, from int, prior []uint64) int {
+	if prior == nil {
+		if nz := firstNonZero(m[from:]); nz >= 0 {
+			return from + nz
+		}
+		return len(m)
 	}
-	s.junkEnd = int64(last + 1)
-	if s.junkEnd <= int64(off) {
-		panic("kraft: BUG: torn tail with no junk")
+	for p := from; p < len(m); {
+		q := min((p/sectorBytes+1)*sectorBytes, len(m))
+		if !unwrittenPiece(m, p, q, prior) {
+			if nz := firstNonZero(m[p:q]); nz >= 0 {
+				return p + nz
+			}
+			return p
+		}
+		p = q
 	}
+	return len(m)
 }
 
 // runsOffEnd reports whether the record claimed at off would extend past
@@ -156,14 +191,14 @@ func recordExtent(m []byte, off int) (int, int) {
 	return off, min(end, len(m))
 }
 
-// hasZeroPiece reports whether the record claimed at off overlaps a sector
-// in which its bytes are all zero: the mark of a sector the device never
-// wrote.
-func hasZeroPiece(m []byte, off int) bool {
+// hasUnwrittenPiece reports whether the record claimed at off overlaps a
+// sector in which its bytes read as never written: the mark of a sector
+// the device never wrote.
+func hasUnwrittenPiece(m []byte, off int, prior []uint64) bool {
 	from, end := recordExtent(m, off)
 	for p := from; p < end; {
 		q := min((p/sectorBytes+1)*sectorBytes, end)
-		if firstNonZero(m[p:q]) < 0 {
+		if unwrittenPiece(m, p, q, prior) {
 			return true
 		}
 		p = q
@@ -171,16 +206,16 @@ func hasZeroPiece(m []byte, off int) bool {
 	return false
 }
 
-// inZeroPiece reports whether byte pos of the record claimed at off lies in
-// a sector piece of that record that is all zero.
-func inZeroPiece(m []byte, off, pos int) bool {
+// inUnwrittenPiece reports whether byte pos of the record claimed at off
+// lies in a sector piece of that record that reads as never written.
+func inUnwrittenPiece(m []byte, off, pos int, prior []uint64) bool {
 	from, end := recordExtent(m, off)
 	if pos < from || pos >= end {
 		return false
 	}
 	p := max(from, pos/sectorBytes*sectorBytes)
 	q := min((pos/sectorBytes+1)*sectorBytes, end)
-	return firstNonZero(m[p:q]) < 0
+	return unwrittenPiece(m, p, q, prior)
 }
 
 // oneBitFromValid reports whether b starts with a record that one flipped

@@ -57,6 +57,10 @@ type WAL struct {
 	prepared *preparedSegment
 	prepErr  error
 	prepSeq  uint64
+	// pool: retired segments waiting to be recycled (recycle.go), at most
+	// Options.RecycleSegments.
+	pool     []*segment
+	recycled atomic.Uint64 // segments handed out again
 	// prepWaiters counts appends waiting for a prepared segment; the
 	// first of them wakes a pausing preparer through prepHurry (capacity 1).
 	prepWaiters atomic.Int32
@@ -208,6 +212,12 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 			return errorf("remove obsolete segment: %w", err)
 		}
 		w.recovery.RemovedFiles = append(w.recovery.RemovedFiles, s.path)
+		if s.prior != nil {
+			if err := w.fsys.Remove(priorName(s.path)); err != nil {
+				return errorf("remove prior-content file: %w", err)
+			}
+			w.recovery.RemovedFiles = append(w.recovery.RemovedFiles, priorName(s.path))
+		}
 		w.log.Info("kraft/wal: removed obsolete segment", "file", s.path)
 	}
 	w.segs = keep
@@ -342,6 +352,9 @@ func (w *WAL) Append(records []byte) error {
 			return w.setFatal(&FatalError{Op: "write", Err: err})
 		}
 		s.end += int64(n)
+		if err := s.padSector(); err != nil {
+			return w.setFatal(&FatalError{Op: "write", Err: err})
+		}
 		if !s.dirty {
 			s.dirty = true
 			w.unsynced = append(w.unsynced, s)
@@ -471,7 +484,7 @@ func (w *WAL) rollLocked(nextRecordBytes int) error {
 	if n := len(w.segs); n > 0 && w.segs[n-1].count() == 0 {
 		empty := w.segs[n-1]
 		w.segs = w.segs[:n-1]
-		if err := w.retireLocked(empty); err != nil {
+		if err := w.retireLocked(empty, false); err != nil {
 			return err
 		}
 	}
@@ -491,6 +504,19 @@ func (w *WAL) rollLocked(nextRecordBytes int) error {
 	w.spareOffsets = nil
 	if s.offsets == nil {
 		s.offsets = make([]uint32, 0, offsetsCapacity(len(s.m), nextRecordBytes))
+	}
+	if p.priorPath != "" {
+		// Named before the segment is, and durably (recycle.go, step 3).
+		if err := w.fsys.Rename(p.priorPath, priorName(s.path)); err != nil {
+			_ = p.f.Close()
+			_ = w.fsys.Remove(p.path)
+			return w.setFatal(&FatalError{Op: "prior-content file rename", Err: err})
+		}
+		if err := w.fsys.SyncDir(w.dir); err != nil {
+			_ = p.f.Close()
+			return w.setFatal(&FatalError{Op: "directory fsync", Err: err})
+		}
+		s.prior = p.prior
 	}
 	if err := w.fsys.Rename(p.path, s.path); err != nil {
 		_ = p.f.Close()
@@ -774,7 +800,7 @@ func (w *WAL) TruncateSuffix(from uint64) error {
 	for len(w.segs) > 0 && w.segs[len(w.segs)-1].first >= from {
 		s := w.segs[len(w.segs)-1]
 		w.segs = w.segs[:len(w.segs)-1]
-		if err := w.retireLocked(s); err != nil {
+		if err := w.retireLocked(s, false); err != nil {
 			return err
 		}
 		removed = true
@@ -814,22 +840,6 @@ func (w *WAL) TruncateSuffix(from uint64) error {
 	return nil
 }
 
-// retireLocked unlinks a segment removed from the log and keeps its
-// mapping alive for the view lifetime rule. Holds mu.
-func (w *WAL) retireLocked(s *segment) error {
-	if err := w.fsys.Remove(s.path); err != nil {
-		return w.setFatal(&FatalError{Op: "segment remove", Err: err})
-	}
-	for i, u := range w.unsynced {
-		if u == s {
-			w.unsynced = append(w.unsynced[:i], w.unsynced[i+1:]...)
-			break
-		}
-	}
-	w.retired = append(w.retired, retiredSegment{seg: s, epoch: w.epoch})
-	return nil
-}
-
 // CompactPrefix discards entries up to and including upTo, which a
 // snapshot with last index upTo and term upToTerm now covers. If the log
 // does not hold upTo with that term (a snapshot installed from the
@@ -858,7 +868,7 @@ func (w *WAL) CompactPrefix(upTo, upToTerm uint64) error {
 		for len(w.segs) > 0 {
 			s := w.segs[len(w.segs)-1]
 			w.segs = w.segs[:len(w.segs)-1]
-			if err := w.retireLocked(s); err != nil {
+			if err := w.retireLocked(s, false); err != nil {
 				return err
 			}
 		}
@@ -879,7 +889,7 @@ func (w *WAL) CompactPrefix(upTo, upToTerm uint64) error {
 	for len(w.segs) > 1 && w.segs[1].first <= upTo+1 {
 		s := w.segs[0]
 		w.segs = w.segs[1:]
-		if err := w.retireLocked(s); err != nil {
+		if err := w.retireLocked(s, true); err != nil {
 			return err
 		}
 	}
@@ -978,9 +988,10 @@ func (w *WAL) Close() error {
 		}
 	}
 	for _, r := range w.retired {
-		_ = r.seg.close()
+		w.dropRecyclable(r.seg)
 	}
 	w.segs, w.retired = nil, nil
+	w.closePool()
 	w.prepMu.Lock()
 	if p := w.prepared; p != nil {
 		w.reserved = append(w.reserved, p)
@@ -990,6 +1001,9 @@ func (w *WAL) Close() error {
 	for _, p := range w.reserved {
 		_ = p.f.Close()
 		_ = w.fsys.Remove(p.path)
+		if p.priorPath != "" {
+			_ = w.fsys.Remove(p.priorPath)
+		}
 	}
 	w.reserved = nil
 	if cerr := w.state.f.Close(); err == nil && cerr != nil {

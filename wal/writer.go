@@ -113,14 +113,17 @@ func (w *WAL) advanceSynced(i uint64) {
 	w.durableCnd.Broadcast()
 }
 
-// closeRetiredLocked closes segments retired before the latest
-// TruncateSuffix/CompactPrefix call. Only the writer goroutine (between
-// rounds, so no sync is using them) and Close call it. Holds mu.
+// closeRetiredLocked releases segments retired before the latest
+// TruncateSuffix/CompactPrefix call: into the recycling pool, or closed
+// (unmapping and closing a large file, and removing one the pool has no
+// room for, stays off the callers' paths). Only the writer goroutine calls
+// it, between rounds, so no sync is using them; Close drops the rest.
+// Holds mu.
 func (w *WAL) closeRetiredLocked() {
 	keep := w.retired[:0]
 	for _, r := range w.retired {
 		if r.epoch < w.epoch {
-			_ = r.seg.close()
+			w.releaseRetired(r.seg)
 			continue
 		}
 		keep = append(keep, r)
@@ -135,6 +138,10 @@ type preparedSegment struct {
 	path string
 	f    File
 	m    []byte
+	// A recycled file's prior content (recycle.go): its sector checksums
+	// and the prior-content file that holds them.
+	prior     []uint64
+	priorPath string
 }
 
 // prepareLoop is the preparer goroutine: it keeps one preallocated segment
@@ -166,6 +173,16 @@ func (w *WAL) prepareLoop() {
 }
 
 func (w *WAL) prepareSegment(seq uint64) (p *preparedSegment, err error) {
+	for s := w.takeRecycled(); s != nil; s = w.takeRecycled() {
+		p, err := w.prepareRecycled(seq, s)
+		if err == nil {
+			return p, nil
+		}
+		if errors.Is(err, errStopped) {
+			return nil, err
+		}
+		w.log.Warn("kraft/wal: could not recycle a segment; preparing a fresh one", "err", err)
+	}
 	name := path.Join(w.dir, fmt.Sprintf("prep-%d.tmp", seq))
 	f, err := w.fsys.Create(name)
 	if err != nil {

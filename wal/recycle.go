@@ -1,0 +1,162 @@
+package wal
+
+import (
+	"fmt"
+	"path"
+)
+
+// Segment recycling (Options.RecycleSegments). A segment that compaction
+// retires is renamed recycle-<name> instead of removed; once no view can
+// alias it any more (the lifetime rule, closeRetiredLocked) it joins a
+// bounded pool, and the preparer hands it out as the next segment instead
+// of creating and zero-filling a fresh file: the zeros' writes were the
+// largest cost a measurement isolated at high load (perf/results/
+// speedups.md, items 59 and 61). Only compaction's segments qualify: every
+// record in them precedes the compaction point, so none can ever follow on
+// from a record this life writes (indexes must run on exactly), and past
+// the new data recovery sees either zeros or that prior content, which the
+// prior-content file (prior.go) lets it tell from a torn or damaged
+// record. Segments that TruncateSuffix or a snapshot install removed may
+// hold records above the new log's end and are always deleted.
+//
+// The order of the steps, each for a crash between it and the next:
+//
+//  1. retire: rename <name> -> recycle-<name> (Open removes recycle-*
+//     files; the old name, if it comes back, is below the compaction
+//     point and removed as obsolete);
+//  2. prepare: fdatasync the file (so the disk holds what is checksummed),
+//     checksum its sectors, rename it to prep-<n>.tmp, write and sync
+//     prep-<n>.prior, fsync the directory (the old name is gone for good
+//     before the file is written again);
+//  3. roll: rename prep-<n>.prior -> <new name>.prior, fsync the
+//     directory, rename prep-<n>.tmp -> <new name> (a segment is never
+//     named before its prior-content file is: a recycled segment without
+//     one would look like damage).
+const recyclePrefix = "recycle-"
+
+// DefaultRecycleSegments is how many retired segments the pool keeps by
+// default: 32 × 64 MiB, about a minute of log at 200,000 small writes/s.
+const DefaultRecycleSegments = 32
+
+// retireLocked takes a segment out of the log: a compacted one (recycle)
+// is renamed for the pool when recycling is on, any other is unlinked. Its
+// prior-content file goes, and its mapping stays alive for the view
+// lifetime rule. Holds mu.
+func (w *WAL) retireLocked(s *segment, recycle bool) error {
+	recycle = recycle && w.opts.RecycleSegments > 0 && int64(len(s.m)) == w.opts.SegmentSizeBytes
+	old := s.path
+	if recycle {
+		to := path.Join(w.dir, recyclePrefix+path.Base(s.path))
+		if err := w.fsys.Rename(s.path, to); err != nil {
+			return w.setFatal(&FatalError{Op: "segment rename", Err: err})
+		}
+		s.path = to
+	} else if err := w.fsys.Remove(s.path); err != nil {
+		return w.setFatal(&FatalError{Op: "segment remove", Err: err})
+	}
+	if s.prior != nil {
+		if err := w.fsys.Remove(priorName(old)); err != nil {
+			return w.setFatal(&FatalError{Op: "prior-content file remove", Err: err})
+		}
+		s.prior = nil
+	}
+	s.recycle = recycle
+	for i, u := range w.unsynced {
+		if u == s {
+			w.unsynced = append(w.unsynced[:i], w.unsynced[i+1:]...)
+			break
+		}
+	}
+	w.retired = append(w.retired, retiredSegment{seg: s, epoch: w.epoch})
+	return nil
+}
+
+// releaseRetired disposes of a retired segment that no view can alias any
+// more: into the pool if it may be recycled and there is room (never while
+// closing), else closed and, if it was kept for recycling, removed. Holds mu.
+func (w *WAL) releaseRetired(s *segment) {
+	if s.recycle && !w.closed {
+		w.prepMu.Lock()
+		room := len(w.pool) < w.opts.RecycleSegments
+		if room {
+			w.pool = append(w.pool, s)
+		}
+		w.prepMu.Unlock()
+		if room {
+			return
+		}
+	}
+	w.dropRecyclable(s)
+}
+
+// dropRecyclable closes s and removes it if it was kept for recycling.
+func (w *WAL) dropRecyclable(s *segment) {
+	_ = s.close()
+	if s.recycle {
+		_ = w.fsys.Remove(s.path)
+	}
+}
+
+// takeRecycled pops a pooled segment (nil if none).
+func (w *WAL) takeRecycled() *segment {
+	w.prepMu.Lock()
+	defer w.prepMu.Unlock()
+	n := len(w.pool)
+	if n == 0 {
+		return nil
+	}
+	s := w.pool[n-1]
+	w.pool[n-1] = nil
+	w.pool = w.pool[:n-1]
+	return s
+}
+
+// prepareRecycled turns a pooled segment into the prepared segment
+// prep-<seq>.tmp with its prior-content file (step 2 above). On failure
+// the file is dropped; the caller prepares a fresh one instead.
+func (w *WAL) prepareRecycled(seq uint64, s *segment) (*preparedSegment, error) {
+	name := path.Join(w.dir, fmt.Sprintf("prep-%d.tmp", seq))
+	pname := path.Join(w.dir, fmt.Sprintf("prep-%d%s", seq, priorSuffix))
+	fail := func(err error) (*preparedSegment, error) {
+		w.dropRecyclable(s)
+		_ = w.fsys.Remove(pname)
+		return nil, errorf("recycling segment %s: %w", s.path, err)
+	}
+	if err := s.f.Sync(); err != nil {
+		return fail(err)
+	}
+	sums, err := sectorSums(s.m, w.stop)
+	if err != nil {
+		return fail(err)
+	}
+	if err := w.fsys.Rename(s.path, name); err != nil {
+		return fail(err)
+	}
+	s.path = name
+	if err := writePrior(w.fsys, pname, sums); err != nil {
+		return fail(err)
+	}
+	if err := w.fsys.SyncDir(w.dir); err != nil {
+		return fail(err)
+	}
+	if p, ok := s.f.(priorPadder); ok {
+		p.padOverPrior()
+	}
+	w.recycled.Add(1)
+	return &preparedSegment{path: name, f: s.f, m: s.m, prior: sums, priorPath: pname}, nil
+}
+
+// SegmentsRecycled counts segments the preparer handed out again instead
+// of creating fresh ones (metrics, benchmarks).
+func (w *WAL) SegmentsRecycled() uint64 { return w.recycled.Load() }
+
+// closePool closes and removes every pooled segment (Close).
+func (w *WAL) closePool() {
+	w.prepMu.Lock()
+	pool := w.pool
+	w.pool = nil
+	w.prepMu.Unlock()
+	for _, s := range pool {
+		w.dropRecyclable(s)
+	}
+}
