@@ -909,11 +909,15 @@ func (n *Node) SetPendingLimits(entries, bytes int) error {
 // (group commits). syncs/proposals is the syncs paid per write.
 type BatchStats struct {
 	Batches, Proposals, WALSyncs uint64
+	// WALSegmentsRecycled: segments the WAL wrote again instead of
+	// preparing fresh ones (wal.Options.RecycleSegments).
+	WALSegmentsRecycled uint64
 }
 
 // Batches returns the node's batching counters.
 func (n *Node) Batches() BatchStats {
-	return BatchStats{Batches: n.batches.Load(), Proposals: n.batchEntries.Load(), WALSyncs: n.wal.SyncRounds()}
+	return BatchStats{Batches: n.batches.Load(), Proposals: n.batchEntries.Load(), WALSyncs: n.wal.SyncRounds(),
+		WALSegmentsRecycled: n.wal.SegmentsRecycled()}
 }
 
 // LogCache is the memory of the core's in-memory log (see

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/kraftdb/kraft/wal"
 )
 
 // Config is everything a kraftd node is configured with. Each field is
@@ -52,6 +54,9 @@ type Config struct {
 	FsyncMode          string // always | batch | none
 	BatchFsyncInterval time.Duration
 	SegmentSize        Size
+	// WALRecycleSegments: segments retired by compaction kept to be
+	// written again instead of zero-filling fresh ones (0: none).
+	WALRecycleSegments int
 
 	SnapshotThreshold   uint64
 	SnapshotMinInterval time.Duration // automatic snapshots at most this often
@@ -120,6 +125,7 @@ func DefaultConfig() Config {
 		FsyncMode:           "always",
 		BatchFsyncInterval:  10 * time.Millisecond,
 		SegmentSize:         64 << 20,
+		WALRecycleSegments:  wal.DefaultRecycleSegments,
 		SnapshotThreshold:   100000,
 		SnapshotMinInterval: time.Minute,
 		SnapshotRetain:      3,
@@ -291,6 +297,7 @@ func settings() []setting {
 		mk("fsync-mode", "always (every batch synced before it counts) | batch (every --batch-fsync-interval) | none", str(func(c *Config) *string { return &c.FsyncMode })),
 		mk("batch-fsync-interval", "sync interval of --fsync-mode=batch", duration(func(c *Config) *time.Duration { return &c.BatchFsyncInterval })),
 		mk("segment-size", "WAL segment file size", size(func(c *Config) *Size { return &c.SegmentSize })),
+		mk("wal-recycle-segments", "WAL segments retired by snapshots that are kept and written again instead of zero-filling new ones (0: delete them)", integer(func(c *Config) *int { return &c.WALRecycleSegments })),
 		mk("snapshot-threshold", "entries applied between automatic snapshots (0: manual only)", uinteger(func(c *Config) *uint64 { return &c.SnapshotThreshold })),
 		mk("snapshot-min-interval", "least time between the starts of automatic snapshots; under heavy writes the log grows meanwhile instead (0: no minimum)", duration(func(c *Config) *time.Duration { return &c.SnapshotMinInterval })),
 		mk("snapshot-retain", "snapshot files kept (plus the bases of kept incremental snapshots); older WAL segments are released", integer(func(c *Config) *int { return &c.SnapshotRetain })),
@@ -548,6 +555,9 @@ func (c *Config) Validate() error {
 	if c.FsyncMode == "batch" && (c.BatchFsyncInterval <= 0 || c.BatchFsyncInterval >= c.ElectionTimeoutMin) {
 		bad("--batch-fsync-interval (%v) must be positive and below --election-timeout-min (%v)", c.BatchFsyncInterval, c.ElectionTimeoutMin)
 	}
+	if c.WALRecycleSegments < 0 || c.WALRecycleSegments > maxRecycleSegments {
+		bad("--wal-recycle-segments %d must be between 0 and %d", c.WALRecycleSegments, maxRecycleSegments)
+	}
 	if c.SegmentSize < 1<<20 {
 		bad("--segment-size %v must be at least 1MiB", c.SegmentSize)
 	}
@@ -696,4 +706,17 @@ func (c *Config) AdvertisedAdminAddr() string {
 
 func (c *Config) listen(port int) string {
 	return net.JoinHostPort(c.BindAddress, strconv.Itoa(port))
+}
+
+// maxRecycleSegments bounds --wal-recycle-segments: 4,096 segments of the
+// default size are 256 GiB, beyond any disk the pool should pin.
+const maxRecycleSegments = 4096
+
+// recycleSegments maps --wal-recycle-segments to wal.Options (where 0
+// means the default and a negative count none).
+func recycleSegments(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -162,9 +162,10 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		})
 	}
 	for name, f := range map[string]func(b core.BatchStats) uint64{
-		"kraft_proposal_batches_total":  func(b core.BatchStats) uint64 { return b.Batches },
-		"kraft_proposals_batched_total": func(b core.BatchStats) uint64 { return b.Proposals },
-		"kraft_wal_syncs_total":         func(b core.BatchStats) uint64 { return b.WALSyncs },
+		"kraft_proposal_batches_total":      func(b core.BatchStats) uint64 { return b.Batches },
+		"kraft_proposals_batched_total":     func(b core.BatchStats) uint64 { return b.Proposals },
+		"kraft_wal_syncs_total":             func(b core.BatchStats) uint64 { return b.WALSyncs },
+		"kraft_wal_segments_recycled_total": func(b core.BatchStats) uint64 { return b.WALSegmentsRecycled },
 	} {
 		s.metrics.counterFunc(name, func() uint64 {
 			if n := s.n(); n != nil {
@@ -317,7 +318,7 @@ func (s *Server) openNode(forceNewCluster bool) (*core.Node, *sm.KV, error) {
 		Raft: rc, TickInterval: tick,
 		WALDir: walDir,
 		WAL: wal.Options{SegmentSizeBytes: int64(cfg.SegmentSize), Fsync: fsync, SyncInterval: cfg.BatchFsyncInterval,
-			SnapshotDir: cfg.SnapshotDir, SnapshotsRetained: cfg.SnapshotRetain},
+			RecycleSegments: recycleSegments(cfg.WALRecycleSegments), SnapshotDir: cfg.SnapshotDir, SnapshotsRetained: cfg.SnapshotRetain},
 		StateMachine:         kv,
 		Transport:            s.tr,
 		Bootstrap:            bootstrap,
