@@ -61,11 +61,13 @@ soak:
 	KRAFT_SOAK_SEEDS=$(SEEDS) $(GO) test -run 'Soak' -count 1 -timeout $(SOAKTIME) ./...
 
 # Long fault runs on real kraftd processes with a porcupine check of the
-# whole history; the short version runs in make test.
+# whole history; the short version runs in make test. FLAGS: more kraftd
+# flags for every node.
 DURATION  ?= 5m
 NODES     ?= 3
+FLAGS     ?=
 jepsen:
-	KRAFT_FAULTS_DURATION=$(DURATION) KRAFT_FAULTS_NODES=$(NODES) KRAFT_FAULTS_OUT=$(CURDIR)/perf/results \
+	KRAFT_FAULTS_DURATION=$(DURATION) KRAFT_FAULTS_NODES=$(NODES) KRAFT_FAULTS_OUT=$(CURDIR)/perf/results KRAFT_FAULTS_FLAGS="$(FLAGS)" \
 	  $(GO) test -run 'TestLinearizableUnderFaults' -count 1 -timeout 0 -v ./e2e
 
 # Time to the next committed write after killing the leader of 5 real

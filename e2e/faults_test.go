@@ -514,7 +514,14 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	}
 	seed := uint64(envInt("KRAFT_FAULTS_SEED", int(time.Now().UnixNano()%1_000_000)))
 	t.Logf("seed %d (replay the fault schedule with KRAFT_FAULTS_SEED=%d), %d nodes, %ds", seed, seed, nodes, seconds)
-	fc := newFaultCluster(t, nodes, true)
+	// KRAFT_FAULTS_FLAGS: more kraftd flags for every node (make jepsen
+	// FLAGS=...), e.g. small segments and frequent snapshots so that WAL
+	// segments are compacted and recycled while the faults run.
+	extra := strings.Fields(os.Getenv("KRAFT_FAULTS_FLAGS"))
+	if len(extra) > 0 {
+		t.Logf("kraftd flags: %s", strings.Join(extra, " "))
+	}
+	fc := newFaultCluster(t, nodes, true, extra...)
 	h := newHistory()
 	// A few operations per key at a time keep the check fast (porcupine is
 	// exponential in concurrency per key); think time bounds the count.

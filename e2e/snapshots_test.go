@@ -33,8 +33,9 @@ func snapshotHeader(t *testing.T, fn string) (base uint64, codec byte, size int6
 // Snapshot knobs on real processes: a snapshot every --snapshot-threshold
 // entries, zstd-compressed files, incremental snapshots chained to a kept
 // full one, only --snapshot-retain files (plus needed bases) kept, old WAL
-// segments released, and a whole-cluster restart that restores every
-// acknowledged write from the chains.
+// segments released (to the recycling pool, from which some are written
+// again), and a whole-cluster kill -9 and restart that restores every
+// acknowledged write from the chains and the logs.
 func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
 	c := newCluster(t, 3, "--snapshot-threshold", "400", "--snapshot-min-interval", "0", "--snapshot-retain", "2", "--snapshot-compression",
 		"--snapshot-incremental", "--segment-size", "1MiB", "--max-entry-size", "64KiB")
@@ -68,6 +69,7 @@ func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
 		return
 	}
 	// 4,000 writes of 1 KiB: ~4 MiB of log, a snapshot every 400 entries.
+	var recycled float64
 	for id, p := range c.procs {
 		var files []string
 		// Wait until snapshotting has settled (a snapshot may still be
@@ -120,15 +122,27 @@ func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
 		if logged, _ := os.ReadFile(p.logFn); deltas == 0 && !strings.Contains(string(logged), "kind=delta") {
 			t.Fatalf("node %d: no incremental snapshot with --snapshot-incremental (bases %v)", id, bases)
 		}
-		segs, _ := filepath.Glob(filepath.Join(p.dataDir, "*.seg"))
+		segs, _ := filepath.Glob(filepath.Join(p.dataDir, "[0-9]*.seg"))
 		if len(segs) > 4 {
 			t.Fatalf("node %d keeps %d WAL segments of 1 MiB for ~4 MiB written with snapshots every 400 entries", id, len(segs))
 		}
-		t.Logf("node %d: %d full + %d delta snapshots kept, %d WAL segments", id, fulls, deltas, len(segs))
+		// Released segments wait to be written again, up to
+		// --wal-recycle-segments (32 by default).
+		pool, _ := filepath.Glob(filepath.Join(p.dataDir, "recycle-*.seg"))
+		if len(pool) > 32 {
+			t.Fatalf("node %d pools %d retired segments, more than --wal-recycle-segments", id, len(pool))
+		}
+		rec := c.metric(id, "kraft_wal_segments_recycled_total")
+		recycled += rec
+		t.Logf("node %d: %d full + %d delta snapshots kept, %d WAL segments, %d pooled, %.0f recycled", id, fulls, deltas, len(segs), len(pool), rec)
 	}
-	// Every node down, every node up: the state comes back from the chains.
+	if recycled == 0 {
+		t.Fatal("no node recycled a WAL segment (kraft_wal_segments_recycled_total)")
+	}
+	// Every node killed, every node up: the state comes back from the
+	// chains and the logs, recycled segments included.
 	for id := range c.procs {
-		c.signal(id, syscall.SIGTERM)
+		c.signal(id, syscall.SIGKILL)
 	}
 	for id := range c.procs {
 		c.start(id)
