@@ -17,9 +17,10 @@ type segment struct {
 	offsets []uint32 // start of each record; record k has index first+k
 	end     int64    // end of the last record: where the next one goes
 	dirty   bool     // written since the writer last captured it for sync
-	// prior: the sector checksums of a recycled segment's previous
-	// content, kept in its prior-content file (nil: a fresh segment).
-	prior []uint64
+	// hasPrior: a recycled segment, with a prior-content file (prior.go)
+	// that recovery reads; its checksums are not kept in memory (1 MiB
+	// per 64 MiB segment).
+	hasPrior bool
 	// recycle: retired by compaction, so its records all precede any the
 	// log will hold again: it may be written again (Options.RecycleSegments).
 	recycle bool
@@ -31,7 +32,7 @@ type segment struct {
 // as unwritten only if it is zeros (prior content is checked per whole
 // sector).
 func (s *segment) padSector() error {
-	if s.prior == nil || s.end%sectorBytes == 0 {
+	if !s.hasPrior || s.end%sectorBytes == 0 {
 		return nil
 	}
 	if _, pads := s.f.(pagePadder); pads {
@@ -151,9 +152,7 @@ func scanDir(fsys FS, dir string, rw bool) (*dirScan, error) {
 			continue
 		}
 		sg := &segment{first: first, path: path.Join(dir, n)}
-		if have[n+priorSuffix] {
-			sg.prior = []uint64{} // read by scanOne
-		}
+		sg.hasPrior = have[n+priorSuffix]
 		d.segs = append(d.segs, sg)
 	}
 	var prevTerm uint64
@@ -210,8 +209,9 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 			d.addProblem(s.path, 0, fmt.Sprintf("segment starts at index %d but the previous one ends at %d", s.first, prev.last()))
 		}
 	}
-	if s.prior != nil {
-		prior, err := readPrior(fsys, priorName(s.path), size)
+	var prior []uint64
+	if s.hasPrior {
+		prior, err = readPrior(fsys, priorName(s.path), size)
 		var ce *CorruptionError
 		if errors.As(err, &ce) {
 			d.addProblem(ce.File, ce.Offset, ce.Detail)
@@ -220,12 +220,11 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 		if err != nil {
 			return err
 		}
-		s.prior = prior
 		if p, ok := s.f.(priorPadder); ok && rw {
 			p.padOverPrior()
 		}
 	}
-	sc := scanSegment(s.m, s.first, prevTerm, newest, s.prior)
+	sc := scanSegment(s.m, s.first, prevTerm, newest, prior)
 	s.offsets, s.end = sc.offsets, sc.end
 	if sc.bad {
 		d.addProblem(s.path, sc.badOffset, sc.badDetail)

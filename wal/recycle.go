@@ -54,11 +54,11 @@ func (w *WAL) retireLocked(s *segment, recycle bool) error {
 	} else if err := w.fsys.Remove(s.path); err != nil {
 		return w.setFatal(&FatalError{Op: "segment remove", Err: err})
 	}
-	if s.prior != nil {
+	if s.hasPrior {
 		if err := w.fsys.Remove(priorName(old)); err != nil {
 			return w.setFatal(&FatalError{Op: "prior-content file remove", Err: err})
 		}
-		s.prior = nil
+		s.hasPrior = false
 	}
 	s.recycle = recycle
 	for i, u := range w.unsynced {
@@ -143,7 +143,7 @@ func (w *WAL) prepareRecycled(seq uint64, s *segment) (*preparedSegment, error) 
 		p.padOverPrior()
 	}
 	w.recycled.Add(1)
-	return &preparedSegment{path: name, f: s.f, m: s.m, prior: sums, priorPath: pname}, nil
+	return &preparedSegment{path: name, f: s.f, m: s.m, priorPath: pname}, nil
 }
 
 // SegmentsRecycled counts segments the preparer handed out again instead

@@ -28,7 +28,7 @@ func buildRecycledWAL(t *testing.T, segBytes int64) (*MemFS, []testEntry, map[st
 		}
 		withPrior := 0 // older segments with prior bytes after their data
 		for i, s := range w.segs {
-			if s.prior == nil {
+			if !s.hasPrior {
 				return false
 			}
 			if i < len(w.segs)-1 && firstNonZero(s.m[(s.end+sectorBytes-1)/sectorBytes*sectorBytes:]) >= 0 {
@@ -338,7 +338,7 @@ func TestRecycledSegmentsOnDisk(t *testing.T) {
 	newestRecycled := func() bool {
 		w.mu.RLock()
 		defer w.mu.RUnlock()
-		return w.segs[len(w.segs)-1].prior != nil && w.segs[len(w.segs)-1].count() > 0
+		return w.segs[len(w.segs)-1].hasPrior && w.segs[len(w.segs)-1].count() > 0
 	}
 	for round := 0; round < 600 || !newestRecycled(); round++ {
 		if round > 5000 {
@@ -361,7 +361,7 @@ func TestRecycledSegmentsOnDisk(t *testing.T) {
 		t.Fatal("no segment recycled")
 	}
 	newest := w.segs[len(w.segs)-1]
-	if newest.prior == nil {
+	if !newest.hasPrior {
 		t.Fatalf("newest segment %s is not recycled", newest.path)
 	}
 	segPath := newest.path

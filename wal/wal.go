@@ -212,7 +212,7 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 			return errorf("remove obsolete segment: %w", err)
 		}
 		w.recovery.RemovedFiles = append(w.recovery.RemovedFiles, s.path)
-		if s.prior != nil {
+		if s.hasPrior {
 			if err := w.fsys.Remove(priorName(s.path)); err != nil {
 				return errorf("remove prior-content file: %w", err)
 			}
@@ -516,7 +516,7 @@ func (w *WAL) rollLocked(nextRecordBytes int) error {
 			_ = p.f.Close()
 			return w.setFatal(&FatalError{Op: "directory fsync", Err: err})
 		}
-		s.prior = p.prior
+		s.hasPrior = true
 	}
 	if err := w.fsys.Rename(p.path, s.path); err != nil {
 		_ = p.f.Close()

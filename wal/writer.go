@@ -138,9 +138,7 @@ type preparedSegment struct {
 	path string
 	f    File
 	m    []byte
-	// A recycled file's prior content (recycle.go): its sector checksums
-	// and the prior-content file that holds them.
-	prior     []uint64
+	// priorPath: a recycled file's prior-content file (recycle.go).
 	priorPath string
 }
 
