@@ -93,6 +93,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{[]string{"--node-id=1", "--bootstrap", "--join", "a:7001"}, nil, "--bootstrap and --join exclude each other"},
 		{[]string{"--node-id=1", "--max-entry-size=64MiB"}, nil, "--max-entry-size 64MiB must be between 1KiB and half of --segment-size"},
 		{[]string{"--node-id=1", "--snapshot-min-interval=-1s"}, nil, "--snapshot-min-interval -1s must not be negative"},
+		{[]string{"--node-id=1", "--wal-recycle-segments=-1"}, nil, "--wal-recycle-segments -1 must be between 0 and 4096"},
+		{[]string{"--node-id=1"}, []string{"KRAFT_WAL_RECYCLE_SEGMENTS=5000"}, "--wal-recycle-segments 5000 must be between 0 and 4096"},
+		{[]string{"--node-id=1", "--wal-recycle-segments=many"}, nil, `invalid value "many" for flag -wal-recycle-segments`},
 		{[]string{"--node-id=1", "--log-format=xml"}, nil, `--log-format "xml" must be text or json`},
 		{[]string{"--node-id=1", "stray"}, nil, `unexpected argument "stray"`},
 		{[]string{"--node-id=1", "--env-file", "/nonexistent/kraft.env"}, nil, "env file: open /nonexistent/kraft.env"},
@@ -157,6 +160,16 @@ func TestEverySettingIsDocumented(t *testing.T) {
 	for _, s := range Settings() {
 		if !strings.Contains(string(doc), "`--"+s[0]+"`") || !strings.Contains(string(doc), s[1]) {
 			t.Errorf("docs/configuration.md does not document --%s (%s)", s[0], s[1])
+		}
+	}
+}
+
+// --wal-recycle-segments 0 turns recycling off, where wal.Options reads 0
+// as its default: the mapping must not hand the WAL a 0.
+func TestRecycleSegmentsZeroMeansNone(t *testing.T) {
+	for in, want := range map[int]int{0: -1, 1: 1, 32: 32} {
+		if got := recycleSegments(in); got != want {
+			t.Errorf("recycleSegments(%d) = %d, want %d", in, got, want)
 		}
 	}
 }
