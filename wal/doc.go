@@ -8,7 +8,7 @@
 //	  00000000000000004097.seg   segment: records from index 4097 (the newest)
 //	  00000000000000004097.seg.prior  its prior content's sector checksums (recycled segments)
 //	  prep-<n>.tmp, prep-<n>.prior    next segment, prepared (removed by Open)
-//	  recycle-<segment name>     retired segment waiting to be reused (removed by Open)
+//	  recycle-<segment name>     retired segment waiting to be reused (Open pools or removes it)
 //	  state                      hard state + compaction point (two slots)
 //	<snapshot dir>/              Options.SnapshotDir (default <data dir>/snapshots)
 //	  snapshot-<index>-<term>.dat

@@ -237,9 +237,10 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 	return nil
 }
 
-// isTempName reports whether n is a file that only a running WAL uses and
-// Open removes: a segment being prepared, its prior-content file, or a
-// retired segment kept for recycling.
+// isTempName reports whether n is a file that Open does not read as part
+// of the log: a segment being prepared and its prior-content file (Open
+// removes them), or a retired segment kept for recycling (Open takes it
+// back into the pool, or removes it).
 func isTempName(n string) bool {
 	return (strings.HasPrefix(n, "prep-") && (strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, priorSuffix))) ||
 		(strings.HasPrefix(n, recyclePrefix) && strings.HasSuffix(n, segmentSuffix))

@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"path"
+	"strings"
 )
 
 // Segment recycling (Options.RecycleSegments). A segment that compaction
@@ -21,9 +22,10 @@ import (
 //
 // The order of the steps, each for a crash between it and the next:
 //
-//  1. retire: rename <name> -> recycle-<name> (Open removes recycle-*
-//     files; the old name, if it comes back, is below the compaction
-//     point and removed as obsolete);
+//  1. retire: rename <name> -> recycle-<name> (the old name, if it comes
+//     back, is below the compaction point and removed as obsolete; Open
+//     takes recycle-* files back into the pool, since no view of a past
+//     run can alias them, and Close leaves the pool's files for it);
 //  2. prepare: fdatasync the file (so the disk holds what is checksummed),
 //     checksum its sectors, rename it to prep-<n>.tmp, write and sync
 //     prep-<n>.prior, fsync the directory (the old name is gone for good
@@ -150,13 +152,51 @@ func (w *WAL) prepareRecycled(seq uint64, s *segment) (*preparedSegment, error) 
 // of creating fresh ones (metrics, benchmarks).
 func (w *WAL) SegmentsRecycled() uint64 { return w.recycled.Load() }
 
-// closePool closes and removes every pooled segment (Close).
+// closePool closes every pooled segment and leaves its file for the next
+// Open (Close, and a failed Open).
 func (w *WAL) closePool() {
 	w.prepMu.Lock()
 	pool := w.pool
 	w.pool = nil
 	w.prepMu.Unlock()
 	for _, s := range pool {
-		w.dropRecyclable(s)
+		_ = s.close()
 	}
+}
+
+// adoptPooled takes a retired segment that an earlier run left
+// (recycle-<name>) back into the pool if there is room and it has the
+// segment size, and reports whether it did; the caller removes the file
+// otherwise. Such a file came from compaction after the compaction point
+// covering all its records was durable, and compaction points only grow,
+// so its records still precede every index the log will hold.
+func (w *WAL) adoptPooled(name string) bool {
+	base := path.Base(name)
+	if !strings.HasPrefix(base, recyclePrefix) || !strings.HasSuffix(base, segmentSuffix) {
+		return false
+	}
+	w.prepMu.Lock()
+	defer w.prepMu.Unlock()
+	if len(w.pool) >= w.opts.RecycleSegments {
+		return false
+	}
+	f, err := w.fsys.OpenRW(name)
+	if err != nil {
+		return false
+	}
+	if p, ok := f.(pagePadder); ok {
+		p.padWritesToPage()
+	}
+	size, err := f.Size()
+	if err != nil || size != w.opts.SegmentSizeBytes {
+		_ = f.Close()
+		return false
+	}
+	m, err := f.Map()
+	if err != nil {
+		_ = f.Close()
+		return false
+	}
+	w.pool = append(w.pool, &segment{path: name, f: f, m: m, recycle: true})
+	return true
 }

@@ -83,6 +83,15 @@ func buildRecycledWAL(t *testing.T, segBytes int64) (*MemFS, []testEntry, map[st
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The pool Close leaves is not what these tests are about, and every
+	// Open would take it back (TestPoolSurvivesARestart covers that).
+	for _, n := range listDir(t, fsys, "/d") {
+		if strings.HasPrefix(n, recyclePrefix) {
+			if err := fsys.Remove("/d/" + n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	return fsys, live, offs
 }
 
@@ -165,10 +174,18 @@ func TestSegmentsAreRecycled(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
+		// Close leaves the pool's files (and only those) for the next Open.
+		pooled := 0
 		for _, n := range listDir(t, fsys, "/d") {
-			if isTempName(n) {
+			switch {
+			case strings.HasPrefix(n, recyclePrefix):
+				pooled++
+			case isTempName(n):
 				t.Fatalf("Close left %s", n)
 			}
+		}
+		if recycle < 0 && pooled > 0 {
+			t.Fatalf("recycling off: Close left %d pooled segments", pooled)
 		}
 		w = mustOpen(t, "/d", opts)
 		if err := sameEntries(readAll(t, w), live); err != nil {
@@ -176,6 +193,9 @@ func TestSegmentsAreRecycled(t *testing.T) {
 		}
 		if len(w.Recovery().RemovedFiles) != 0 || w.Recovery().TornBytes != 0 {
 			t.Fatalf("recycle %d: reopen after a clean close repaired %+v", recycle, w.Recovery())
+		}
+		if len(w.pool) != pooled {
+			t.Fatalf("recycle %d: reopen pooled %d of the %d segments Close left", recycle, len(w.pool), pooled)
 		}
 		w.Close()
 	}
@@ -455,5 +475,79 @@ func TestSectorSumsYield(t *testing.T) {
 	close(stop)
 	if _, err := sectorSums(m, stop); err != errStopped {
 		t.Fatalf("sectorSums after stop: %v", err)
+	}
+}
+
+// TestPoolSurvivesARestart: the retired segments a WAL had pooled are
+// written again after a restart, before any new compaction; more than
+// RecycleSegments, or files of another size, are removed.
+func TestPoolSurvivesARestart(t *testing.T) {
+	fsys := NewMemFS()
+	opts := memOpts(fsys, 4096)
+	w := mustOpen(t, "/d", opts)
+	rng := rand.New(rand.NewPCG(13, 14))
+	var all []testEntry
+	pooled := func() int {
+		n := 0
+		for _, name := range listDir(t, fsys, "/d") {
+			if strings.HasPrefix(name, recyclePrefix) {
+				n++
+			}
+		}
+		return n
+	}
+	for round := 0; round < 200 || pooled() < 3; round++ {
+		if round > 5000 {
+			t.Fatal("never three pooled segments")
+		}
+		es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), 60)
+		mustAppend(t, w, es)
+		all = append(all, es...)
+		if err := w.WaitDurable(uint64(len(all))); err != nil {
+			t.Fatal(err)
+		}
+		if round%20 == 19 {
+			if err := w.CompactPrefix(uint64(len(all)-10), 1); err != nil {
+				t.Fatal(err)
+			}
+			releaseRetired(w)
+		}
+	}
+	first := w.FirstIndex()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	left := pooled()
+	// A leftover of another size is not taken.
+	f, _ := fsys.Create("/d/" + recyclePrefix + "00000000000000000003.seg")
+	f.WriteAt(make([]byte, 8192), 0)
+	f.Close()
+
+	if left == 0 {
+		t.Fatal("Close left no pooled segment")
+	}
+	limit := max(1, left-1) // one too many when it can be: removed
+	opts.RecycleSegments = limit
+	w = mustOpen(t, "/d", opts)
+	defer w.Close()
+	if len(w.pool) != limit {
+		t.Fatalf("pooled %d after the restart, want %d of the %d left", len(w.pool), limit, left)
+	}
+	if removed := len(w.Recovery().RemovedFiles); removed != left-limit+1 {
+		t.Fatalf("removed %v, want the pooled segments beyond the limit and the one of another size", w.Recovery().RemovedFiles)
+	}
+	for w.SegmentsRecycled() < uint64(limit) {
+		es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), 60)
+		mustAppend(t, w, es)
+		all = append(all, es...)
+		if len(all) > 100000 {
+			t.Fatalf("%d of %d pooled segments written again after the restart", w.SegmentsRecycled(), limit)
+		}
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sameEntries(readAll(t, w), all[first-1:]); err != nil {
+		t.Fatal(err)
 	}
 }

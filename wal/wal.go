@@ -140,6 +140,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 	w.prepCnd = sync.NewCond(&w.prepMu)
 	if err := w.recover(d, discard); err != nil {
 		d.closeAll()
+		w.closePool()
 		if w.state != nil {
 			_ = w.state.f.Close()
 		}
@@ -222,6 +223,9 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 	}
 	w.segs = keep
 	for _, t := range d.tmpFiles {
+		if w.adoptPooled(t) {
+			continue
+		}
 		if err := w.fsys.Remove(t); err != nil {
 			return errorf("remove %s: %w", t, err)
 		}
@@ -988,7 +992,7 @@ func (w *WAL) Close() error {
 		}
 	}
 	for _, r := range w.retired {
-		w.dropRecyclable(r.seg)
+		_ = r.seg.close() // a recycle-* file stays for the next Open
 	}
 	w.segs, w.retired = nil, nil
 	w.closePool()
