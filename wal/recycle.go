@@ -74,10 +74,16 @@ func (w *WAL) retireLocked(s *segment, recycle bool) error {
 }
 
 // releaseRetired disposes of a retired segment that no view can alias any
-// more: into the pool if it may be recycled and there is room (never while
-// closing), else closed and, if it was kept for recycling, removed. Holds mu.
+// more: into the pool if it may be recycled and there is room, else closed
+// and, if it was kept for recycling, removed. While closing, a recyclable
+// one is closed and left for the next Open, as Close leaves the pool.
+// Holds mu.
 func (w *WAL) releaseRetired(s *segment) {
-	if s.recycle && !w.closed {
+	if s.recycle && w.closed {
+		_ = s.close()
+		return
+	}
+	if s.recycle {
 		w.prepMu.Lock()
 		room := len(w.pool) < w.opts.RecycleSegments
 		if room {
