@@ -59,23 +59,7 @@ func FuzzSegmentReader(f *testing.F) {
 				t.Fatalf("record %d at %d: %+v %v", k, o, h, err)
 			}
 		}
-		switch {
-		case s.bad:
-			if s.badOffset < s.end || s.badOffset >= int64(len(m)) {
-				t.Fatalf("corruption offset %d outside [%d, %d)", s.badOffset, s.end, len(m))
-			}
-		case s.junkEnd > 0:
-			if !newest || s.junkEnd <= s.end || s.junkEnd > int64(len(m)) {
-				t.Fatalf("torn tail [%d, %d) in a segment of %d bytes (newest %v)", s.end, s.junkEnd, len(m), newest)
-			}
-			if firstNonZero(m[s.junkEnd:]) >= 0 {
-				t.Fatal("non-zero bytes after the torn tail")
-			}
-		default:
-			if firstNonZero(m[s.end:]) >= 0 {
-				t.Fatal("clean end with non-zero bytes after it")
-			}
-		}
+		checkScanEnd(t, m, s, newest, nil)
 	})
 }
 
@@ -116,22 +100,31 @@ func FuzzRecycledSegmentReader(f *testing.F) {
 		if err != nil || n != len(s.offsets) {
 			t.Fatalf("accepted bytes do not verify: %d records, %v (reader counted %d)", n, err, len(s.offsets))
 		}
-		switch {
-		case s.bad:
-			if s.badOffset < s.end || s.badOffset >= int64(len(m)) {
-				t.Fatalf("corruption offset %d outside [%d, %d)", s.badOffset, s.end, len(m))
-			}
-		case s.junkEnd > 0:
-			if !newest || s.junkEnd <= s.end || s.junkEnd > int64(len(m)) {
-				t.Fatalf("torn tail [%d, %d) in a segment of %d bytes (newest %v)", s.end, s.junkEnd, len(m), newest)
-			}
-			if e := writtenEnd(m, int(s.junkEnd), prior); e != int(s.junkEnd) {
-				t.Fatalf("written bytes up to %d after the torn tail [%d, %d)", e, s.end, s.junkEnd)
-			}
-		default:
-			if e := writtenEnd(m, int(s.end), prior); e != int(s.end) {
-				t.Fatalf("clean end at %d with written bytes up to %d after it", s.end, e)
-			}
-		}
+		checkScanEnd(t, m, s, newest, prior)
 	})
+}
+
+// checkScanEnd checks how a scan of m ended: corruption inside the
+// segment, a torn tail only in the newest segment with nothing written
+// after it, or a clean end with nothing written after it ("written": not
+// zeros, nor a sector of the prior content when prior is given).
+func checkScanEnd(t *testing.T, m []byte, s segScan, newest bool, prior []uint64) {
+	t.Helper()
+	switch {
+	case s.bad:
+		if s.badOffset < s.end || s.badOffset >= int64(len(m)) {
+			t.Fatalf("corruption offset %d outside [%d, %d)", s.badOffset, s.end, len(m))
+		}
+	case s.junkEnd > 0:
+		if !newest || s.junkEnd <= s.end || s.junkEnd > int64(len(m)) {
+			t.Fatalf("torn tail [%d, %d) in a segment of %d bytes (newest %v)", s.end, s.junkEnd, len(m), newest)
+		}
+		if e := writtenEnd(m, int(s.junkEnd), prior); e != int(s.junkEnd) {
+			t.Fatalf("written bytes up to %d after the torn tail [%d, %d)", e, s.end, s.junkEnd)
+		}
+	default:
+		if e := writtenEnd(m, int(s.end), prior); e != int(s.end) {
+			t.Fatalf("clean end at %d with written bytes up to %d after it", s.end, e)
+		}
+	}
 }

@@ -109,6 +109,27 @@ func withPriorBytes(fsys *MemFS, offs map[string][]uint32) []string {
 	return out
 }
 
+// churn is one round of a compacted log: a durable batch of 1..6 entries
+// of up to payload bytes in term 1, and every compactEvery rounds a
+// compaction of all but the last keep entries, whose retired segments are
+// then released (releaseRetired). It returns all with the batch appended.
+func churn(t *testing.T, w *WAL, rng *rand.Rand, all []testEntry, round, payload, compactEvery, keep int) []testEntry {
+	t.Helper()
+	es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), payload)
+	mustAppend(t, w, es)
+	all = append(all, es...)
+	if err := w.WaitDurable(uint64(len(all))); err != nil {
+		t.Fatal(err)
+	}
+	if round%compactEvery == compactEvery-1 && len(all) > keep {
+		if err := w.CompactPrefix(uint64(len(all)-keep), 1); err != nil {
+			t.Fatal(err)
+		}
+		releaseRetired(w)
+	}
+	return all
+}
+
 // releaseRetired does what the writer goroutine does between rounds: it
 // releases the retired segments that no view can alias any more (into the
 // pool). Tests whose loop holds the lock most of the time call it after a
@@ -145,18 +166,7 @@ func TestSegmentsAreRecycled(t *testing.T) {
 		var all []testEntry
 		priors := 0 // prior-content files seen, summed over the rounds
 		for round := 0; round < 400; round++ {
-			es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), 60)
-			mustAppend(t, w, es)
-			all = append(all, es...)
-			if err := w.WaitDurable(uint64(len(all))); err != nil {
-				t.Fatal(err)
-			}
-			if round%20 == 19 {
-				if err := w.CompactPrefix(uint64(len(all)-40), 1); err != nil {
-					t.Fatal(err)
-				}
-				releaseRetired(w)
-			}
+			all = churn(t, w, rng, all, round, 60, 20, 40)
 			for _, n := range listDir(t, fsys, "/d") {
 				if strings.HasSuffix(n, priorSuffix) {
 					priors++
@@ -364,18 +374,7 @@ func TestRecycledSegmentsOnDisk(t *testing.T) {
 		if round > 5000 {
 			t.Fatal("the newest segment never was a recycled one")
 		}
-		es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), 200)
-		mustAppend(t, w, es)
-		all = append(all, es...)
-		if err := w.WaitDurable(uint64(len(all))); err != nil {
-			t.Fatal(err)
-		}
-		if round%25 == 24 {
-			if err := w.CompactPrefix(uint64(len(all)-50), 1); err != nil {
-				t.Fatal(err)
-			}
-			releaseRetired(w)
-		}
+		all = churn(t, w, rng, all, round, 200, 25, 50)
 	}
 	if w.SegmentsRecycled() == 0 {
 		t.Fatal("no segment recycled")
@@ -500,18 +499,7 @@ func TestPoolSurvivesARestart(t *testing.T) {
 		if round > 5000 {
 			t.Fatal("never three pooled segments")
 		}
-		es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), 60)
-		mustAppend(t, w, es)
-		all = append(all, es...)
-		if err := w.WaitDurable(uint64(len(all))); err != nil {
-			t.Fatal(err)
-		}
-		if round%20 == 19 {
-			if err := w.CompactPrefix(uint64(len(all)-10), 1); err != nil {
-				t.Fatal(err)
-			}
-			releaseRetired(w)
-		}
+		all = churn(t, w, rng, all, round, 60, 20, 10)
 	}
 	first := w.FirstIndex()
 	if err := w.Close(); err != nil {
