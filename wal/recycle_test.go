@@ -201,11 +201,11 @@ func TestSegmentsAreRecycled(t *testing.T) {
 		if err := sameEntries(readAll(t, w), live); err != nil {
 			t.Fatalf("recycle %d: after reopen: %v", recycle, err)
 		}
+		// Nothing removed: the pooled segments Close left were taken back
+		// (the preparer may already be using them, so the pool's length
+		// says nothing here).
 		if len(w.Recovery().RemovedFiles) != 0 || w.Recovery().TornBytes != 0 {
 			t.Fatalf("recycle %d: reopen after a clean close repaired %+v", recycle, w.Recovery())
-		}
-		if len(w.pool) != pooled {
-			t.Fatalf("recycle %d: reopen pooled %d of the %d segments Close left", recycle, len(w.pool), pooled)
 		}
 		w.Close()
 	}
@@ -518,9 +518,6 @@ func TestPoolSurvivesARestart(t *testing.T) {
 	opts.RecycleSegments = limit
 	w = mustOpen(t, "/d", opts)
 	defer w.Close()
-	if len(w.pool) != limit {
-		t.Fatalf("pooled %d after the restart, want %d of the %d left", len(w.pool), limit, left)
-	}
 	if removed := len(w.Recovery().RemovedFiles); removed != left-limit+1 {
 		t.Fatalf("removed %v, want the pooled segments beyond the limit and the one of another size", w.Recovery().RemovedFiles)
 	}
