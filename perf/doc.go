@@ -43,6 +43,13 @@
 // CPU time at both ends of the window, then waits for the operations in
 // flight. Each worker owns its rand.Rand, key and value buffers.
 //
+// Besides its own figures a run can read the nodes' counters at both ends
+// of its window (LoadConfig.Servers, a Scraper of their admin /metrics):
+// CPU, the leader's WAL syncs, snapshots, recycled segments, leader
+// changes and refused requests, so a report says what the cluster did
+// while it was measured (a snapshot, an election) and not only what the
+// load saw.
+//
 // Latencies go into Histograms: fixed-size (58 KiB), lock-free,
 // log-linear with 128 buckets per power of two (percentiles within 0.8 %),
 // so an open-loop run at any rate uses bounded memory.

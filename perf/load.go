@@ -75,6 +75,10 @@ type LoadConfig struct {
 	// Disk, if set, is read at the start and the end of the measured
 	// window: the counters of the disk under the cluster's data (DiskOf).
 	Disk func() (DiskCounters, error)
+	// Servers, if set, is read at the start and the end of the measured
+	// window: the nodes' own counters (Scraper.Scrape). When CPUSeconds
+	// is not set, the nodes' CPU comes from here.
+	Servers func() (ServerSample, error)
 	// Progress, if set, is called once a second of the measured window.
 	Progress func(Progress)
 }
@@ -123,8 +127,12 @@ type Result struct {
 	// Disk is what the disk under the cluster's data wrote over the window
 	// (the whole device: other writers count too); Device is "" when it
 	// was not measured.
-	Disk     DiskCounters
-	Timeline []Interval
+	Disk DiskCounters
+	// Servers is what the nodes counted over the window; nil when they
+	// were not scraped (or a scrape failed: ServersErr says why).
+	Servers    *ServerCounters
+	ServersErr error
+	Timeline   []Interval
 }
 
 // Throughput is completed operations per second of the window.
@@ -160,6 +168,8 @@ type runner struct {
 	lat, svc, lag, rlat, wlat *Histogram
 	interval                  atomic.Pointer[Histogram] // the current second's latencies
 	disk                      DiskCounters              // over the window, set by monitor
+	servers                   *ServerCounters           // over the window, set by monitor
+	serversErr                error
 }
 
 // Run runs cfg against t and returns what it measured. It fails only when
@@ -191,7 +201,10 @@ func Run(ctx context.Context, t Target, cfg LoadConfig) (*Result, error) {
 	}
 	res := &Result{Elapsed: cfg.Duration, CPUSeconds: -1, GeneratorCPUSeconds: -1}
 	res.Timeline, res.CPUSeconds, res.GeneratorCPUSeconds = r.monitor(ctx)
-	res.Disk = r.disk
+	res.Disk, res.Servers, res.ServersErr = r.disk, r.servers, r.serversErr
+	if res.Servers != nil && cfg.CPUSeconds == nil && res.CPUSeconds < 0 {
+		res.CPUSeconds = res.Servers.CPUSeconds
+	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -424,6 +437,10 @@ func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU
 		disk0, err = r.cfg.Disk()
 		diskOK = err == nil
 	}
+	var servers0 ServerSample
+	if r.cfg.Servers != nil {
+		servers0, r.serversErr = r.cfg.Servers()
+	}
 	r.interval.Store(NewHistogram())
 	var (
 		prevOps, prevEr uint64
@@ -456,6 +473,13 @@ func (r *runner) monitor(ctx context.Context) (timeline []Interval, cpu, selfCPU
 	if diskOK {
 		if d1, err := r.cfg.Disk(); err == nil {
 			r.disk = d1.since(disk0)
+		}
+	}
+	if r.cfg.Servers != nil && r.serversErr == nil {
+		var servers1 ServerSample
+		if servers1, r.serversErr = r.cfg.Servers(); r.serversErr == nil {
+			c := servers1.Since(servers0)
+			r.servers = &c
 		}
 	}
 	if cpu0 < 0 {

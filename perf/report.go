@@ -214,6 +214,9 @@ type Row struct {
 	DiskBytesPerOp    float64 `json:"disk_bytes_per_op,omitempty"`
 	DiskMBPerSec      float64 `json:"disk_mb_per_s,omitempty"`
 	DiskFlushesPerSec float64 `json:"disk_flushes_per_s,omitempty"`
+	// Servers: the nodes' own counters over the window (their /metrics),
+	// when kraftbench could read them.
+	Servers *ServerRow `json:"servers,omitempty"`
 
 	FloorUs
 	// Each latency over the commit floor, and throughput × floor (1.0:
@@ -239,6 +242,21 @@ type TimelineJSON struct {
 	P50us  float64 `json:"p50_us"`
 	P99us  float64 `json:"p99_us"`
 	MaxUs  float64 `json:"max_us"`
+}
+
+// ServerRow is ServerCounters in a report.
+type ServerRow struct {
+	Nodes      int     `json:"nodes"`
+	CPUSeconds float64 `json:"cpu_s"`
+	// LeaderWALSyncs: sync rounds of the node that led through the whole
+	// window (0: the leader changed); WritesPerLeaderSync: the run's
+	// writes over them, how many writes shared one flush.
+	LeaderWALSyncs      uint64            `json:"leader_wal_syncs"`
+	WritesPerLeaderSync float64           `json:"writes_per_leader_sync,omitempty"`
+	Snapshots           uint64            `json:"snapshots"`
+	SegmentsRecycled    uint64            `json:"wal_segments_recycled"`
+	LeaderChanges       uint64            `json:"leader_changes"`
+	Rejected            map[string]uint64 `json:"rejected,omitempty"`
 }
 
 // FloorUs is a Floor in JSON, in microseconds.
@@ -289,6 +307,13 @@ func NewRow(res *Result, floor Floor) Row {
 		r.DiskMBPerSec = float64(d.BytesWritten) / 1e6 / res.Elapsed.Seconds()
 		r.DiskFlushesPerSec = float64(d.Flushes) / res.Elapsed.Seconds()
 	}
+	if c := res.Servers; c != nil {
+		r.Servers = &ServerRow{Nodes: c.Nodes, CPUSeconds: c.CPUSeconds, LeaderWALSyncs: c.LeaderWALSyncs,
+			Snapshots: c.Snapshots, SegmentsRecycled: c.SegmentsRecycled, LeaderChanges: c.LeaderChanges, Rejected: c.Rejected}
+		if c.LeaderWALSyncs > 0 {
+			r.Servers.WritesPerLeaderSync = float64(res.Writes) / float64(c.LeaderWALSyncs)
+		}
+	}
 	if f := us(floor.CommitFloor()); f > 0 {
 		r.P50xFloor, r.P90xFloor, r.P99xFloor, r.P999xFloor, r.MaxxFloor = r.P50us/f, r.P90us/f, r.P99us/f, r.P999us/f, r.MaxUs/f
 		r.OpsPerFloor = r.OpsPerSec * f / 1e6
@@ -337,7 +362,7 @@ func (r Row) Workload() string {
 }
 
 var tableHeader = []string{"nodes", "load", "ops/s", "ops×floor", "p50", "p90", "p99", "p99.9", "max",
-	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "disk B/op (MB/s, flushes/s)", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
+	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "disk B/op (MB/s, flushes/s)", "writes/sync", "snaps/recycled/leader chg", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
 
 func (r Row) cells() []string {
 	lat := func(v, x float64) string { return fmt.Sprintf("%s (%.1f×)", FormatDuration(v), x) }
@@ -348,6 +373,13 @@ func (r Row) cells() []string {
 	disk := "—"
 	if r.DiskDevice != "" {
 		disk = fmt.Sprintf("%.0f (%.0f, %.0f)", r.DiskBytesPerOp, r.DiskMBPerSec, r.DiskFlushesPerSec)
+	}
+	perSync, events := "—", "—"
+	if s := r.Servers; s != nil {
+		if s.WritesPerLeaderSync > 0 {
+			perSync = fmt.Sprintf("%.1f", s.WritesPerLeaderSync)
+		}
+		events = fmt.Sprintf("%d/%d/%d", s.Snapshots, s.SegmentsRecycled, s.LeaderChanges)
 	}
 	lm, lag := "—", "—"
 	if r.Mode == "open" {
@@ -369,7 +401,7 @@ func (r Row) cells() []string {
 	}
 	return []string{nodes, r.Workload(), fmt.Sprintf("%.0f", r.OpsPerSec), fmt.Sprintf("%.2f", r.OpsPerFloor),
 		lat(r.P50us, r.P50xFloor), lat(r.P90us, r.P90xFloor), lat(r.P99us, r.P99xFloor), lat(r.P999us, r.P999xFloor),
-		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu, disk,
+		lat(r.MaxUs, r.MaxxFloor), FormatDuration(r.ServiceP99us), lag, fmt.Sprint(r.Errors), lm, cpu, disk, perSync, events,
 		FormatDuration(r.FsyncP50us) + "/" + FormatDuration(r.FsyncP99us), FormatDuration(r.RTTP50us), FormatDuration(r.CommitFloorUs), shared}
 }
 
@@ -385,6 +417,10 @@ kraftd processes over the window / ops (in-process nodes, kraftbench --embedded,
 --null-server: of the whole kraftbench process, load included). disk B/op: bytes written over
 the window by the disk under the data directory / ops, with its MB/s and flushes/s
 (/proc/diskstats: the whole device, other writers included; local and in-process clusters).
+writes/sync and snaps/recycled/leader chg: from the nodes' /metrics at both ends of the
+window (local clusters, or --admin-endpoints): writes over the WAL syncs of the node that led
+throughout (— if the leader changed), snapshots taken and WAL segments recycled by all nodes,
+and the most leader changes any node saw; CPU µs/op of --endpoints comes from there too.
 shared-disk floor (local and in-process clusters): the floor with the fdatasync p50 measured
 while one writer per node syncs at once, as nodes sharing this disk do for every write; (p50 n×)
 is the p50's ratio to it.`
@@ -401,6 +437,9 @@ func WriteTable(w io.Writer, env Env, rows []Row) {
 	for _, r := range rows {
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "first error (%s): %s\n", r.Workload(), r.FirstError)
+		}
+		if s := r.Servers; s != nil && len(s.Rejected) > 0 {
+			fmt.Fprintf(w, "refused by the nodes (%s): %s\n", r.Workload(), s.rejectedText())
 		}
 	}
 	fmt.Fprintln(w, Legend)
@@ -425,6 +464,9 @@ func WriteMarkdown(w io.Writer, title string, env Env, rows []Row, wall time.Dur
 	for _, r := range rows {
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "First error (%s): `%s`\n\n", r.Workload(), r.FirstError)
+		}
+		if s := r.Servers; s != nil && len(s.Rejected) > 0 {
+			fmt.Fprintf(w, "Refused by the nodes (%s): %s\n\n", r.Workload(), s.rejectedText())
 		}
 	}
 	fmt.Fprintln(w, Legend)

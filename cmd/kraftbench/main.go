@@ -8,7 +8,8 @@
 //	kraftbench throughput --local 3 --read-ratio 0.9 --consistency lease --key-dist zipf
 //	kraftbench election --local 5 --kills 20           # kill -9 the leader, time the next commit
 //	kraftbench scalability --nodes 3,5,7 --clients 64
-//	kraftbench --endpoints 10.0.0.1:7002,10.0.0.2:7002 --cluster-id kraft-prod
+//	kraftbench --endpoints 10.0.0.1:7002,10.0.0.2:7002 --cluster-id kraft-prod \
+//	    --admin-endpoints 10.0.0.1:7003,10.0.0.2:7003   # and the nodes' counters
 //
 // Sub-commands: throughput (the default; closed loop over --clients, or
 // open loop over --rate with at most --inflight operations in flight;
@@ -23,6 +24,10 @@
 // with data in --data-dir or a temporary directory, one cluster per
 // payload size. Reports: a table (default), JSON lines (--json), a
 // markdown file (--markdown), a latency-over-time HTML page (--plot).
+// Each run also reads the nodes' /metrics at both ends of its window (the
+// local nodes', or --admin-endpoints'): writes per leader WAL sync,
+// snapshots, recycled WAL segments, leader changes and the requests the
+// nodes refused, and for --endpoints the nodes' CPU.
 package main
 
 import (
@@ -66,6 +71,8 @@ type options struct {
 	kraftd, kraftdFlags   string
 	kraftdEnv             []string
 	endpoints, clusterID  string
+	adminEndpoints        string // --endpoints: the nodes' admin addresses, for their /metrics
+	adminToken            string
 	clients               []int
 	rates                 []float64
 	inflight              int
@@ -111,6 +118,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	kraftdEnv := fs.String("kraftd-env", "", "extra environment for every local kraftd, space-separated NAME=VALUE (e.g. \"GOGC=200\"); without GOMAXPROCS here or in kraftbench's own environment, each node gets GOMAXPROCS = CPUs / nodes, at least 1 (the nodes share this host)")
 	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
 	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
+	fs.StringVar(&o.adminEndpoints, "admin-endpoints", "", "admin addresses of --endpoints' nodes, comma-separated (host:port, or https://host:port with --cacert): their /metrics at both ends of each run give CPU per op, writes per leader sync, snapshots, recycled WAL segments, leader changes and refused requests")
+	fs.StringVar(&o.adminToken, "admin-token", os.Getenv("KRAFT_ADMIN_TOKEN"), "bearer token for --admin-endpoints, when kraftd runs with --admin-token (env KRAFT_ADMIN_TOKEN)")
 	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each; latency default 1)")
 	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time; "+
 		"0 in the list: also the closed-loop runs of --clients; \"match\": the throughput the last closed-loop run measured (e.g. --clients 16 --rate 0,match)")
@@ -229,6 +238,14 @@ func (o *options) check() error {
 		}
 		if o.tls || o.kraftdFlags != "" || o.kraftd != "" || len(o.kraftdEnv) > 0 {
 			return fmt.Errorf("--null-server runs no kraftd: --tls, --kraftd, --kraftd-flags and --kraftd-env do not apply")
+		}
+	}
+	if o.adminEndpoints != "" {
+		if o.endpoints == "" {
+			return fmt.Errorf("--admin-endpoints goes with --endpoints (kraftbench reads the nodes it starts without it)")
+		}
+		if _, err := perf.NewScraper(strings.Split(o.adminEndpoints, ","), "", nil); err != nil {
+			return fmt.Errorf("--admin-endpoints: %v", err)
 		}
 	}
 	if o.endpoints != "" && (o.kraftdFlags != "" || o.kraftd != "" || len(o.kraftdEnv) > 0) {
@@ -488,14 +505,24 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		return b.onNullServer(ctx, payload)
 	}
 	eps, cid := strings.Split(b.o.endpoints, ","), perf.ClusterNumber(b.o.clusterID)
-	var cpu func() float64
+	var pr probes
+	if b.o.adminEndpoints != "" {
+		sc, err := perf.NewScraper(strings.Split(b.o.adminEndpoints, ","), b.o.adminToken, b.tlsConfig)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-endpoints: %w", err)
+		}
+		pr.servers = sc
+	}
 	if nodes > 0 {
 		lc, err := b.startLocal(nodes, fmt.Sprintf("n%d-p%d", nodes, payload))
 		if err != nil {
 			return nil, err
 		}
 		defer lc.Stop()
-		eps, cid, cpu = lc.Clients, perf.ClusterNumber(lc.ClusterID), lc.CPUSeconds
+		eps, cid, pr.cpu = lc.Clients, perf.ClusterNumber(lc.ClusterID), lc.CPUSeconds
+		if pr.servers, err = perf.NewScraper(lc.Admins, "", nil); err != nil {
+			return nil, err
+		}
 	}
 	read, _ := perf.ParseConsistency(b.o.consistency)
 	target, err := perf.NewClientTarget(client.Config{Endpoints: eps, ClusterID: cid, TLS: b.tlsConfig}, b.maxWorkers(), b.o.perConn, read)
@@ -503,7 +530,7 @@ func (b *bench) onCluster(ctx context.Context, nodes, payload int) ([]perf.Row, 
 		return nil, err
 	}
 	defer target.Close()
-	return b.runAll(ctx, target, cpu, nodes, payload)
+	return b.runAll(ctx, target, pr, nodes, payload)
 }
 
 // onEmbedded runs the workloads on a cluster inside this process; CPU per
@@ -522,7 +549,7 @@ func (b *bench) onEmbedded(ctx context.Context, nodes, payload int) ([]perf.Row,
 	}
 	defer c.Close()
 	consistency := map[string]wire.Consistency{"linearizable": wire.ReadLinearizable, "lease": wire.ReadLease, "stale": wire.ReadStale}[b.o.consistency]
-	return b.runAll(ctx, inproc.NewTarget(c, b.maxWorkers(), consistency), perf.SelfCPUSeconds, nodes, payload)
+	return b.runAll(ctx, inproc.NewTarget(c, b.maxWorkers(), consistency), probes{cpu: perf.SelfCPUSeconds}, nodes, payload)
 }
 
 // onNullServer runs the workloads against an in-process NullServer with
@@ -541,7 +568,7 @@ func (b *bench) onNullServer(ctx context.Context, payload int) ([]perf.Row, erro
 		return nil, err
 	}
 	defer target.Close()
-	return b.runAll(ctx, target, perf.SelfCPUSeconds, 0, payload)
+	return b.runAll(ctx, target, probes{cpu: perf.SelfCPUSeconds}, 0, payload)
 }
 
 // maxWorkers is the most workers any run of this invocation uses (the
@@ -554,9 +581,16 @@ func (b *bench) maxWorkers() int {
 	return n
 }
 
+// probes are what a run reads at both ends of its window besides the
+// load's own figures.
+type probes struct {
+	cpu     func() float64 // the nodes' CPU seconds (nil: from servers, if any)
+	servers *perf.Scraper  // the nodes' /metrics (nil: not read)
+}
+
 // runAll preloads the keys when reads are asked for, then runs every
 // clients × rate combination on one cluster.
-func (b *bench) runAll(ctx context.Context, target perf.Target, cpu func() float64, nodes, payload int) ([]perf.Row, error) {
+func (b *bench) runAll(ctx context.Context, target perf.Target, pr probes, nodes, payload int) ([]perf.Row, error) {
 	dist, _ := perf.ParseKeyDist(b.o.keyDist, b.o.keys)
 	if b.o.readRatio > 0 && b.o.preload {
 		t0 := time.Now()
@@ -588,7 +622,7 @@ func (b *bench) runAll(ctx context.Context, target perf.Target, cpu func() float
 		if s.rate == matchRate {
 			s.rate = math.Round(lastClosed)
 		}
-		row, err := b.one(ctx, target, cpu, nodes, s.workers, s.rate, payload, dist)
+		row, err := b.one(ctx, target, pr, nodes, s.workers, s.rate, payload, dist)
 		if err != nil {
 			return rows, err
 		}
@@ -601,14 +635,17 @@ func (b *bench) runAll(ctx context.Context, target perf.Target, cpu func() float
 }
 
 // one measures the floor, then runs one workload.
-func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, nodes, clients int, rate float64, payload int, dist perf.KeyDist) (perf.Row, error) {
+func (b *bench) one(ctx context.Context, t perf.Target, pr probes, nodes, clients int, rate float64, payload int, dist perf.KeyDist) (perf.Row, error) {
 	floor, err := perf.MeasureFloor(b.dir, nodes)
 	if err != nil {
 		return perf.Row{}, err
 	}
 	cfg := perf.LoadConfig{Workload: perf.Workload{ReadRatio: b.o.readRatio, PayloadBytes: payload, Keys: dist},
 		Clients: clients, RatePerSec: rate, Poisson: b.o.poisson, Warmup: b.o.warmup, Duration: b.o.duration,
-		LateAfter: b.o.lateAfter, Seed: b.o.seed, CPUSeconds: cpu}
+		LateAfter: b.o.lateAfter, Seed: b.o.seed, CPUSeconds: pr.cpu}
+	if pr.servers != nil {
+		cfg.Servers = func() (perf.ServerSample, error) { return pr.servers.Scrape(ctx) }
+	}
 	if nodes > 0 { // the cluster's data is under b.dir, on this machine
 		if disk, err := perf.DiskOf(b.dir); err == nil {
 			cfg.Disk = disk
@@ -648,6 +685,9 @@ func (b *bench) one(ctx context.Context, t perf.Target, cpu func() float64, node
 	res, err := perf.Run(ctx, t, cfg)
 	if err != nil {
 		return perf.Row{}, fmt.Errorf("%s: %w", what, err)
+	}
+	if res.ServersErr != nil {
+		fmt.Fprintf(b.stderr, "kraftbench: %s: the nodes' counters are not in this row: %v\n", what, res.ServersErr)
 	}
 	full := perf.NewRow(res, floor)
 	full.Mode, full.Nodes, full.Clients, full.Conns, full.RatePerSec, full.PayloadBytes = row.Mode, row.Nodes, row.Clients, row.Conns, row.RatePerSec, row.PayloadBytes

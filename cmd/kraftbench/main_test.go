@@ -130,10 +130,21 @@ func TestParseRejects(t *testing.T) {
 		"--null-server --kraftd-env GOMAXPROCS=1",
 		"--endpoints 127.0.0.1:7002 --kraftd-env GOMAXPROCS=1",
 		"--endpoints 127.0.0.1:7002 --kraftd-flags --lease-reads",
+		"--local 3 --admin-endpoints 127.0.0.1:7003",
+		"--embedded 3 --admin-endpoints 127.0.0.1:7003",
+		"--endpoints 127.0.0.1:7002 --admin-endpoints 127.0.0.1:7003,",
+		"--endpoints 127.0.0.1:7002 --admin-endpoints ftp://127.0.0.1:7003",
 	} {
 		if _, err := parse(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q accepted", args)
 		}
+	}
+}
+
+func TestParseAdminEndpoints(t *testing.T) {
+	o, err := parse(strings.Fields("--endpoints 127.0.0.1:7002 --admin-endpoints 127.0.0.1:7003,https://h:7003 --admin-token t"), io.Discard)
+	if err != nil || o.adminEndpoints != "127.0.0.1:7003,https://h:7003" || o.adminToken != "t" {
+		t.Fatalf("%+v %v", o, err)
 	}
 }
 
