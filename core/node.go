@@ -905,19 +905,30 @@ func (n *Node) SetPendingLimits(entries, bytes int) error {
 }
 
 // BatchStats are counts since start: batches of proposals handed to the
-// core, the proposals in them, and the WAL's completed sync rounds
-// (group commits). syncs/proposals is the syncs paid per write.
+// core and the proposals in them.
 type BatchStats struct {
-	Batches, Proposals, WALSyncs uint64
-	// WALSegmentsRecycled: segments the WAL wrote again instead of
-	// preparing fresh ones (wal.Options.RecycleSegments).
-	WALSegmentsRecycled uint64
+	Batches, Proposals uint64
 }
 
 // Batches returns the node's batching counters.
 func (n *Node) Batches() BatchStats {
-	return BatchStats{Batches: n.batches.Load(), Proposals: n.batchEntries.Load(), WALSyncs: n.wal.SyncRounds(),
-		WALSegmentsRecycled: n.wal.SegmentsRecycled()}
+	return BatchStats{Batches: n.batches.Load(), Proposals: n.batchEntries.Load()}
+}
+
+// WALStats are the node's WAL counters since start.
+type WALStats struct {
+	// Syncs: completed sync rounds (group commits: one fdatasync per
+	// dirty segment covers every append before it). Syncs/proposals is
+	// the syncs paid per write.
+	Syncs uint64
+	// SegmentsRecycled: segments written again instead of fresh ones
+	// (wal.Options.RecycleSegments).
+	SegmentsRecycled uint64
+}
+
+// WALStats returns the node's WAL counters.
+func (n *Node) WALStats() WALStats {
+	return WALStats{Syncs: n.wal.SyncRounds(), SegmentsRecycled: n.wal.SegmentsRecycled()}
 }
 
 // LogCache is the memory of the core's in-memory log (see

@@ -184,7 +184,8 @@ func TestNodeFullBatchDoesNotWait(t *testing.T) {
 // Larger batches mean fewer WAL syncs per write: 64 writers with
 // BatchSize 1 against BatchSize 64 with a short timeout, fsync always.
 func TestNodeLargerBatchesFewerSyncsPerWrite(t *testing.T) {
-	run := func(size int, timeout time.Duration) BatchStats {
+	type counts struct{ Batches, Proposals, WALSyncs uint64 }
+	run := func(size int, timeout time.Duration) counts {
 		c := newNodeCluster(t, 1)
 		c.tweak = func(cfg *NodeConfig) {
 			cfg.BatchSize, cfg.BatchTimeout = size, timeout
@@ -192,7 +193,7 @@ func TestNodeLargerBatchesFewerSyncsPerWrite(t *testing.T) {
 		}
 		n := c.start(1, c.ids)
 		c.leader()
-		before := n.Batches()
+		before, syncs := n.Batches(), n.WALStats().Syncs
 		var wg sync.WaitGroup
 		for w := 0; w < 64; w++ {
 			wg.Add(1)
@@ -209,11 +210,11 @@ func TestNodeLargerBatchesFewerSyncsPerWrite(t *testing.T) {
 		}
 		wg.Wait()
 		after := n.Batches()
-		return BatchStats{Batches: after.Batches - before.Batches, Proposals: after.Proposals - before.Proposals, WALSyncs: after.WALSyncs - before.WALSyncs}
+		return counts{Batches: after.Batches - before.Batches, Proposals: after.Proposals - before.Proposals, WALSyncs: n.WALStats().Syncs - syncs}
 	}
 	small := run(1, 0)
 	large := run(64, 2*time.Millisecond)
-	perWrite := func(b BatchStats) float64 { return float64(b.WALSyncs) / float64(b.Proposals) }
+	perWrite := func(b counts) float64 { return float64(b.WALSyncs) / float64(b.Proposals) }
 	t.Logf("batch size 1: %+v (%.3f syncs/write); batch size 64, 2ms: %+v (%.3f syncs/write)", small, perWrite(small), large, perWrite(large))
 	if small.Batches != small.Proposals {
 		t.Fatalf("batch size 1 made %d batches of %d proposals", small.Batches, small.Proposals)

@@ -162,14 +162,23 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		})
 	}
 	for name, f := range map[string]func(b core.BatchStats) uint64{
-		"kraft_proposal_batches_total":      func(b core.BatchStats) uint64 { return b.Batches },
-		"kraft_proposals_batched_total":     func(b core.BatchStats) uint64 { return b.Proposals },
-		"kraft_wal_syncs_total":             func(b core.BatchStats) uint64 { return b.WALSyncs },
-		"kraft_wal_segments_recycled_total": func(b core.BatchStats) uint64 { return b.WALSegmentsRecycled },
+		"kraft_proposal_batches_total":  func(b core.BatchStats) uint64 { return b.Batches },
+		"kraft_proposals_batched_total": func(b core.BatchStats) uint64 { return b.Proposals },
 	} {
 		s.metrics.counterFunc(name, func() uint64 {
 			if n := s.n(); n != nil {
 				return f(n.Batches())
+			}
+			return 0
+		})
+	}
+	for name, f := range map[string]func(w core.WALStats) uint64{
+		"kraft_wal_syncs_total":             func(w core.WALStats) uint64 { return w.Syncs },
+		"kraft_wal_segments_recycled_total": func(w core.WALStats) uint64 { return w.SegmentsRecycled },
+	} {
+		s.metrics.counterFunc(name, func() uint64 {
+			if n := s.n(); n != nil {
+				return f(n.WALStats())
 			}
 			return 0
 		})
