@@ -74,10 +74,10 @@ func (w *WAL) retireLocked(s *segment, recycle bool) error {
 }
 
 // releaseRetired disposes of a retired segment that no view can alias any
-// more: into the pool if it may be recycled and there is room, else closed
-// and, if it was kept for recycling, removed. While closing, a recyclable
-// one is closed and left for the next Open, as Close leaves the pool.
-// Holds mu.
+// more: into the pool if it may be recycled and there is room, else
+// queued to be closed and, if it was kept for recycling, removed. While
+// closing, a recyclable one is closed and left for the next Open, as
+// Close leaves the pool. Holds mu.
 func (w *WAL) releaseRetired(s *segment) {
 	if s.recycle && w.closed {
 		_ = s.close()
@@ -94,7 +94,33 @@ func (w *WAL) releaseRetired(s *segment) {
 			return
 		}
 	}
-	w.dropRecyclable(s)
+	w.queueDrop(s)
+}
+
+// queueDrop hands a released segment to the preparer goroutine to close
+// (and remove). Unmapping and closing the last reference to a segment's
+// file frees its blocks: ~30 ms for a 64 MiB file on the development VM,
+// 0.6 s for the 21 segments one compaction released, during which mu was
+// held and neither appends nor sync rounds could run. The file's name is
+// already gone or is a recycle-* name that Open cleans up, so closing it
+// later changes nothing on disk but when its space comes back.
+func (w *WAL) queueDrop(s *segment) {
+	w.prepMu.Lock()
+	w.drops = append(w.drops, s)
+	w.prepMu.Unlock()
+	kick(w.prepKick)
+}
+
+// dropQueued drops the segments queueDrop queued: on the preparer
+// goroutine, and in Close after it stopped.
+func (w *WAL) dropQueued() {
+	w.prepMu.Lock()
+	drops := w.drops
+	w.drops = nil
+	w.prepMu.Unlock()
+	for _, s := range drops {
+		w.dropRecyclable(s)
+	}
 }
 
 // dropRecyclable closes s and removes it if it was kept for recycling.

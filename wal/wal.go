@@ -59,7 +59,10 @@ type WAL struct {
 	prepSeq  uint64
 	// pool: retired segments waiting to be recycled (recycle.go), at most
 	// Options.RecycleSegments.
-	pool     []*segment
+	pool []*segment
+	// drops: released segments the preparer goroutine closes (and
+	// removes, if kept for recycling) off mu's path (queueDrop).
+	drops    []*segment
 	recycled atomic.Uint64 // segments handed out again
 	// prepWaiters counts appends waiting for a prepared segment; the
 	// first of them wakes a pausing preparer through prepHurry (capacity 1).
@@ -996,6 +999,7 @@ func (w *WAL) Close() error {
 	}
 	w.segs, w.retired = nil, nil
 	w.closePool()
+	w.dropQueued()
 	w.prepMu.Lock()
 	if p := w.prepared; p != nil {
 		w.reserved = append(w.reserved, p)

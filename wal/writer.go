@@ -114,11 +114,11 @@ func (w *WAL) advanceSynced(i uint64) {
 }
 
 // closeRetiredLocked releases segments retired before the latest
-// TruncateSuffix/CompactPrefix call: into the recycling pool, or closed
-// (unmapping and closing a large file, and removing one the pool has no
-// room for, stays off the callers' paths). Only the writer goroutine calls
-// it, between rounds, so no sync is using them; Close drops the rest.
-// Holds mu.
+// TruncateSuffix/CompactPrefix call: into the recycling pool, or to the
+// preparer goroutine to close (unmapping and closing a large file, and
+// removing one the pool has no room for, stays off mu's path). Only the
+// writer goroutine calls it, between rounds, so no sync is using them;
+// Close drops the rest. Holds mu.
 func (w *WAL) closeRetiredLocked() {
 	keep := w.retired[:0]
 	for _, r := range w.retired {
@@ -154,6 +154,7 @@ func (w *WAL) prepareLoop() {
 			return
 		case <-w.prepKick:
 		}
+		w.dropQueued()
 		w.prepMu.Lock()
 		need := w.prepared == nil && w.prepErr == nil
 		seq := w.prepSeq
