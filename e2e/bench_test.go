@@ -54,7 +54,7 @@ func TestBenchReadsTheNodesCounters(t *testing.T) {
 	}
 	// Every write was synced by the leader, in fewer rounds than writes
 	// (64 clients share flushes).
-	if s.LeaderChanges != 0 || s.LeaderWALSyncs == 0 || s.LeaderWALSyncs >= res.Writes {
+	if s.LeaderChanges != 0 || s.Elections != 0 || s.LeaderWALSyncs == 0 || s.LeaderWALSyncs >= res.Writes {
 		t.Fatalf("leader changes %d, leader syncs %d for %d writes", s.LeaderChanges, s.LeaderWALSyncs, res.Writes)
 	}
 	if res.Writes > 3*20000 && s.Snapshots == 0 {

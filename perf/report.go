@@ -255,6 +255,7 @@ type ServerRow struct {
 	WritesPerLeaderSync float64           `json:"writes_per_leader_sync,omitempty"`
 	Snapshots           uint64            `json:"snapshots"`
 	SegmentsRecycled    uint64            `json:"wal_segments_recycled"`
+	Elections           uint64            `json:"elections"`
 	LeaderChanges       uint64            `json:"leader_changes"`
 	Rejected            map[string]uint64 `json:"rejected,omitempty"`
 }
@@ -309,7 +310,7 @@ func NewRow(res *Result, floor Floor) Row {
 	}
 	if c := res.Servers; c != nil {
 		r.Servers = &ServerRow{Nodes: c.Nodes, CPUSeconds: c.CPUSeconds, LeaderWALSyncs: c.LeaderWALSyncs,
-			Snapshots: c.Snapshots, SegmentsRecycled: c.SegmentsRecycled, LeaderChanges: c.LeaderChanges, Rejected: c.Rejected}
+			Snapshots: c.Snapshots, SegmentsRecycled: c.SegmentsRecycled, Elections: c.Elections, LeaderChanges: c.LeaderChanges, Rejected: c.Rejected}
 		if c.LeaderWALSyncs > 0 {
 			r.Servers.WritesPerLeaderSync = float64(res.Writes) / float64(c.LeaderWALSyncs)
 		}
@@ -362,7 +363,7 @@ func (r Row) Workload() string {
 }
 
 var tableHeader = []string{"nodes", "load", "ops/s", "ops×floor", "p50", "p90", "p99", "p99.9", "max",
-	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "disk B/op (MB/s, flushes/s)", "writes/sync", "snaps/recycled/leader chg", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
+	"svc p99", "send lag p99", "errors", "late/missed", "CPU µs/op", "disk B/op (MB/s, flushes/s)", "writes/sync", "snaps/recycled/elections/leader chg", "fsync p50/p99", "RTT", "floor", "shared-disk floor"}
 
 func (r Row) cells() []string {
 	lat := func(v, x float64) string { return fmt.Sprintf("%s (%.1f×)", FormatDuration(v), x) }
@@ -379,7 +380,7 @@ func (r Row) cells() []string {
 		if s.WritesPerLeaderSync > 0 {
 			perSync = fmt.Sprintf("%.1f", s.WritesPerLeaderSync)
 		}
-		events = fmt.Sprintf("%d/%d/%d", s.Snapshots, s.SegmentsRecycled, s.LeaderChanges)
+		events = fmt.Sprintf("%d/%d/%d/%d", s.Snapshots, s.SegmentsRecycled, s.Elections, s.LeaderChanges)
 	}
 	lm, lag := "—", "—"
 	if r.Mode == "open" {
@@ -417,10 +418,11 @@ kraftd processes over the window / ops (in-process nodes, kraftbench --embedded,
 --null-server: of the whole kraftbench process, load included). disk B/op: bytes written over
 the window by the disk under the data directory / ops, with its MB/s and flushes/s
 (/proc/diskstats: the whole device, other writers included; local and in-process clusters).
-writes/sync and snaps/recycled/leader chg: from the nodes' /metrics at both ends of the
-window (local clusters, or --admin-endpoints): writes over the WAL syncs of the node that led
-throughout (— if the leader changed), snapshots taken and WAL segments recycled by all nodes,
-and the most leader changes any node saw; CPU µs/op of --endpoints comes from there too.
+writes/sync and snaps/recycled/elections/leader chg: from the nodes' /metrics at both ends of
+the window (local clusters, or --admin-endpoints): writes over the WAL syncs of the node that
+led throughout (— if the leader changed), snapshots taken and WAL segments recycled by all
+nodes, and the most elections (terms begun) and leader changes any node saw; CPU µs/op of
+--endpoints comes from there too.
 shared-disk floor (local and in-process clusters): the floor with the fdatasync p50 measured
 while one writer per node syncs at once, as nodes sharing this disk do for every write; (p50 n×)
 is the p50's ratio to it.`

@@ -24,6 +24,7 @@ type NodeCounters struct {
 	WALSyncs         uint64 // kraft_wal_syncs_total
 	Snapshots        uint64 // kraft_snapshots_total
 	LeaderChanges    uint64 // kraft_leader_changes_total
+	Elections        uint64 // kraft_elections_total (terms begun)
 	SegmentsRecycled uint64 // kraft_wal_segments_recycled_total
 	// Requests: kraft_client_requests_total by status, summed over ops.
 	Requests map[string]uint64
@@ -40,6 +41,9 @@ type ServerCounters struct {
 	Snapshots        uint64 // taken, all nodes
 	SegmentsRecycled uint64 // all nodes
 	LeaderChanges    uint64 // the most any node saw
+	// Elections: the most terms any node saw begin. A leader that steps
+	// down and wins again is an election without a leader change.
+	Elections uint64
 	// Rejected: answers that refused a request (not leader, timeout, no
 	// quorum, too many requests, error, session expired), by status, all
 	// nodes. NotFound and CompareFailed are answers, not refusals.
@@ -80,6 +84,7 @@ func (c ServerSample) Since(before ServerSample) ServerCounters {
 		out.Snapshots += delta(n.Snapshots, p.Snapshots)
 		out.SegmentsRecycled += delta(n.SegmentsRecycled, p.SegmentsRecycled)
 		out.LeaderChanges = max(out.LeaderChanges, delta(n.LeaderChanges, p.LeaderChanges))
+		out.Elections = max(out.Elections, delta(n.Elections, p.Elections))
 		for status, v := range n.Requests {
 			if answered[status] {
 				continue
@@ -241,6 +246,8 @@ func parseMetrics(r io.Reader) (NodeCounters, error) {
 			dst = &n.Snapshots
 		case "kraft_leader_changes_total":
 			dst = &n.LeaderChanges
+		case "kraft_elections_total":
+			dst = &n.Elections
 		case "kraft_wal_segments_recycled_total":
 			dst = &n.SegmentsRecycled
 		default:

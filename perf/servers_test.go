@@ -14,6 +14,7 @@ const sampleMetrics = `kraft_is_leader{node="1"} 1
 kraft_wal_syncs_total{node="1"} 1200
 kraft_snapshots_total{node="1"} 3
 kraft_leader_changes_total{node="1"} 1
+kraft_elections_total{node="1"} 5
 kraft_wal_segments_recycled_total{node="1"} 2
 kraft_client_requests_total{node="1",op="put",status="OK"} 90000
 kraft_client_requests_total{node="1",op="get",status="OK"} 500
@@ -30,7 +31,7 @@ func TestParseMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !n.Leader || n.CPUSeconds != 12.5 || n.WALSyncs != 1200 || n.Snapshots != 3 || n.LeaderChanges != 1 || n.SegmentsRecycled != 2 {
+	if !n.Leader || n.CPUSeconds != 12.5 || n.WALSyncs != 1200 || n.Snapshots != 3 || n.LeaderChanges != 1 || n.Elections != 5 || n.SegmentsRecycled != 2 {
 		t.Fatalf("%+v", n)
 	}
 	if n.Requests["OK"] != 90500 || n.Requests["NotFound"] != 7 || n.Requests["NotLeader"] != 4 || len(n.Requests) != 3 {
@@ -67,17 +68,17 @@ func TestServerSampleSince(t *testing.T) {
 	before := ServerSample{
 		{Addr: "a", Leader: true, CPUSeconds: 10, WALSyncs: 100, Snapshots: 1, LeaderChanges: 2, Requests: map[string]uint64{"OK": 50, "NotLeader": 1}},
 		{Addr: "b", CPUSeconds: 5, WALSyncs: 90, SegmentsRecycled: 4, Requests: map[string]uint64{"OK": 3}},
-		{Addr: "c", CPUSeconds: 50, WALSyncs: 1000, Snapshots: 9},
+		{Addr: "c", CPUSeconds: 50, WALSyncs: 1000, Snapshots: 9, Elections: 7},
 	}
 	after := ServerSample{
 		{Addr: "a", Leader: true, CPUSeconds: 13, WALSyncs: 160, Snapshots: 2, LeaderChanges: 2, Requests: map[string]uint64{"OK": 90, "NotLeader": 1, "CompareFailed": 5}},
 		{Addr: "b", CPUSeconds: 7, WALSyncs: 150, SegmentsRecycled: 6, Requests: map[string]uint64{"OK": 3, "Timeout": 2, "NotFound": 8}},
 		// c restarted: its counters start again from zero.
-		{Addr: "c", CPUSeconds: 1, WALSyncs: 20, Snapshots: 1, LeaderChanges: 1, Requests: map[string]uint64{"NotLeader": 3}},
+		{Addr: "c", CPUSeconds: 1, WALSyncs: 20, Snapshots: 1, LeaderChanges: 1, Elections: 3, Requests: map[string]uint64{"NotLeader": 3}},
 		{Addr: "d", CPUSeconds: 99}, // not in the first scrape
 	}
 	got := after.Since(before)
-	if got.Nodes != 3 || got.CPUSeconds != 3+2+1 || got.LeaderWALSyncs != 60 || got.Snapshots != 2 || got.SegmentsRecycled != 2 || got.LeaderChanges != 1 {
+	if got.Nodes != 3 || got.CPUSeconds != 3+2+1 || got.LeaderWALSyncs != 60 || got.Snapshots != 2 || got.SegmentsRecycled != 2 || got.LeaderChanges != 1 || got.Elections != 3 {
 		t.Fatalf("%+v", got)
 	}
 	if len(got.Rejected) != 2 || got.Rejected["NotLeader"] != 3 || got.Rejected["Timeout"] != 2 {
@@ -138,7 +139,7 @@ func TestScraperSendsTokenAndRefusesOthers(t *testing.T) {
 // and the refusals; without them, dashes.
 func TestRowWithServerCounters(t *testing.T) {
 	res := sampleResult()
-	res.Servers = &ServerCounters{Nodes: 3, CPUSeconds: 2, LeaderWALSyncs: 40, Snapshots: 2, SegmentsRecycled: 5, LeaderChanges: 0,
+	res.Servers = &ServerCounters{Nodes: 3, CPUSeconds: 2, LeaderWALSyncs: 40, Snapshots: 2, SegmentsRecycled: 5, Elections: 1, LeaderChanges: 0,
 		Rejected: map[string]uint64{"Timeout": 1, "NotLeader": 12}}
 	r := NewRow(res, Floor{})
 	r.Mode, r.Nodes, r.Clients, r.PayloadBytes, r.KeyDist = "closed", 3, 64, 128, "uniform"
@@ -147,7 +148,7 @@ func TestRowWithServerCounters(t *testing.T) {
 	}
 	var tb strings.Builder
 	WriteTable(&tb, Env{}, []Row{r})
-	for _, want := range []string{"writes/sync", fmt.Sprintf("%.1f", float64(res.Writes)/40), "2/5/0",
+	for _, want := range []string{"writes/sync", fmt.Sprintf("%.1f", float64(res.Writes)/40), "2/5/1/0",
 		"refused by the nodes (64 clients, writes, 128 B, uniform): NotLeader 12, Timeout 1"} {
 		if !strings.Contains(tb.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, tb.String())
