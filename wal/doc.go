@@ -146,6 +146,11 @@
 //     current segment is half full. Append waits for it only when it rolls
 //     faster than files can be prepared. The pool holds at most
 //     Options.RecycleSegments segments; more retired ones are deleted.
+//   - The dropper goroutine (dropLoop) closes the released segments the
+//     pool does not take, and removes the recycle-* files among them. The
+//     last close of a large file frees its blocks (~30 ms for 64 MiB), so
+//     it happens neither under mu nor on the preparer, which an append may
+//     be waiting for with mu held.
 //   - Segment mappings are read-only (MAP_SHARED, PROT_READ); writes go
 //     through pwrite to the same page cache, so the mapping sees them.
 //     Views from Entries alias the mapping: never write to them. A view of
@@ -153,8 +158,9 @@
 //     CompactPrefix after the call that removed them (the start of a sync
 //     round releases retired segments) or Close. Bytes that TruncateSuffix
 //     cut from a segment it keeps are zeroed at once.
-//   - Bounded queues: the writer's and preparer's wake-ups are
-//     capacity-1 channels; the Durable channel has capacity 1 and
+//   - Bounded queues: the writer's, preparer's and dropper's wake-ups are
+//     capacity-1 channels; the drop queue holds released segments only,
+//     each of them once; the Durable channel has capacity 1 and
 //     coalesces; there is never more than one prepared segment waiting.
 //
 // # Fsync modes

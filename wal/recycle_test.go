@@ -539,9 +539,10 @@ func TestPoolSurvivesARestart(t *testing.T) {
 	}
 }
 
-// gateCloseFS holds File.Close of segment files while its gate is shut:
-// a close that takes long, as the last close of a large file does while
-// the kernel frees its blocks.
+// gateCloseFS holds File.Close of files opened as segments (<n>.seg, as
+// Open opens them; not prepared or prior-content files) while its gate is
+// shut: a close that takes long, as the last close of a large file does
+// while the kernel frees its blocks.
 type gateCloseFS struct {
 	FS
 	shut   atomic.Bool
@@ -549,14 +550,12 @@ type gateCloseFS struct {
 	inside atomic.Int32 // closes waiting at the gate
 }
 
-func (g *gateCloseFS) Create(name string) (File, error) {
-	f, err := g.FS.Create(name)
-	return &gateCloseFile{File: f, fs: g}, err
-}
-
 func (g *gateCloseFS) OpenRW(name string) (File, error) {
 	f, err := g.FS.OpenRW(name)
-	return &gateCloseFile{File: f, fs: g}, err
+	if err != nil || !strings.HasSuffix(name, segmentSuffix) {
+		return f, err
+	}
+	return &gateCloseFile{File: f, fs: g}, nil
 }
 
 type gateCloseFile struct {
@@ -598,10 +597,13 @@ func TestReleasedSegmentsCloseOffTheLock(t *testing.T) {
 			all = append(all, makeEntries(rng, uint64(len(all)+1), 1, 4, 200)...)
 			mustAppend(t, w, all[len(all)-4:])
 		}
+		// Reopened, the segments are files Open opened: those the gate holds.
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w = mustOpen(t, "/wal", opts)
 		// Two compactions: the segments the first retires are released
-		// after the second (the view lifetime rule). Between them, room
-		// in the last segment for the append below, which must not need
-		// the (stuck) preparer for a new one.
+		// after the second (the view lifetime rule).
 		for i := range 2 {
 			if err := w.WaitDurable(uint64(len(all))); err != nil {
 				t.Fatal(err)
@@ -613,12 +615,9 @@ func TestReleasedSegmentsCloseOffTheLock(t *testing.T) {
 			if err := w.CompactPrefix(uint64(len(all)-2), 1); err != nil {
 				t.Fatal(err)
 			}
-			for _, left := room(); i == 0; _, left = room() {
+			if i == 0 {
 				all = append(all, makeEntries(rng, uint64(len(all)+1), 1, 4, 200)...)
 				mustAppend(t, w, all[len(all)-4:])
-				if left >= 2048 {
-					break
-				}
 			}
 		}
 		released := make(chan struct{})
@@ -635,12 +634,29 @@ func TestReleasedSegmentsCloseOffTheLock(t *testing.T) {
 		if fsys.inside.Load() == 0 {
 			t.Fatalf("recycle %d: no released segment was closed", recycle)
 		}
-		// A close is stuck; the log goes on.
-		es := makeEntries(rng, uint64(len(all)+1), 1, 2, 100)
-		mustAppend(t, w, es)
-		all = append(all, es...)
-		if err := w.WaitDurable(uint64(len(all))); err != nil {
-			t.Fatal(err)
+		// A close is stuck; the log goes on, new segments included (an
+		// append that rolls waits for the preparer with the lock held, so
+		// the preparer must not be the one stuck).
+		wrote := make(chan error, 1)
+		go func() {
+			n0, _ := room()
+			for n, _ := room(); n < n0+2; n, _ = room() {
+				es := makeEntries(rng, uint64(len(all)+1), 1, 4, 200)
+				if err := w.Append(encodeEntries(es)); err != nil {
+					wrote <- err
+					return
+				}
+				all = append(all, es...)
+			}
+			wrote <- w.WaitDurable(uint64(len(all)))
+		}()
+		select {
+		case err := <-wrote:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("recycle %d: appends across two new segments stalled while a released segment's close was stuck", recycle)
 		}
 		fsys.shut.Store(false)
 		close(fsys.gate)

@@ -60,7 +60,7 @@ type WAL struct {
 	// pool: retired segments waiting to be recycled (recycle.go), at most
 	// Options.RecycleSegments.
 	pool []*segment
-	// drops: released segments the preparer goroutine closes (and
+	// drops: released segments the dropper goroutine closes (and
 	// removes, if kept for recycling) off mu's path (queueDrop).
 	drops    []*segment
 	recycled atomic.Uint64 // segments handed out again
@@ -80,6 +80,7 @@ type WAL struct {
 
 	writerKick chan struct{} // capacity 1
 	prepKick   chan struct{} // capacity 1
+	dropKick   chan struct{} // capacity 1: drops queued (dropLoop)
 	stop       chan struct{}
 	wg         sync.WaitGroup
 
@@ -135,6 +136,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 		durableCh:  make(chan struct{}, 1),
 		writerKick: make(chan struct{}, 1),
 		prepKick:   make(chan struct{}, 1),
+		dropKick:   make(chan struct{}, 1),
 		prepHurry:  make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		truncFloor: ^uint64(0),
@@ -149,9 +151,10 @@ func Open(dir string, opts Options) (*WAL, error) {
 		}
 		return nil, err
 	}
-	w.wg.Add(2)
+	w.wg.Add(3)
 	go w.syncLoop()
 	go w.prepareLoop()
+	go w.dropLoop()
 	w.mu.Lock()
 	w.askPrepareLocked()
 	w.mu.Unlock()

@@ -115,7 +115,7 @@ func (w *WAL) advanceSynced(i uint64) {
 
 // closeRetiredLocked releases segments retired before the latest
 // TruncateSuffix/CompactPrefix call: into the recycling pool, or to the
-// preparer goroutine to close (unmapping and closing a large file, and
+// dropper goroutine to close (unmapping and closing a large file, and
 // removing one the pool has no room for, stays off mu's path). Only the
 // writer goroutine calls it, between rounds, so no sync is using them;
 // Close drops the rest. Holds mu.
