@@ -154,7 +154,6 @@ func (w *WAL) prepareLoop() {
 			return
 		case <-w.prepKick:
 		}
-		w.dropQueued()
 		w.prepMu.Lock()
 		need := w.prepared == nil && w.prepErr == nil
 		seq := w.prepSeq
