@@ -45,8 +45,8 @@
 //
 // Besides its own figures a run can read the nodes' counters at both ends
 // of its window (LoadConfig.Servers, a Scraper of their admin /metrics):
-// CPU, the leader's WAL syncs, snapshots, recycled segments, leader
-// changes and refused requests, so a report says what the cluster did
+// CPU, the leader's WAL syncs, snapshots, recycled segments, elections,
+// leader changes and refused requests, so a report says what the cluster did
 // while it was measured (a snapshot, an election) and not only what the
 // load saw.
 //

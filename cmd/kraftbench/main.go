@@ -26,8 +26,8 @@
 // markdown file (--markdown), a latency-over-time HTML page (--plot).
 // Each run also reads the nodes' /metrics at both ends of its window (the
 // local nodes', or --admin-endpoints'): writes per leader WAL sync,
-// snapshots, recycled WAL segments, leader changes and the requests the
-// nodes refused, and for --endpoints the nodes' CPU.
+// snapshots, recycled WAL segments, elections, leader changes and the
+// requests the nodes refused, and for --endpoints the nodes' CPU.
 package main
 
 import (
@@ -118,7 +118,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	kraftdEnv := fs.String("kraftd-env", "", "extra environment for every local kraftd, space-separated NAME=VALUE (e.g. \"GOGC=200\"); without GOMAXPROCS here or in kraftbench's own environment, each node gets GOMAXPROCS = CPUs / nodes, at least 1 (the nodes share this host)")
 	fs.StringVar(&o.endpoints, "endpoints", "", "client addresses of a running cluster, comma-separated")
 	fs.StringVar(&o.clusterID, "cluster-id", "kraft", "cluster ID of --endpoints")
-	fs.StringVar(&o.adminEndpoints, "admin-endpoints", "", "admin addresses of --endpoints' nodes, comma-separated (host:port, or https://host:port with --cacert): their /metrics at both ends of each run give CPU per op, writes per leader sync, snapshots, recycled WAL segments, leader changes and refused requests")
+	fs.StringVar(&o.adminEndpoints, "admin-endpoints", "", "admin addresses of --endpoints' nodes, comma-separated (host:port, or https://host:port with --cacert): their /metrics at both ends of each run give CPU per op, writes per leader sync, snapshots, recycled WAL segments, elections, leader changes and refused requests")
 	fs.StringVar(&o.adminToken, "admin-token", os.Getenv("KRAFT_ADMIN_TOKEN"), "bearer token for --admin-endpoints, when kraftd runs with --admin-token (env KRAFT_ADMIN_TOKEN)")
 	clients := fs.String("clients", "1,256", "closed loop: concurrent clients, comma-separated (one run each; latency default 1)")
 	rates := fs.String("rate", "", "open loop: operations per second, comma-separated (one run each); latency is from the intended send time; "+
