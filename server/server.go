@@ -161,24 +161,15 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 			return f(s.tr.Stats())
 		})
 	}
-	for name, f := range map[string]func(b core.BatchStats) uint64{
-		"kraft_proposal_batches_total":  func(b core.BatchStats) uint64 { return b.Batches },
-		"kraft_proposals_batched_total": func(b core.BatchStats) uint64 { return b.Proposals },
+	for name, f := range map[string]func(n *core.Node) uint64{
+		"kraft_proposal_batches_total":      func(n *core.Node) uint64 { return n.Batches().Batches },
+		"kraft_proposals_batched_total":     func(n *core.Node) uint64 { return n.Batches().Proposals },
+		"kraft_wal_syncs_total":             func(n *core.Node) uint64 { return n.WALStats().Syncs },
+		"kraft_wal_segments_recycled_total": func(n *core.Node) uint64 { return n.WALStats().SegmentsRecycled },
 	} {
 		s.metrics.counterFunc(name, func() uint64 {
 			if n := s.n(); n != nil {
-				return f(n.Batches())
-			}
-			return 0
-		})
-	}
-	for name, f := range map[string]func(w core.WALStats) uint64{
-		"kraft_wal_syncs_total":             func(w core.WALStats) uint64 { return w.Syncs },
-		"kraft_wal_segments_recycled_total": func(w core.WALStats) uint64 { return w.SegmentsRecycled },
-	} {
-		s.metrics.counterFunc(name, func() uint64 {
-			if n := s.n(); n != nil {
-				return f(n.WALStats())
+				return f(n)
 			}
 			return 0
 		})

@@ -325,18 +325,25 @@ func BenchmarkPreallocation(b *testing.B) {
 	}
 }
 
+// replayBytes is the log size of the recovery benchmarks:
+// KRAFT_WAL_REPLAY_BYTES, default 64 MiB.
+func replayBytes(b *testing.B) int64 {
+	s := os.Getenv("KRAFT_WAL_REPLAY_BYTES")
+	if s == "" {
+		return 64 << 20
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v <= 0 {
+		b.Fatalf("KRAFT_WAL_REPLAY_BYTES=%q: want a positive number of bytes", s)
+	}
+	return v
+}
+
 // BenchmarkReplay opens a WAL (verifying every record) and walks every
 // entry through Entries + wire.EntryIter, from a warm page cache. The WAL
 // size is KRAFT_WAL_REPLAY_BYTES (default 64 MiB; wal.md uses 1 GiB).
 func BenchmarkReplay(b *testing.B) {
-	size := int64(64 << 20)
-	if s := os.Getenv("KRAFT_WAL_REPLAY_BYTES"); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			b.Fatalf("KRAFT_WAL_REPLAY_BYTES: %v", err)
-		}
-		size = v
-	}
+	size := replayBytes(b)
 	dir := b.TempDir()
 	w, err := Open(dir, Options{Fsync: FsyncNone})
 	if err != nil {
@@ -393,14 +400,7 @@ func BenchmarkReplay(b *testing.B) {
 // segments. KRAFT_WAL_REPLAY_BYTES sets the live log's size (default
 // 64 MiB, in 4 MiB segments).
 func BenchmarkOpenRecycled(b *testing.B) {
-	live := int64(64 << 20)
-	if s := os.Getenv("KRAFT_WAL_REPLAY_BYTES"); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			b.Fatalf("KRAFT_WAL_REPLAY_BYTES: %v", err)
-		}
-		live = v
-	}
+	live := replayBytes(b)
 	for _, mode := range []struct {
 		name    string
 		recycle int
