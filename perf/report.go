@@ -244,20 +244,11 @@ type TimelineJSON struct {
 	MaxUs  float64 `json:"max_us"`
 }
 
-// ServerRow is ServerCounters in a report.
+// ServerRow is ServerCounters in a report, with the run's writes over the
+// leader's syncs: how many writes shared one flush.
 type ServerRow struct {
-	Nodes      int     `json:"nodes"`
-	CPUSeconds float64 `json:"cpu_s"`
-	// LeaderWALSyncs: sync rounds of the node that led through the whole
-	// window (0: the leader changed); WritesPerLeaderSync: the run's
-	// writes over them, how many writes shared one flush.
-	LeaderWALSyncs      uint64            `json:"leader_wal_syncs"`
-	WritesPerLeaderSync float64           `json:"writes_per_leader_sync,omitempty"`
-	Snapshots           uint64            `json:"snapshots"`
-	SegmentsRecycled    uint64            `json:"wal_segments_recycled"`
-	Elections           uint64            `json:"elections"`
-	LeaderChanges       uint64            `json:"leader_changes"`
-	Rejected            map[string]uint64 `json:"rejected,omitempty"`
+	ServerCounters
+	WritesPerLeaderSync float64 `json:"writes_per_leader_sync,omitempty"`
 }
 
 // FloorUs is a Floor in JSON, in microseconds.
@@ -309,8 +300,7 @@ func NewRow(res *Result, floor Floor) Row {
 		r.DiskFlushesPerSec = float64(d.Flushes) / res.Elapsed.Seconds()
 	}
 	if c := res.Servers; c != nil {
-		r.Servers = &ServerRow{Nodes: c.Nodes, CPUSeconds: c.CPUSeconds, LeaderWALSyncs: c.LeaderWALSyncs,
-			Snapshots: c.Snapshots, SegmentsRecycled: c.SegmentsRecycled, Elections: c.Elections, LeaderChanges: c.LeaderChanges, Rejected: c.Rejected}
+		r.Servers = &ServerRow{ServerCounters: *c}
 		if c.LeaderWALSyncs > 0 {
 			r.Servers.WritesPerLeaderSync = float64(res.Writes) / float64(c.LeaderWALSyncs)
 		}

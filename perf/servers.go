@@ -33,21 +33,21 @@ type NodeCounters struct {
 // ServerCounters is what the nodes counted over a window: the difference
 // of two scrapes (Since).
 type ServerCounters struct {
-	Nodes      int     // nodes scraped at both ends
-	CPUSeconds float64 // all of them
+	Nodes      int     `json:"nodes"` // nodes scraped at both ends
+	CPUSeconds float64 `json:"cpu_s"` // all of them
 	// LeaderWALSyncs: the WAL sync rounds of the node that led at both
 	// ends; 0 when none did (a leader change in the window, or no leader).
-	LeaderWALSyncs   uint64
-	Snapshots        uint64 // taken, all nodes
-	SegmentsRecycled uint64 // all nodes
-	LeaderChanges    uint64 // the most any node saw
+	LeaderWALSyncs   uint64 `json:"leader_wal_syncs"`
+	Snapshots        uint64 `json:"snapshots"`             // taken, all nodes
+	SegmentsRecycled uint64 `json:"wal_segments_recycled"` // all nodes
+	LeaderChanges    uint64 `json:"leader_changes"`        // the most any node saw
 	// Elections: the most terms any node saw begin. A leader that steps
 	// down and wins again is an election without a leader change.
-	Elections uint64
+	Elections uint64 `json:"elections"`
 	// Rejected: answers that refused a request (not leader, timeout, no
 	// quorum, too many requests, error, session expired), by status, all
 	// nodes. NotFound and CompareFailed are answers, not refusals.
-	Rejected map[string]uint64
+	Rejected map[string]uint64 `json:"rejected,omitempty"`
 }
 
 // answered are the statuses that are not refusals.
