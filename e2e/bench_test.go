@@ -66,13 +66,7 @@ func TestBenchReadsTheNodesCounters(t *testing.T) {
 
 	// Writes sent only to a follower are refused there, and counted.
 	leader := c.waitLeader(5 * time.Second)
-	var follower uint64
-	for id := range c.procs {
-		if id != leader {
-			follower = id
-			break
-		}
-	}
+	follower := c.follower(leader)
 	before, err := sc.Scrape(ctx)
 	if err != nil {
 		t.Fatal(err)

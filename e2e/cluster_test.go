@@ -328,13 +328,7 @@ func TestRestoreFromSnapshotIntoEmptyDataDir(t *testing.T) {
 	if code, body := c.adminCall(leader, "POST", "/admin/snapshot", nil); code != 200 {
 		t.Fatalf("snapshot: %d %v", code, body)
 	}
-	var victim uint64
-	for id := range c.procs {
-		if id != leader {
-			victim = id
-			break
-		}
-	}
+	victim := c.follower(leader)
 	c.signal(victim, syscall.SIGTERM)
 	v := c.procs[victim]
 	if err := os.RemoveAll(v.dataDir); err != nil {
@@ -378,13 +372,7 @@ func TestWipedFollowerWithoutSnapshotCatchesUp(t *testing.T) {
 	cl := c.client()
 	acked := writeMany(t, cl, "w", 1000, 16)
 	leader := c.waitLeader(5 * time.Second)
-	var victim uint64
-	for id := range c.procs {
-		if id != leader {
-			victim = id
-			break
-		}
-	}
+	victim := c.follower(leader)
 	c.signal(victim, syscall.SIGTERM)
 	os.RemoveAll(c.procs[victim].dataDir)
 	os.RemoveAll(c.procs[victim].snapDir)

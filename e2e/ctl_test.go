@@ -158,12 +158,7 @@ func TestCtlCommandsOnLiveCluster(t *testing.T) {
 	if n := len(regexp.MustCompile(`(?m)^node\d+: [0-9.]+ms(  \[SLOW\])?$`).FindAllString(c.mustCtl("ping-peers"), -1)); n != 2 {
 		t.Fatal("ping-peers: want a line per peer")
 	}
-	var follower uint64
-	for id := range c.procs {
-		if id != leader {
-			follower = id
-		}
-	}
+	follower := c.follower(leader)
 	tr, _, code := runCtl("trace-request", "--key", "user:1", "--value", "traced", "--endpoints", c.procs[follower].adminAddr())
 	if code != 0 {
 		t.Fatalf("trace-request exit %d: %s", code, tr)
@@ -275,13 +270,7 @@ func TestCtlCorruptFollowerRecovery(t *testing.T) {
 	acked := writeMany(t, cl, "c", 500, 8)
 	leader := c.waitLeader(5 * time.Second)
 	snap := mustMatch(t, "snapshot", c.mustCtl("snapshot", "--endpoints", c.procs[leader].adminAddr()), `index (\d+)`)[1]
-	var victim uint64
-	for id := range c.procs {
-		if id != leader {
-			victim = id
-			break
-		}
-	}
+	victim := c.follower(leader)
 	v := c.procs[victim]
 	c.signal(victim, syscall.SIGTERM)
 	segs, _ := filepath.Glob(filepath.Join(v.dataDir, "*.seg"))

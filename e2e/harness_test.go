@@ -238,6 +238,23 @@ func (c *cluster) status(id uint64) (server.StatusBody, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
+// follower returns a node other than leader (the lowest ID among them).
+func (c *cluster) follower(leader uint64) uint64 {
+	c.t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var f uint64
+	for id := range c.procs {
+		if id != leader && (f == 0 || id < f) {
+			f = id
+		}
+	}
+	if f == 0 {
+		c.t.Fatalf("no node besides leader %d", leader)
+	}
+	return f
+}
+
 // waitLeader waits until the running nodes agree on a leader, and returns it.
 func (c *cluster) waitLeader(within time.Duration) uint64 {
 	c.t.Helper()
