@@ -924,11 +924,19 @@ type WALStats struct {
 	// SegmentsRecycled: segments written again instead of fresh ones
 	// (wal.Options.RecycleSegments).
 	SegmentsRecycled uint64
+	// SegmentsReadBack: recycled segments that were read back whole to
+	// checksum their sectors (those sealed before the node started; see
+	// wal.WAL.SegmentsReadBack).
+	SegmentsReadBack uint64
 }
 
 // WALStats returns the node's WAL counters.
 func (n *Node) WALStats() WALStats {
-	return WALStats{Syncs: n.wal.SyncRounds(), SegmentsRecycled: n.wal.SegmentsRecycled()}
+	return WALStats{
+		Syncs:            n.wal.SyncRounds(),
+		SegmentsRecycled: n.wal.SegmentsRecycled(),
+		SegmentsReadBack: n.wal.SegmentsReadBack(),
+	}
 }
 
 // LogCache is the memory of the core's in-memory log (see

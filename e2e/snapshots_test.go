@@ -69,7 +69,7 @@ func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
 		return
 	}
 	// 4,000 writes of 1 KiB: ~4 MiB of log, a snapshot every 400 entries.
-	var recycled float64
+	var recycled, readBack float64
 	for id, p := range c.procs {
 		var files []string
 		// Wait until snapshotting has settled (a snapshot may still be
@@ -133,11 +133,19 @@ func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
 			t.Fatalf("node %d pools %d retired segments, more than --wal-recycle-segments", id, len(pool))
 		}
 		rec := c.metric(id, "kraft_wal_segments_recycled_total")
+		back := c.metric(id, "kraft_wal_segments_read_back_total")
 		recycled += rec
-		t.Logf("node %d: %d full + %d delta snapshots kept, %d WAL segments, %d pooled, %.0f recycled", id, fulls, deltas, len(segs), len(pool), rec)
+		readBack += back
+		t.Logf("node %d: %d full + %d delta snapshots kept, %d WAL segments, %d pooled, %.0f recycled (%.0f read back)", id, fulls, deltas, len(segs), len(pool), rec, back)
 	}
 	if recycled == 0 {
 		t.Fatal("no node recycled a WAL segment (kraft_wal_segments_recycled_total)")
+	}
+	// Every segment was sealed by the running processes, which checksum
+	// it then: recycling it reads none back, unless one was recycled
+	// before its checksums were taken.
+	if readBack >= recycled {
+		t.Fatalf("%.0f of %.0f recycled segments read back (kraft_wal_segments_read_back_total)", readBack, recycled)
 	}
 	// Every node killed, every node up: the state comes back from the
 	// chains and the logs, recycled segments included.

@@ -162,10 +162,11 @@ func New(cfg Config, log *slog.Logger, level *slog.LevelVar) (*Server, error) {
 		})
 	}
 	for name, f := range map[string]func(n *core.Node) uint64{
-		"kraft_proposal_batches_total":      func(n *core.Node) uint64 { return n.Batches().Batches },
-		"kraft_proposals_batched_total":     func(n *core.Node) uint64 { return n.Batches().Proposals },
-		"kraft_wal_syncs_total":             func(n *core.Node) uint64 { return n.WALStats().Syncs },
-		"kraft_wal_segments_recycled_total": func(n *core.Node) uint64 { return n.WALStats().SegmentsRecycled },
+		"kraft_proposal_batches_total":       func(n *core.Node) uint64 { return n.Batches().Batches },
+		"kraft_proposals_batched_total":      func(n *core.Node) uint64 { return n.Batches().Proposals },
+		"kraft_wal_syncs_total":              func(n *core.Node) uint64 { return n.WALStats().Syncs },
+		"kraft_wal_segments_recycled_total":  func(n *core.Node) uint64 { return n.WALStats().SegmentsRecycled },
+		"kraft_wal_segments_read_back_total": func(n *core.Node) uint64 { return n.WALStats().SegmentsReadBack },
 	} {
 		s.metrics.counterFunc(name, func() uint64 {
 			if n := s.n(); n != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 )
 
 // segment is one segment file and what is known about its records.
@@ -24,6 +25,15 @@ type segment struct {
 	// recycle: retired by compaction, so its records all precede any the
 	// log will hold again: it may be written again (Options.RecycleSegments).
 	recycle bool
+
+	// sumMu guards the sealed segment's cached sector checksums (sums.go)
+	// and the mapping against the summer goroutine, which reads it under
+	// sumMu: close sets f and m to nil under it. sumGen counts changes
+	// that make checksums taken before them stale; sumsFile names the
+	// cache file of the current ones ("" if none).
+	sumMu    sync.Mutex
+	sumGen   uint64
+	sumsFile string
 }
 
 // padSector writes zeros from the end of the data to the end of its
@@ -69,6 +79,9 @@ func leUint64(b []byte) uint64 {
 }
 
 func (s *segment) close() error {
+	s.sumMu.Lock()
+	defer s.sumMu.Unlock()
+	s.sumGen++
 	if s.f == nil {
 		return nil
 	}
@@ -238,11 +251,13 @@ func (d *dirScan) scanOne(fsys FS, s *segment, i int, prevTerm uint64, rw bool) 
 }
 
 // isTempName reports whether n is a file that Open does not read as part
-// of the log: a segment being prepared and its prior-content file (Open
-// removes them), or a retired segment kept for recycling (Open takes it
-// back into the pool, or removes it).
+// of the log: a segment being prepared and its prior-content file, a
+// sealed segment's cached checksums (Open removes them), or a retired
+// segment kept for recycling (Open takes it back into the pool, or removes
+// it).
 func isTempName(n string) bool {
 	return (strings.HasPrefix(n, "prep-") && (strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, priorSuffix))) ||
+		(strings.HasPrefix(n, sumsPrefix) && strings.HasSuffix(n, ".tmp")) ||
 		(strings.HasPrefix(n, recyclePrefix) && strings.HasSuffix(n, segmentSuffix))
 }
 

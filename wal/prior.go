@@ -48,8 +48,8 @@ var sumYields atomic.Uint64
 // stopping early with errStopped when stop closes.
 func sectorSums(m []byte, stop <-chan struct{}) ([]uint64, error) {
 	sums := make([]uint64, (len(m)+sectorBytes-1)/sectorBytes)
-	for k := range sums {
-		if k%sumStepSectors == 0 && k > 0 {
+	for k := 0; k < len(sums); k += sumStepSectors {
+		if k > 0 {
 			select {
 			case <-stop:
 				return nil, errStopped
@@ -58,9 +58,16 @@ func sectorSums(m []byte, stop <-chan struct{}) ([]uint64, error) {
 			sumYields.Add(1)
 			runtime.Gosched()
 		}
-		sums[k] = xxhash.Sum64(m[k*sectorBytes : min((k+1)*sectorBytes, len(m))])
+		sumRange(m, sums, k, min(k+sumStepSectors, len(sums)))
 	}
 	return sums, nil
+}
+
+// sumRange sets sums[from:to] to the xxh64 of those sectors of m.
+func sumRange(m []byte, sums []uint64, from, to int) {
+	for k := from; k < to; k++ {
+		sums[k] = xxhash.Sum64(m[k*sectorBytes : min((k+1)*sectorBytes, len(m))])
+	}
 }
 
 func encodePrior(sums []uint64) []byte {
@@ -100,8 +107,9 @@ func decodePrior(b []byte, segBytes int64) ([]uint64, error) {
 	return sums, nil
 }
 
-// writePrior creates name holding sums and syncs it.
-func writePrior(fsys FS, name string, sums []uint64) error {
+// writePrior creates name holding sums, and syncs it if sync is set (a
+// cache file of the summer's is not: sums.go).
+func writePrior(fsys FS, name string, sums []uint64, sync bool) error {
 	f, err := fsys.Create(name)
 	if err != nil {
 		return err
@@ -111,9 +119,11 @@ func writePrior(fsys FS, name string, sums []uint64) error {
 		_ = f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }

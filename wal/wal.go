@@ -64,6 +64,11 @@ type WAL struct {
 	// removes, if kept for recycling) off mu's path (queueDrop).
 	drops    []*segment
 	recycled atomic.Uint64 // segments handed out again
+	// toSum: sealed segments for the summer goroutine (sums.go).
+	toSum      []sumJob
+	sumSeq     uint64        // the summer's next cache file number (its own)
+	sumsCached atomic.Uint64 // recycled with the summer's checksums
+	sumsRead   atomic.Uint64 // recycled by reading the segment back
 	// prepWaiters counts appends waiting for a prepared segment; the
 	// first of them wakes a pausing preparer through prepHurry (capacity 1).
 	prepWaiters atomic.Int32
@@ -81,6 +86,7 @@ type WAL struct {
 	writerKick chan struct{} // capacity 1
 	prepKick   chan struct{} // capacity 1
 	dropKick   chan struct{} // capacity 1: drops queued (dropLoop)
+	sumKick    chan struct{} // capacity 1: segments sealed (sumLoop)
 	stop       chan struct{}
 	wg         sync.WaitGroup
 
@@ -137,6 +143,7 @@ func Open(dir string, opts Options) (*WAL, error) {
 		writerKick: make(chan struct{}, 1),
 		prepKick:   make(chan struct{}, 1),
 		dropKick:   make(chan struct{}, 1),
+		sumKick:    make(chan struct{}, 1),
 		prepHurry:  make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		truncFloor: ^uint64(0),
@@ -151,10 +158,11 @@ func Open(dir string, opts Options) (*WAL, error) {
 		}
 		return nil, err
 	}
-	w.wg.Add(3)
+	w.wg.Add(4)
 	go w.syncLoop()
 	go w.prepareLoop()
 	go w.dropLoop()
+	go w.sumLoop()
 	w.mu.Lock()
 	w.askPrepareLocked()
 	w.mu.Unlock()
@@ -507,6 +515,7 @@ func (w *WAL) rollLocked(nextRecordBytes int) error {
 		if err := w.segs[n-1].f.Sync(); err != nil {
 			return w.setFatal(&FatalError{Op: "fdatasync", Err: err})
 		}
+		w.queueSumsLocked(w.segs[n-1])
 	}
 	p := w.takeReserved()
 	first := w.lastIndexWritten() + 1
@@ -822,6 +831,8 @@ func (w *WAL) TruncateSuffix(from uint64) error {
 	}
 	if n := len(w.segs); n > 0 {
 		s := w.segs[n-1]
+		// The newest segment again: appends change it from here on.
+		w.discardSums(s)
 		if k := int(from - s.first); k < len(s.offsets) {
 			cut := int64(s.offsets[k])
 			if err := zeroRange(s.f, cut, s.end); err != nil {
@@ -993,11 +1004,13 @@ func (w *WAL) Close() error {
 	defer w.mu.Unlock()
 	err := w.fatal
 	for _, s := range w.segs {
+		w.discardSums(s)
 		if cerr := s.close(); err == nil && cerr != nil {
 			err = errorf("close: %w", cerr)
 		}
 	}
 	for _, r := range w.retired {
+		w.discardSums(r.seg)
 		_ = r.seg.close() // a recycle-* file stays for the next Open
 	}
 	w.segs, w.retired = nil, nil
