@@ -27,7 +27,7 @@ type segment struct {
 	recycle bool
 
 	// sumMu guards the sealed segment's cached sector checksums (sums.go)
-	// and the mapping against the summer goroutine, which reads it under
+	// and the file against the summer goroutine, which reads it under
 	// sumMu: close sets f and m to nil under it. sumGen counts changes
 	// that make checksums taken before them stale; sumsFile names the
 	// cache file of the current ones ("" if none).

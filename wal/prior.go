@@ -33,22 +33,29 @@ const (
 // priorName is the prior-content file of the segment at segPath.
 func priorName(segPath string) string { return segPath + priorSuffix }
 
-// sumStepSectors is how many sectors sectorSums checksums between two
+// sumStepSectors is how many sectors readSums checksums between two
 // yields: 256 KiB, tens of microseconds. A 64 MiB segment takes ~10-20 ms
 // of CPU, and under one Go scheduler per node (GOMAXPROCS=1) a goroutine
 // that does not yield holds writes up for whole 10 ms preemption slices
 // (perf/results/speedups.md, items 60 and 61).
 const sumStepSectors = 512
 
-// sumYields counts sectorSums' yields (tests).
+// sumYields counts readSums' yields (tests).
 var sumYields atomic.Uint64
 
-// sectorSums returns the xxh64 of every sectorBytes sector of m (the last
-// one may be short), yielding the processor every sumStepSectors and
-// stopping early with errStopped when stop closes.
-func sectorSums(m []byte, stop <-chan struct{}) ([]uint64, error) {
-	sums := make([]uint64, (len(m)+sectorBytes-1)/sectorBytes)
-	for k := 0; k < len(sums); k += sumStepSectors {
+// readSums returns the xxh64 of every sectorBytes sector of a file of size
+// bytes (the last one may be short), reading it with readAt a step of
+// sumStepSectors at a time, yielding the processor between steps and
+// stopping early with errStopped when stop closes. It reads with pread,
+// not through the segment's mapping: pages read through a mapping stay
+// mapped into the process, and a node whose every log page is mapped
+// makes the kernel's page reclaim unmap each one it takes back
+// (perf/results/speedups.md, item 64).
+func readSums(readAt func(b []byte, off int64) error, size int64, stop <-chan struct{}) ([]uint64, error) {
+	n := int((size + sectorBytes - 1) / sectorBytes)
+	sums := make([]uint64, n)
+	buf := make([]byte, min(int64(sumStepSectors*sectorBytes), size))
+	for k := 0; k < n; k += sumStepSectors {
 		if k > 0 {
 			select {
 			case <-stop:
@@ -58,9 +65,30 @@ func sectorSums(m []byte, stop <-chan struct{}) ([]uint64, error) {
 			sumYields.Add(1)
 			runtime.Gosched()
 		}
-		sumRange(m, sums, k, min(k+sumStepSectors, len(sums)))
+		hi := min(k+sumStepSectors, n)
+		b := buf[:min(int64(hi)*sectorBytes, size)-int64(k)*sectorBytes]
+		if err := readAt(b, int64(k)*sectorBytes); err != nil {
+			return nil, err
+		}
+		sumRange(b, sums[k:hi], 0, hi-k)
 	}
 	return sums, nil
+}
+
+// fileReader reads f whole at each call (readSums' readAt).
+func fileReader(f File) func(b []byte, off int64) error {
+	return func(b []byte, off int64) error {
+		_, err := f.ReadAt(b, off)
+		return err
+	}
+}
+
+// sectorSums returns the xxh64 of every sectorBytes sector of m, in one
+// go (invariants checks and tests).
+func sectorSums(m []byte) []uint64 {
+	sums := make([]uint64, (len(m)+sectorBytes-1)/sectorBytes)
+	sumRange(m, sums, 0, len(sums))
+	return sums
 }
 
 // sumRange sets sums[from:to] to the xxh64 of those sectors of m.

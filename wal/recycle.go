@@ -185,7 +185,7 @@ func (w *WAL) prepareRecycled(seq uint64, s *segment) (*preparedSegment, error) 
 		}
 	} else {
 		var err error
-		if sums, err = sectorSums(s.m, w.stop); err != nil {
+		if sums, err = readSums(fileReader(s.f), int64(len(s.m)), w.stop); err != nil {
 			return fail(err)
 		}
 		w.sumsRead.Add(1)
@@ -220,7 +220,7 @@ func (w *WAL) SegmentsReadBack() uint64 { return w.sumsRead.Load() }
 // checkCachedSums panics unless sums are the checksums of s as it is now
 // (invariants builds: it reads the whole segment).
 func (w *WAL) checkCachedSums(s *segment, sums []uint64) {
-	want, _ := sectorSums(s.m, nil)
+	want := sectorSums(s.m)
 	for k := range want {
 		if sums[k] != want[k] {
 			panic(fmt.Sprintf("kraft: BUG: %s: cached checksum of sector %d is stale", s.path, k))

@@ -2,9 +2,11 @@ package wal
 
 import (
 	"bytes"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -459,23 +461,33 @@ func TestRecycledSegmentsOnDisk(t *testing.T) {
 	}
 }
 
-// TestSectorSumsYield: checksumming a segment for recycling steps aside
-// every 256 KiB, so that under one Go scheduler it never holds the node's
-// other goroutines up for a whole preemption slice.
-func TestSectorSumsYield(t *testing.T) {
-	m := make([]byte, 4<<20)
-	before := sumYields.Load()
-	sums, err := sectorSums(m, nil)
-	if err != nil || len(sums) != len(m)/sectorBytes {
-		t.Fatalf("sectorSums: %d sums, %v", len(sums), err)
+// TestReadSums: checksumming a segment for recycling reads it a step at a
+// time and steps aside every 256 KiB, so that under one Go scheduler it
+// never holds the node's other goroutines up for a whole preemption
+// slice; its sums are those of the bytes (a short last sector included),
+// and a failed read or a stop ends it.
+func TestReadSums(t *testing.T) {
+	m := make([]byte, 4<<20+100)
+	for i := range m {
+		m[i] = byte(i * 7)
 	}
-	if got := sumYields.Load() - before; got < 15 {
-		t.Fatalf("%d yields over 4 MiB, want one per 256 KiB (15)", got)
+	read := func(b []byte, off int64) error { copy(b, m[off:]); return nil }
+	before := sumYields.Load()
+	sums, err := readSums(read, int64(len(m)), nil)
+	if err != nil || !slices.Equal(sums, sectorSums(m)) {
+		t.Fatalf("readSums: %d sums, %v; want %d matching sectorSums", len(sums), err, len(m)/sectorBytes+1)
+	}
+	if got := sumYields.Load() - before; got < 16 {
+		t.Fatalf("%d yields over 4 MiB + 100 B, want one per 256 KiB (16)", got)
 	}
 	stop := make(chan struct{})
 	close(stop)
-	if _, err := sectorSums(m, stop); err != errStopped {
-		t.Fatalf("sectorSums after stop: %v", err)
+	if _, err := readSums(read, int64(len(m)), stop); err != errStopped {
+		t.Fatalf("readSums after stop: %v", err)
+	}
+	bad := errors.New("read failed")
+	if _, err := readSums(func([]byte, int64) error { return bad }, int64(len(m)), nil); err != bad {
+		t.Fatalf("readSums with a failing read: %v", err)
 	}
 }
 

@@ -1,9 +1,9 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"path"
-	"runtime"
 )
 
 // Checksums of sealed segments, taken while their pages are cached.
@@ -70,29 +70,25 @@ func (w *WAL) sumLoop() {
 	}
 }
 
+// errChanged: a segment changed while the summer read it.
+var errChanged = errors.New("segment changed")
+
 // sumSealed checksums j's segment and caches the result, unless the
-// segment changes (or the WAL closes) meanwhile. The mapping is read
-// under sumMu a step at a time, yielding between steps like sectorSums.
+// segment changes (or the WAL closes) meanwhile: each step of the read
+// (readSums) holds sumMu and checks the generation first.
 func (w *WAL) sumSealed(j sumJob) {
 	s := j.seg
-	n := int((w.opts.SegmentSizeBytes + sectorBytes - 1) / sectorBytes)
-	sums := make([]uint64, n)
-	for k := 0; k < n; k += sumStepSectors {
-		select {
-		case <-w.stop:
-			return
-		default:
-		}
+	sums, err := readSums(func(b []byte, off int64) error {
 		s.sumMu.Lock()
-		live := s.sumGen == j.gen && s.m != nil
-		if live {
-			sumRange(s.m, sums, k, min(k+sumStepSectors, n))
+		defer s.sumMu.Unlock()
+		if s.sumGen != j.gen || s.f == nil {
+			return errChanged
 		}
-		s.sumMu.Unlock()
-		if !live {
-			return
-		}
-		runtime.Gosched()
+		_, err := s.f.ReadAt(b, off)
+		return err
+	}, w.opts.SegmentSizeBytes, w.stop)
+	if err != nil {
+		return
 	}
 	name := path.Join(w.dir, fmt.Sprintf("%s%d.tmp", sumsPrefix, w.sumSeq))
 	w.sumSeq++
@@ -103,7 +99,7 @@ func (w *WAL) sumSealed(j sumJob) {
 		return
 	}
 	s.sumMu.Lock()
-	kept := s.sumGen == j.gen && s.m != nil && s.sumsFile == ""
+	kept := s.sumGen == j.gen && s.f != nil && s.sumsFile == ""
 	if kept {
 		s.sumsFile = name
 	}
