@@ -327,11 +327,12 @@ func TestOnlyCompactedSegmentsAreRecycled(t *testing.T) {
 }
 
 // TestOpenRemovesRecyclingLeftovers: pooled segments, a prepared segment's
-// prior-content file and the prior-content file of a segment that is gone
-// (each a crash's leftover) are removed by Open and reported.
+// prior-content file, the prior-content file of a segment that is gone
+// and a sealed segment's cached checksums (each a crash's leftover; the
+// cache is not trusted across runs) are removed by Open and reported.
 func TestOpenRemovesRecyclingLeftovers(t *testing.T) {
 	fsys, all, offs := buildRecycledWAL(t, 4096)
-	leftovers := []string{"/d/recycle-00000000000000000001.seg", "/d/prep-7.prior", "/d/00000000000000000002.seg.prior"}
+	leftovers := []string{"/d/recycle-00000000000000000001.seg", "/d/prep-7.prior", "/d/00000000000000000002.seg.prior", "/d/sums-3.tmp"}
 	for _, n := range leftovers {
 		f, err := fsys.Create(n)
 		if err != nil {
