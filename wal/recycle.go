@@ -115,28 +115,38 @@ func (w *WAL) queueDrop(s *segment) {
 // dropLoop is the dropper goroutine. It is not the preparer's: an append
 // that needs the next segment waits for the preparer with mu held, so the
 // preparer must not spend a good part of a second dropping first.
-func (w *WAL) dropLoop() {
+func (w *WAL) dropLoop() { w.serveKicks(w.dropKick, w.dropQueued) }
+
+// dropQueued drops the segments queueDrop queued: on the dropper
+// goroutine, and in Close after it stopped.
+func (w *WAL) dropQueued() {
+	for _, s := range takeQueued(w, &w.drops) {
+		w.dropRecyclable(s)
+	}
+}
+
+// serveKicks runs do each time kick fires, until the WAL stops: the body
+// of the dropper and summer goroutines.
+func (w *WAL) serveKicks(kick <-chan struct{}, do func()) {
 	defer w.wg.Done()
 	for {
 		select {
 		case <-w.stop:
 			return
-		case <-w.dropKick:
+		case <-kick:
 		}
-		w.dropQueued()
+		do()
 	}
 }
 
-// dropQueued drops the segments queueDrop queued: on the dropper
-// goroutine, and in Close after it stopped.
-func (w *WAL) dropQueued() {
+// takeQueued empties the queue q (guarded by prepMu) and returns what it
+// held.
+func takeQueued[T any](w *WAL, q *[]T) []T {
 	w.prepMu.Lock()
-	drops := w.drops
-	w.drops = nil
-	w.prepMu.Unlock()
-	for _, s := range drops {
-		w.dropRecyclable(s)
-	}
+	defer w.prepMu.Unlock()
+	items := *q
+	*q = nil
+	return items
 }
 
 // dropRecyclable closes s and removes it if it was kept for recycling,

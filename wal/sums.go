@@ -53,21 +53,11 @@ func (w *WAL) queueSumsLocked(s *segment) {
 
 // sumLoop is the summer goroutine.
 func (w *WAL) sumLoop() {
-	defer w.wg.Done()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-w.sumKick:
-		}
-		w.prepMu.Lock()
-		jobs := w.toSum
-		w.toSum = nil
-		w.prepMu.Unlock()
-		for _, j := range jobs {
+	w.serveKicks(w.sumKick, func() {
+		for _, j := range takeQueued(w, &w.toSum) {
 			w.sumSealed(j)
 		}
-	}
+	})
 }
 
 // errChanged: a segment changed while the summer read it.
