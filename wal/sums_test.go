@@ -202,3 +202,69 @@ func TestSummerStopsForAChangedSegment(t *testing.T) {
 		t.Fatalf("%d files after a discarded summing, %d before", after, before)
 	}
 }
+
+// TestDamagedCachedSumsAreNotUsed: cached checksums whose file does not
+// decode are not used: the preparer reads the segment instead, and the
+// recycled segment's prior-content file holds the sums of its bytes.
+func TestDamagedCachedSumsAreNotUsed(t *testing.T) {
+	fsys := NewMemFS()
+	w := mustOpen(t, "/d", memOpts(fsys, 4096))
+	defer w.Close()
+	mustAppend(t, w, fixedEntries(1, 1, 100, 100)) // segments from 1, 41, 81
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	waitSealedSums(t, w)
+	w.mu.RLock()
+	first := w.segs[0]
+	w.mu.RUnlock()
+	first.sumMu.Lock()
+	name := first.sumsFile
+	first.sumMu.Unlock()
+	f, err := fsys.OpenRW(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("not checksums"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want := sectorSums(first.m)
+
+	// Retire the first segment, then release it into the pool (a later
+	// compaction ends the views' lifetime).
+	if err := w.CompactPrefix(40, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.CompactPrefix(41, 1); err != nil {
+		t.Fatal(err)
+	}
+	releaseRetired(w)
+	next := uint64(101)
+	for w.SegmentsRecycled() == 0 {
+		if next > 2000 {
+			t.Fatal("the pooled segment was never recycled")
+		}
+		mustAppend(t, w, fixedEntries(next, 1, 40, 100))
+		next += 40
+	}
+	if got := w.SegmentsReadBack(); got != 1 {
+		t.Fatalf("%d segments read back, want the one whose cache was damaged", got)
+	}
+	if _, ok := fsys.ReadFile(name); ok {
+		t.Fatalf("the damaged cache file %s is still there", name)
+	}
+	var prior string
+	for _, n := range listDir(t, fsys, "/d") {
+		if strings.HasSuffix(n, priorSuffix) {
+			prior = "/d/" + n
+		}
+	}
+	if prior == "" {
+		t.Fatal("no prior-content file for the recycled segment")
+	}
+	got, err := readPrior(fsys, prior, 4096)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("prior-content file %s: %v; not the sums of the segment's old bytes", prior, err)
+	}
+}
