@@ -51,6 +51,29 @@ func cachedFor(t *testing.T, w *WAL, s *segment) []uint64 {
 	return sums
 }
 
+// sealedWAL opens a WAL of 4 KiB segments on a MemFS, appends n records
+// of 100 bytes from index 1 (40 fill a segment, leaving 96 bytes), syncs
+// and waits until the sealed segments' checksums are cached.
+func sealedWAL(t *testing.T, n int) (*MemFS, *WAL) {
+	t.Helper()
+	fsys := NewMemFS()
+	w := mustOpen(t, "/d", memOpts(fsys, 4096))
+	t.Cleanup(func() { w.Close() })
+	mustAppend(t, w, fixedEntries(1, 1, n, 100))
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	waitSealedSums(t, w)
+	return fsys, w
+}
+
+// liveSegment returns the WAL's i-th live segment.
+func liveSegment(w *WAL, i int) *segment {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.segs[i]
+}
+
 // TestRecycledFromCachedSums: segments sealed in this run are recycled
 // from the checksums the summer cached, without reading them back; Close
 // removes the cache; after a reopen, segments written before it are read
@@ -127,18 +150,8 @@ func fixedEntries(first, term uint64, n, size int) []testEntry {
 func TestTruncateMakesCachedSumsStale(t *testing.T) {
 	for _, cut := range []string{"middle", "boundary"} {
 		t.Run(cut, func(t *testing.T) {
-			fsys := NewMemFS()
-			w := mustOpen(t, "/d", memOpts(fsys, 4096))
-			defer w.Close()
-			// 100-byte records: 40 fill a segment, leaving 96 bytes.
-			mustAppend(t, w, fixedEntries(1, 1, 100, 100))
-			if err := w.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			waitSealedSums(t, w)
-			w.mu.RLock()
-			second := w.segs[1] // indexes 41..80, sealed
-			w.mu.RUnlock()
+			_, w := sealedWAL(t, 100)
+			second := liveSegment(w, 1) // indexes 41..80, sealed
 			old := cachedFor(t, w, second)
 			if old == nil {
 				t.Fatal("no cached checksums for the second segment")
@@ -178,17 +191,8 @@ func TestTruncateMakesCachedSumsStale(t *testing.T) {
 // TestSummerStopsForAChangedSegment: checksums begun before the segment
 // changed (a later generation) are not cached.
 func TestSummerStopsForAChangedSegment(t *testing.T) {
-	fsys := NewMemFS()
-	w := mustOpen(t, "/d", memOpts(fsys, 4096))
-	defer w.Close()
-	mustAppend(t, w, fixedEntries(1, 1, 50, 100))
-	if err := w.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	waitSealedSums(t, w)
-	w.mu.RLock()
-	s := w.segs[0]
-	w.mu.RUnlock()
+	fsys, w := sealedWAL(t, 50)
+	s := liveSegment(w, 0)
 	s.sumMu.Lock()
 	stale := sumJob{seg: s, gen: s.sumGen}
 	s.sumMu.Unlock()
@@ -207,17 +211,8 @@ func TestSummerStopsForAChangedSegment(t *testing.T) {
 // decode are not used: the preparer reads the segment instead, and the
 // recycled segment's prior-content file holds the sums of its bytes.
 func TestDamagedCachedSumsAreNotUsed(t *testing.T) {
-	fsys := NewMemFS()
-	w := mustOpen(t, "/d", memOpts(fsys, 4096))
-	defer w.Close()
-	mustAppend(t, w, fixedEntries(1, 1, 100, 100)) // segments from 1, 41, 81
-	if err := w.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	waitSealedSums(t, w)
-	w.mu.RLock()
-	first := w.segs[0]
-	w.mu.RUnlock()
+	fsys, w := sealedWAL(t, 100) // segments from 1, 41, 81
+	first := liveSegment(w, 0)
 	first.sumMu.Lock()
 	name := first.sumsFile
 	first.sumMu.Unlock()
