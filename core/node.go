@@ -925,8 +925,8 @@ type WALStats struct {
 	// (wal.Options.RecycleSegments).
 	SegmentsRecycled uint64
 	// SegmentsReadBack: recycled segments that were read back whole to
-	// checksum their sectors (the retired segments a previous run left for
-	// reuse; see wal.WAL.SegmentsReadBack).
+	// checksum their sectors (those sealed before the node started; see
+	// wal.WAL.SegmentsReadBack).
 	SegmentsReadBack uint64
 }
 

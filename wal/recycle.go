@@ -223,9 +223,8 @@ func (w *WAL) SegmentsRecycled() uint64 { return w.recycled.Load() }
 
 // SegmentsReadBack counts the recycled segments whose sectors the preparer
 // checksummed by reading the segment, for want of checksums the summer
-// cached when it was sealed or found at Open (sums.go): the retired
-// segments an earlier run left for reuse, and any recycled before the
-// summer got to them.
+// cached when it was sealed (sums.go): those written before the last
+// Open, or recycled before the summer got to them.
 func (w *WAL) SegmentsReadBack() uint64 { return w.sumsRead.Load() }
 
 // checkCachedSums panics unless sums are the checksums of s as it is now

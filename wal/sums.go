@@ -22,12 +22,8 @@ import (
 // preparer reads that file instead of the segment.
 //
 // The cache is trusted only by the run that wrote it, which knows every
-// change to its segments since: Open removes the files, and queues the
-// sealed segments it found for the summer, which reads them while the
-// scan has left them cached (after a restart the preparer read each back
-// from the disk at its reuse, by then often evicted). The retired segments
-// an earlier run left for reuse (recycle-*) were not scanned and are read
-// back by the preparer, once each. Within a run, what
+// change to its segments since: Open removes the files, and a segment
+// written before the last Open is read back as before. Within a run, what
 // may change a segment's bytes (TruncateSuffix keeping it as the newest,
 // the preparer taking it for a new life, close) bumps its sumGen under
 // sumMu, and checksums begun under an older generation are thrown away.

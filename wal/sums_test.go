@@ -76,9 +76,8 @@ func liveSegment(w *WAL, i int) *segment {
 
 // TestRecycledFromCachedSums: segments sealed in this run are recycled
 // from the checksums the summer cached, without reading them back; Close
-// removes the cache; after a reopen the summer takes the sums of the
-// segments sealed before it, and only the pooled files the earlier run
-// left are read back.
+// removes the cache; after a reopen, segments written before it are read
+// back (the cache is not trusted across runs).
 func TestRecycledFromCachedSums(t *testing.T) {
 	fsys := NewMemFS()
 	opts := memOpts(fsys, 4096)
@@ -118,40 +117,17 @@ func TestRecycledFromCachedSums(t *testing.T) {
 		}
 	}
 
-	pooled := uint64(0)
-	for _, n := range listDir(t, fsys, "/d") {
-		if strings.HasPrefix(n, recyclePrefix) {
-			pooled++
-		}
-	}
-	if pooled == 0 {
-		t.Fatal("Close left no pooled segments: the reopen below tests less than it says")
-	}
 	w = mustOpen(t, "/d", opts)
 	defer w.Close()
-	if segCount(w) < 2 {
-		t.Fatal("no sealed segment at the reopen")
-	}
-	// The summer takes the sums of the segments sealed before the reopen.
-	waitSealedSums(t, w)
-	for round := 0; w.SegmentsRecycled() < pooled+5; round++ {
-		if round > 2000 {
-			t.Fatalf("only %d recycled after the reopen", w.SegmentsRecycled())
+	for round := 0; w.SegmentsRecycled() < 3; round++ {
+		if round > 1000 {
+			t.Fatal("nothing recycled after the reopen")
 		}
 		all = churn(t, w, rng, all, round, 60, 20, 40)
-		waitSealedSums(t, w)
 	}
-	// Only the pooled files an earlier run left are read back.
-	if got := w.SegmentsReadBack(); got > pooled {
-		t.Fatalf("%d recycled segments read back after a reopen that found %d pooled", got, pooled)
+	if w.SegmentsReadBack() == 0 {
+		t.Fatal("after a reopen, segments sealed before it were recycled without reading them back")
 	}
-}
-
-// segCount is how many live segments w has.
-func segCount(w *WAL) int {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	return len(w.segs)
 }
 
 // fixedEntries builds n entries of records of exactly size bytes.

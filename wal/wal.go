@@ -165,12 +165,6 @@ func Open(dir string, opts Options) (*WAL, error) {
 	go w.sumLoop()
 	w.mu.Lock()
 	w.askPrepareLocked()
-	// The segments sealed before this Open: the summer checksums them now,
-	// while the scan has them cached, instead of the preparer reading each
-	// back from the disk when it is reused (speedups.md item 66).
-	for _, s := range w.segs[:max(len(w.segs)-1, 0)] {
-		w.queueSumsLocked(s)
-	}
 	w.mu.Unlock()
 	return w, nil
 }
