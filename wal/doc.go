@@ -159,8 +159,9 @@
 //     through pwrite to the same page cache, so the mapping sees them.
 //     Views from Entries alias the mapping: never write to them. A view of
 //     removed entries stays mapped until the next TruncateSuffix or
-//     CompactPrefix after the call that removed them (the start of a sync
-//     round releases retired segments) or Close. Bytes that TruncateSuffix
+//     CompactPrefix after the call that removed them (that call, or the
+//     writer goroutine between its rounds, releases retired segments) or
+//     Close. Bytes that TruncateSuffix
 //     cut from a segment it keeps are zeroed at once.
 //   - Bounded queues: the writer's, preparer's and dropper's wake-ups are
 //     capacity-1 channels; the drop queue holds released segments only,

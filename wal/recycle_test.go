@@ -688,3 +688,41 @@ func TestReleasedSegmentsCloseOffTheLock(t *testing.T) {
 		w.Close()
 	}
 }
+
+// TestRetiredReleasedWithoutSyncRounds: in FsyncNone no sync round runs
+// unless Sync is called, and the writer goroutine never wakes; segments
+// that compaction retired must still be released (into the pool) once a
+// later compaction has passed, not held open until Close.
+func TestRetiredReleasedWithoutSyncRounds(t *testing.T) {
+	fsys := NewMemFS()
+	opts := memOpts(fsys, 4096)
+	opts.Fsync = FsyncNone
+	w := mustOpen(t, "/d", opts)
+	defer w.Close()
+	mustAppend(t, w, fixedEntries(1, 1, 200, 100)) // 5 segments
+	if err := w.CompactPrefix(150, 1); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, w, fixedEntries(201, 1, 10, 100))
+	if err := w.CompactPrefix(205, 1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.RLock()
+		stale := 0
+		for _, r := range w.retired {
+			if r.epoch < w.epoch {
+				stale++
+			}
+		}
+		w.mu.RUnlock()
+		if stale == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d segments retired by the first compaction still held after the second", stale)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

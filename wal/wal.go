@@ -814,7 +814,7 @@ func (w *WAL) TruncateSuffix(from uint64) error {
 	if from > w.lastIndex {
 		return nil
 	}
-	w.epoch++
+	w.bumpEpochLocked()
 	removed := false
 	for len(w.segs) > 0 && w.segs[len(w.segs)-1].first >= from {
 		s := w.segs[len(w.segs)-1]
@@ -883,7 +883,7 @@ func (w *WAL) CompactPrefix(upTo, upToTerm uint64) error {
 	if err := w.state.saveStart(st); err != nil {
 		return w.setFatal(err)
 	}
-	w.epoch++
+	w.bumpEpochLocked()
 	w.start = st
 	if conflict {
 		for len(w.segs) > 0 {

@@ -116,9 +116,10 @@ func (w *WAL) advanceSynced(i uint64) {
 // closeRetiredLocked releases segments retired before the latest
 // TruncateSuffix/CompactPrefix call: into the recycling pool, or to the
 // dropper goroutine to close (unmapping and closing a large file, and
-// removing one the pool has no room for, stays off mu's path). Only the
-// writer goroutine calls it, between rounds, so no sync is using them;
-// Close drops the rest. Holds mu.
+// removing one the pool has no room for, stays off mu's path). It runs
+// between rounds, so no sync is using them: on the writer goroutine, and
+// at the start of those calls (bumpEpochLocked); Close drops the rest.
+// Holds mu.
 func (w *WAL) closeRetiredLocked() {
 	keep := w.retired[:0]
 	for _, r := range w.retired {
@@ -130,6 +131,21 @@ func (w *WAL) closeRetiredLocked() {
 	}
 	clear(w.retired[len(keep):])
 	w.retired = keep
+}
+
+// bumpEpochLocked starts a TruncateSuffix or CompactPrefix call: what the
+// calls before it retired may now be released (the view lifetime rule).
+// The writer goroutine does that between its rounds, but it wakes only for
+// FsyncAlways appends and FsyncBatch ticks: in FsyncNone retired segments
+// stayed open, their disk space not given back, until Close. So they are
+// released here too, unless a round, which may be syncing one of them, is
+// in flight (the writer's next wake-up or the next call releases them).
+// Holds mu.
+func (w *WAL) bumpEpochLocked() {
+	w.epoch++
+	if !w.syncing {
+		w.closeRetiredLocked()
+	}
 }
 
 // preparedSegment is a preallocated, synced, mapped file waiting to become
