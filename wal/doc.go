@@ -161,8 +161,8 @@
 //     removed entries stays mapped until the next TruncateSuffix or
 //     CompactPrefix after the call that removed them (that call, or the
 //     writer goroutine between its rounds, releases retired segments) or
-//     Close. Bytes that TruncateSuffix
-//     cut from a segment it keeps are zeroed at once.
+//     Close. Bytes that TruncateSuffix cut from a segment it keeps are
+//     zeroed at once.
 //   - Bounded queues: the writer's, preparer's and dropper's wake-ups are
 //     capacity-1 channels; the drop queue holds released segments only,
 //     each of them once; the Durable channel has capacity 1 and
