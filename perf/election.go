@@ -30,6 +30,11 @@ type ElectionSamples struct {
 	// Elected: kill → a surviving node's /status names a new leader
 	// (polled every 5 ms), the election's share of Commit.
 	Elected []time.Duration
+	// Terms: the terms begun from just before each kill until the next
+	// write committed, the most any survivor counted
+	// (kraft_elections_total): 1 is a clean election; more are split
+	// votes or candidates that timed out and tried again.
+	Terms []uint64
 }
 
 // MeasureElections kills the leader cfg.Kills times. The client retries
@@ -58,6 +63,21 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 		if err != nil {
 			return out, err
 		}
+		var survivors []string
+		for j, a := range lc.Admins {
+			if j != leader {
+				survivors = append(survivors, a)
+			}
+		}
+		sc, err := NewScraper(survivors, "", nil)
+		if err != nil {
+			return out, err
+		}
+		before, err := sc.Scrape(ctx)
+		if err != nil {
+			sc.Close()
+			return out, fmt.Errorf("kraft/perf: kill %d: %w", i, err)
+		}
 		killed := time.Now()
 		lc.Kill(leader)
 		elected := make(chan time.Duration, 1)
@@ -76,6 +96,12 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 		d := time.Since(killed)
 		out.Commit = append(out.Commit, d)
 		out.Elected = append(out.Elected, <-elected)
+		after, err := sc.Scrape(ctx)
+		sc.Close()
+		if err != nil {
+			return out, fmt.Errorf("kraft/perf: kill %d: %w", i, err)
+		}
+		out.Terms = append(out.Terms, after.Since(before).Elections)
 		if cfg.Progress != nil {
 			cfg.Progress(i, d)
 		}
@@ -85,6 +111,7 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 	}
 	slices.Sort(out.Commit)
 	slices.Sort(out.Elected)
+	slices.Sort(out.Terms)
 	return out, nil
 }
 

@@ -478,12 +478,18 @@ type ElectionRow struct {
 	// Kill → a survivor names a new leader (the election's share).
 	ElectedP50ms float64 `json:"elected_p50_ms"`
 	ElectedMaxMs float64 `json:"elected_max_ms"`
-	Extra        string  `json:"kraftd_flags,omitempty"`
+	// Terms begun per kill (ElectionSamples.Terms): the median, the most,
+	// and how many kills took more than one.
+	TermsP50   uint64 `json:"terms_per_kill_p50"`
+	TermsMax   uint64 `json:"terms_per_kill_max"`
+	TermsExtra int    `json:"kills_with_extra_terms"`
+	Extra      string `json:"kraftd_flags,omitempty"`
 }
 
-// NewElectionRow summarizes sorted samples: kill → commit, and kill → new
-// leader named (may be nil).
-func NewElectionRow(nodes int, sorted, elected []time.Duration, floor Floor) ElectionRow {
+// NewElectionRow summarizes a run's sorted samples (Elected and Terms may
+// be empty).
+func NewElectionRow(nodes int, s ElectionSamples, floor Floor) ElectionRow {
+	sorted, elected := s.Commit, s.Elected
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	var sum time.Duration
 	for _, s := range sorted {
@@ -496,6 +502,14 @@ func NewElectionRow(nodes int, sorted, elected []time.Duration, floor Floor) Ele
 	}
 	if len(elected) > 0 {
 		r.ElectedP50ms, r.ElectedMaxMs = ms(Percentile(elected, .5)), ms(elected[len(elected)-1])
+	}
+	if n := len(s.Terms); n > 0 {
+		r.TermsP50, r.TermsMax = s.Terms[(n-1)/2], s.Terms[n-1]
+		for _, t := range s.Terms {
+			if t > 1 {
+				r.TermsExtra++
+			}
+		}
 	}
 	if f := us(floor.CommitFloor()); f > 0 {
 		r.P50xFloor = r.P50ms * 1000 / f
@@ -513,5 +527,9 @@ func WriteElection(w io.Writer, env Env, r ElectionRow) {
 	if r.ElectedP50ms > 0 {
 		fmt.Fprintf(w, "of which kill → a survivor names the new leader (/status, polled every 5 ms): p50 %.0f ms, max %.0f ms\n",
 			r.ElectedP50ms, r.ElectedMaxMs)
+	}
+	if r.TermsMax > 0 {
+		fmt.Fprintf(w, "terms begun per kill (the most any survivor counted, kraft_elections_total): p50 %d, max %d; %d of %d kills took more than one\n",
+			r.TermsP50, r.TermsMax, r.TermsExtra, r.Kills)
 	}
 }

@@ -153,15 +153,18 @@ func TestTablesAndPlot(t *testing.T) {
 func TestElectionRow(t *testing.T) {
 	s := []time.Duration{160 * time.Millisecond, 200 * time.Millisecond, 316 * time.Millisecond}
 	e := []time.Duration{150 * time.Millisecond, 180 * time.Millisecond, 290 * time.Millisecond}
-	r := NewElectionRow(5, s, e, Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
+	r := NewElectionRow(5, ElectionSamples{Commit: s, Elected: e, Terms: []uint64{1, 1, 3}},
+		Floor{FsyncP50: 80 * time.Microsecond, RTTP50: 10 * time.Microsecond})
 	if r.Kills != 3 || r.P50ms != 200 || r.MaxMs != 316 || r.MinMs != 160 || r.MeanMs != 225.333 || r.P50xFloor != 2000 ||
-		r.ElectedP50ms != 180 || r.ElectedMaxMs != 290 {
+		r.ElectedP50ms != 180 || r.ElectedMaxMs != 290 || r.TermsP50 != 1 || r.TermsMax != 3 || r.TermsExtra != 1 {
 		t.Fatalf("%+v", r)
 	}
 	var b strings.Builder
 	WriteElection(&b, Env{}, r)
-	if !strings.Contains(b.String(), "5 nodes, 3 leader kills") {
-		t.Fatal(b.String())
+	for _, want := range []string{"5 nodes, 3 leader kills", "terms begun per kill (the most any survivor counted, kraft_elections_total): p50 1, max 3; 1 of 3 kills took more than one"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("no %q in:\n%s", want, b.String())
+		}
 	}
 }
 

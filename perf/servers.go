@@ -147,6 +147,9 @@ func NewScraper(admins []string, token string, tlsConfig *tls.Config) (*Scraper,
 	return s, nil
 }
 
+// Close drops the scraper's idle connections to the nodes.
+func (s *Scraper) Close() { s.http.CloseIdleConnections() }
+
 // Scrape reads every node's counters now. Any node that does not answer
 // is an error: a window's figures over some of the nodes would mislead.
 func (s *Scraper) Scrape(ctx context.Context) (ServerSample, error) {

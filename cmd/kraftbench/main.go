@@ -6,7 +6,7 @@
 //	kraftbench latency --local 3                       # one closed-loop client
 //	kraftbench latency --local 3 --rate 2000           # open loop, 2,000 ops/s
 //	kraftbench throughput --local 3 --read-ratio 0.9 --consistency lease --key-dist zipf
-//	kraftbench election --local 5 --kills 20           # kill -9 the leader, time the next commit
+//	kraftbench election --local 5 --kills 20           # kill -9 the leader, time the next commit (and count the terms it took)
 //	kraftbench scalability --nodes 3,5,7 --clients 64
 //	kraftbench --endpoints 10.0.0.1:7002,10.0.0.2:7002 --cluster-id kraft-prod \
 //	    --admin-endpoints 10.0.0.1:7003,10.0.0.2:7003   # and the nodes' counters
@@ -753,7 +753,7 @@ func (b *bench) election(ctx context.Context) error {
 		return err
 	}
 	b.env.LoadAfter = perf.LoadAvg()
-	row := perf.NewElectionRow(b.o.local, samples.Commit, samples.Elected, floor)
+	row := perf.NewElectionRow(b.o.local, samples, floor)
 	row.Extra = b.o.kraftdFlags
 	if b.o.asJSON {
 		return json.NewEncoder(b.stdout).Encode(struct {
