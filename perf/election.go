@@ -58,24 +58,25 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 	if err := put(0); err != nil {
 		return out, fmt.Errorf("kraft/perf: first write: %w", err)
 	}
+	// survivors[j] reads the counters of every node but j.
+	survivors := make([]*Scraper, len(lc.Admins))
+	for j := range lc.Admins {
+		others := append(slices.Clone(lc.Admins[:j]), lc.Admins[j+1:]...)
+		sc, err := NewScraper(others, "", nil)
+		if err != nil {
+			return out, err
+		}
+		defer sc.Close()
+		survivors[j] = sc
+	}
 	for i := 1; i <= cfg.Kills; i++ {
 		leader, err := lc.WaitLeader(20 * time.Second)
 		if err != nil {
 			return out, err
 		}
-		var survivors []string
-		for j, a := range lc.Admins {
-			if j != leader {
-				survivors = append(survivors, a)
-			}
-		}
-		sc, err := NewScraper(survivors, "", nil)
-		if err != nil {
-			return out, err
-		}
+		sc := survivors[leader]
 		before, err := sc.Scrape(ctx)
 		if err != nil {
-			sc.Close()
 			return out, fmt.Errorf("kraft/perf: kill %d: %w", i, err)
 		}
 		killed := time.Now()
@@ -97,7 +98,6 @@ func MeasureElections(ctx context.Context, lc *LocalCluster, cfg ElectionConfig)
 		out.Commit = append(out.Commit, d)
 		out.Elected = append(out.Elected, <-elected)
 		after, err := sc.Scrape(ctx)
-		sc.Close()
 		if err != nil {
 			return out, fmt.Errorf("kraft/perf: kill %d: %w", i, err)
 		}

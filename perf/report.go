@@ -488,8 +488,8 @@ type ElectionRow struct {
 
 // NewElectionRow summarizes a run's sorted samples (Elected and Terms may
 // be empty).
-func NewElectionRow(nodes int, s ElectionSamples, floor Floor) ElectionRow {
-	sorted, elected := s.Commit, s.Elected
+func NewElectionRow(nodes int, samples ElectionSamples, floor Floor) ElectionRow {
+	sorted, elected, terms := samples.Commit, samples.Elected, samples.Terms
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	var sum time.Duration
 	for _, s := range sorted {
@@ -503,9 +503,9 @@ func NewElectionRow(nodes int, s ElectionSamples, floor Floor) ElectionRow {
 	if len(elected) > 0 {
 		r.ElectedP50ms, r.ElectedMaxMs = ms(Percentile(elected, .5)), ms(elected[len(elected)-1])
 	}
-	if n := len(s.Terms); n > 0 {
-		r.TermsP50, r.TermsMax = s.Terms[(n-1)/2], s.Terms[n-1]
-		for _, t := range s.Terms {
+	if n := len(terms); n > 0 {
+		r.TermsP50, r.TermsMax = terms[(n-1)/2], terms[n-1]
+		for _, t := range terms {
 			if t > 1 {
 				r.TermsExtra++
 			}
