@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kraftdb/kraft/client"
 )
 
 // snapshotHeader reads a v2 snapshot file's header: base index (0: full)
@@ -202,5 +204,67 @@ func TestRetiredSegmentsRecycledWithFsyncNone(t *testing.T) {
 	}
 	if recycled == 0 {
 		t.Fatal("no node recycled a WAL segment with --fsync-mode none (kraft_wal_segments_recycled_total)")
+	}
+}
+
+// TestCleanRestartRecyclesWithoutReadingBack: the checksums a node took of
+// its sealed and pooled WAL segments survive a clean restart (SIGTERM), so
+// after it the segments written before it are recycled without being read
+// back from the disk (kraft_wal_segments_read_back_total).
+func TestCleanRestartRecyclesWithoutReadingBack(t *testing.T) {
+	c := newCluster(t, 3, "--snapshot-threshold", "800", "--snapshot-min-interval", "0",
+		"--segment-size", "1MiB", "--max-entry-size", "64KiB")
+	value := []byte(strings.Repeat("k", 1024))
+	load := func(cl *client.Client, phase string) {
+		var wg sync.WaitGroup
+		for w := 0; w < 16; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				for i := 0; i < 250; i++ { // ~4 MiB of log: ~5 snapshots and compactions
+					ctx, cancel := ctxTimeout(20 * time.Second)
+					_, err := cl.Put(ctx, []byte(fmt.Sprint(phase, (w*250+i)%500)), value)
+					cancel()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}(w)
+		}
+		wg.Wait()
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	load(c.client(), "before-")
+	for id, p := range c.procs {
+		c.signal(id, syscall.SIGTERM)
+		ents, _ := os.ReadDir(p.dataDir)
+		kept := 0
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".sums") {
+				kept++
+			}
+		}
+		if kept == 0 {
+			t.Fatalf("node %d stopped without keeping the checksums of its sealed segments (<segment>.sums)", id)
+		}
+	}
+	for id := range c.procs {
+		c.start(id)
+	}
+	c.waitLeader(15 * time.Second)
+	load(c.client(), "after-")
+	var recycled, readBack float64
+	for id := range c.procs {
+		recycled += c.metric(id, "kraft_wal_segments_recycled_total")
+		readBack += c.metric(id, "kraft_wal_segments_read_back_total")
+	}
+	if recycled == 0 {
+		t.Fatal("no segment recycled after the restart")
+	}
+	if readBack != 0 {
+		t.Fatalf("%v of %v segments recycled after a clean restart were read back (kraft_wal_segments_read_back_total)", readBack, recycled)
 	}
 }

@@ -9,7 +9,8 @@
 //	  00000000000000004097.seg.prior  its prior content's sector checksums (recycled segments)
 //	  prep-<n>.tmp, prep-<n>.prior    next segment, prepared (removed by Open)
 //	  recycle-<segment name>     retired segment waiting to be reused (Open pools or removes it)
-//	  sums-<n>.tmp               a sealed segment's sector checksums, cached for its recycling (removed by Close and Open)
+//	  sums-<n>.tmp               a sealed segment's sector checksums, cached for its recycling (Close keeps them, Open removes the rest)
+//	  <segment name>.sums        those checksums, kept by Close for the next Open, which takes them back (sums.go)
 //	  state                      hard state + compaction point (two slots)
 //	<snapshot dir>/              Options.SnapshotDir (default <data dir>/snapshots)
 //	  snapshot-<index>-<term>.dat
@@ -34,7 +35,8 @@
 // under sustained writes the disk writes each log byte once. The checksums
 // its prior-content file needs are taken when it is sealed, while it is
 // cached (sums.go), so recycling reads nothing back from the disk either,
-// except for segments sealed before the last Open. Past its new
+// except for segments sealed before a crash (a clean Close keeps the
+// checksums for the next Open). Past its new
 // data such a segment holds its previous life's bytes, not zeros; its
 // prior-content file (<segment>.prior: magic "KRPRIOR1", sector size,
 // count, the xxh64 of each 512-byte sector of what the file held before

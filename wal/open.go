@@ -111,6 +111,7 @@ type dirScan struct {
 	hs          HardState
 	start       logStart
 	tmpFiles    []string
+	keptSums    map[string]string // segment path -> the .sums file an earlier Close kept for it (sums.go)
 }
 
 func (d *dirScan) addProblem(file string, off int64, detail string) {
@@ -145,6 +146,13 @@ func scanDir(fsys FS, dir string, rw bool) (*dirScan, error) {
 		have[n] = true
 	}
 	for _, n := range names {
+		if seg, ok := strings.CutSuffix(n, keptSumsSuffix); ok {
+			if d.keptSums == nil {
+				d.keptSums = make(map[string]string)
+			}
+			d.keptSums[path.Join(dir, seg)] = path.Join(dir, n)
+			continue
+		}
 		if isTempName(n) {
 			d.tmpFiles = append(d.tmpFiles, path.Join(dir, n))
 			continue

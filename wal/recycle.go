@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -76,14 +77,10 @@ func (w *WAL) retireLocked(s *segment, recycle bool) error {
 // releaseRetired disposes of a retired segment that no view can alias any
 // more: into the pool if it may be recycled and there is room, else
 // queued to be closed and, if it was kept for recycling, removed. While
-// closing, a recyclable one is closed and left for the next Open, as
-// Close leaves the pool. Holds mu.
+// closing, a recyclable one joins the pool all the same (Close leaves the
+// pool's files, and their checksums, for the next Open), or is closed and
+// left for the next Open, which pools or removes it. Holds mu.
 func (w *WAL) releaseRetired(s *segment) {
-	if s.recycle && w.closed {
-		w.discardSums(s)
-		_ = s.close()
-		return
-	}
 	if s.recycle {
 		w.prepMu.Lock()
 		room := len(w.pool) < w.opts.RecycleSegments
@@ -92,6 +89,11 @@ func (w *WAL) releaseRetired(s *segment) {
 		}
 		w.prepMu.Unlock()
 		if room {
+			return
+		}
+		if w.closed {
+			w.discardSums(s)
+			_ = s.close()
 			return
 		}
 	}
@@ -223,8 +225,9 @@ func (w *WAL) SegmentsRecycled() uint64 { return w.recycled.Load() }
 
 // SegmentsReadBack counts the recycled segments whose sectors the preparer
 // checksummed by reading the segment, for want of checksums the summer
-// cached when it was sealed (sums.go): those written before the last
-// Open, or recycled before the summer got to them.
+// cached when it was sealed (sums.go): those sealed before a crash (a
+// clean Close keeps the cache for the next Open), or recycled before the
+// summer got to them.
 func (w *WAL) SegmentsReadBack() uint64 { return w.sumsRead.Load() }
 
 // checkCachedSums panics unless sums are the checksums of s as it is now
@@ -249,6 +252,24 @@ func (w *WAL) closePool() {
 		w.discardSums(s)
 		_ = s.close()
 	}
+}
+
+// keepPoolSums hands the pooled segments' cached checksums on to the next
+// Open (Close; sums.go), if ok, and reports whether it kept any.
+func (w *WAL) keepPoolSums(ok bool) bool {
+	if !ok {
+		return false
+	}
+	w.prepMu.Lock()
+	pool := slices.Clone(w.pool)
+	w.prepMu.Unlock()
+	kept := false
+	for _, s := range pool {
+		if w.keepSums(s) {
+			kept = true
+		}
+	}
+	return kept
 }
 
 // adoptPooled takes a retired segment that an earlier run left

@@ -504,7 +504,7 @@ func TestPoolSurvivesARestart(t *testing.T) {
 	pooled := func() int {
 		n := 0
 		for _, name := range listDir(t, fsys, "/d") {
-			if strings.HasPrefix(name, recyclePrefix) {
+			if strings.HasPrefix(name, recyclePrefix) && strings.HasSuffix(name, segmentSuffix) {
 				n++
 			}
 		}
@@ -533,8 +533,19 @@ func TestPoolSurvivesARestart(t *testing.T) {
 	opts.RecycleSegments = limit
 	w = mustOpen(t, "/d", opts)
 	defer w.Close()
-	if removed := len(w.Recovery().RemovedFiles); removed != left-limit+1 {
+	removed := 0
+	for _, name := range w.Recovery().RemovedFiles {
+		if strings.HasSuffix(name, segmentSuffix) {
+			removed++
+		}
+	}
+	if removed != left-limit+1 {
 		t.Fatalf("removed %v, want the pooled segments beyond the limit and the one of another size", w.Recovery().RemovedFiles)
+	}
+	for _, name := range listDir(t, fsys, "/d") {
+		if strings.HasSuffix(name, keptSumsSuffix) {
+			t.Fatalf("Open left %s", name)
+		}
 	}
 	for w.SegmentsRecycled() < uint64(limit) {
 		es := makeEntries(rng, uint64(len(all)+1), 1, 1+rng.IntN(6), 60)

@@ -21,14 +21,31 @@ import (
 // segment: held in memory, the checksums would be 1/64 of the log). The
 // preparer reads that file instead of the segment.
 //
-// The cache is trusted only by the run that wrote it, which knows every
-// change to its segments since: Open removes the files, and a segment
-// written before the last Open is read back as before. Within a run, what
-// may change a segment's bytes (TruncateSuffix keeping it as the newest,
-// the preparer taking it for a new life, close) bumps its sumGen under
-// sumMu, and checksums begun under an older generation are thrown away.
+// The cache is trusted only by a run that knows every change to its
+// segments since it was written. Within a run, what may change a segment's
+// bytes (TruncateSuffix keeping it as the newest, the preparer taking it
+// for a new life, close) bumps its sumGen under sumMu, and checksums begun
+// under an older generation are thrown away.
+//
+// Across a clean restart the cache is handed on: Close syncs each sealed
+// or pooled segment that has one, then its cache file, and renames that
+// to <segment>.sums (keepSums); the next Open takes each such file back as
+// its own cache of that segment, under a sums-<n>.tmp name, and fsyncs the
+// directory before anything else may write (adoptKeptSums). So a .sums
+// name exists only between a Close and the next Open, while no process
+// writes the log, and nothing can change a segment behind its kept
+// checksums. After a crash there is no .sums file for what the crashed run
+// had cached, and Open removes its sums-<n>.tmp files: those segments are
+// read back as before. Without this, a restart of a node with a few GiB of
+// log read every segment of it back from the disk as it was reused
+// (perf/results/speedups.md, items 66 and 67).
 
-const sumsPrefix = "sums-"
+const (
+	sumsPrefix = "sums-"
+	// keptSumsSuffix names a segment's checksums that Close kept for the
+	// next Open: <segment file>.sums.
+	keptSumsSuffix = ".sums"
+)
 
 // sumJob is a sealed segment for the summer, with its generation then.
 type sumJob struct {
@@ -132,4 +149,87 @@ func (w *WAL) cachedSums(s *segment) ([]uint64, bool) {
 		return nil, false
 	}
 	return sums, true
+}
+
+// keepSums hands s's cached checksums on to the next Open (Close): the
+// segment is synced, so the disk holds the bytes they are the checksums
+// of, then the cache file, which is then named <segment>.sums. It reports
+// whether it kept them; the caller fsyncs the directory. Holds no lock the
+// summer takes (it has stopped).
+func (w *WAL) keepSums(s *segment) bool {
+	name := s.takeSums()
+	if name == "" {
+		return false
+	}
+	err := s.f.Sync()
+	if err == nil {
+		err = syncFileNamed(w.fsys, name)
+	}
+	if err == nil {
+		err = w.fsys.Rename(name, s.path+keptSumsSuffix)
+	}
+	if err != nil {
+		// Only a cache: the next run reads the segment back instead.
+		_ = w.fsys.Remove(name)
+		w.log.Debug("kraft/wal: could not keep a segment's checksums", "segment", s.path, "err", err)
+		return false
+	}
+	return true
+}
+
+// syncFileNamed fsyncs the file name.
+func syncFileNamed(fsys FS, name string) error {
+	f, err := fsys.OpenRW(name)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// adoptKeptSums takes the checksums an earlier Close kept (kept: segment
+// path -> its .sums file) back as this run's cache of the sealed live
+// segments and the pooled ones, and removes the rest: those of a newest
+// segment (appends will change it), of segments Open removed, and any
+// without their segment. It reports whether it changed the directory; the
+// caller must then fsync it before the log is written, so that no .sums
+// name outlives this Open (Open, before the goroutines start).
+func (w *WAL) adoptKeptSums(kept map[string]string) (bool, error) {
+	if len(kept) == 0 {
+		return false, nil
+	}
+	adopt := func(s *segment) error {
+		from, ok := kept[s.path]
+		if !ok {
+			return nil
+		}
+		delete(kept, s.path)
+		to := path.Join(w.dir, fmt.Sprintf("%s%d.tmp", sumsPrefix, w.sumSeq))
+		w.sumSeq++
+		if err := w.fsys.Rename(from, to); err != nil {
+			return errorf("rename %s: %w", from, err)
+		}
+		s.sumsFile = to
+		return nil
+	}
+	for _, s := range w.segs[:max(len(w.segs)-1, 0)] {
+		if err := adopt(s); err != nil {
+			return true, err
+		}
+	}
+	for _, s := range w.pool {
+		if err := adopt(s); err != nil {
+			return true, err
+		}
+	}
+	for _, name := range kept {
+		if err := w.fsys.Remove(name); err != nil {
+			return true, errorf("remove %s: %w", name, err)
+		}
+		w.recovery.RemovedFiles = append(w.recovery.RemovedFiles, name)
+	}
+	return true, nil
 }

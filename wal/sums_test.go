@@ -76,8 +76,8 @@ func liveSegment(w *WAL, i int) *segment {
 
 // TestRecycledFromCachedSums: segments sealed in this run are recycled
 // from the checksums the summer cached, without reading them back; Close
-// removes the cache; after a reopen, segments written before it are read
-// back (the cache is not trusted across runs).
+// keeps them as <segment>.sums, and after a reopen segments sealed before
+// it are recycled from those, still without reading them back.
 func TestRecycledFromCachedSums(t *testing.T) {
 	fsys := NewMemFS()
 	opts := memOpts(fsys, 4096)
@@ -99,35 +99,194 @@ func TestRecycledFromCachedSums(t *testing.T) {
 	if w.sumsCached.Load() != w.SegmentsRecycled() {
 		t.Fatalf("%d recycled from cached checksums, %d recycled", w.sumsCached.Load(), w.SegmentsRecycled())
 	}
-	sums := 0
-	for _, n := range listDir(t, fsys, "/d") {
-		if strings.HasPrefix(n, sumsPrefix) {
-			sums++
-		}
-	}
-	if sums == 0 {
+	if countNames(t, fsys, sumsPrefix, ".tmp") == 0 {
 		t.Fatal("no cache files while running")
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range listDir(t, fsys, "/d") {
-		if strings.HasPrefix(n, sumsPrefix) {
-			t.Fatalf("Close left %s", n)
-		}
+	if n := countNames(t, fsys, sumsPrefix, ".tmp"); n != 0 {
+		t.Fatalf("Close left %d cache files", n)
+	}
+	kept := countNames(t, fsys, "", keptSumsSuffix)
+	if pooled := countNames(t, fsys, recyclePrefix, segmentSuffix); kept <= pooled || pooled == 0 {
+		t.Fatalf("Close kept %d checksum files for %d pooled segments and the sealed ones", kept, pooled)
 	}
 
 	w = mustOpen(t, "/d", opts)
 	defer w.Close()
+	if n := countNames(t, fsys, "", keptSumsSuffix); n != 0 {
+		t.Fatalf("Open left %d kept checksum files", n)
+	}
+	for round := 0; w.SegmentsRecycled() < uint64(kept); round++ {
+		if round > 1000 {
+			t.Fatalf("%d segments recycled after the reopen", w.SegmentsRecycled())
+		}
+		all = churn(t, w, rng, all, round, 60, 20, 40)
+		waitSealedSums(t, w)
+	}
+	if got := w.SegmentsReadBack(); got != 0 {
+		t.Fatalf("after a reopen, %d of %d recycled segments were read back", got, w.SegmentsRecycled())
+	}
+}
+
+// TestCachedSumsAfterACrash: a run that ends without Close keeps no
+// checksums: its cache files are removed at the next Open, and segments
+// sealed before it are read back to be recycled.
+func TestCachedSumsAfterACrash(t *testing.T) {
+	fsys := NewMemFS()
+	opts := memOpts(fsys, 4096)
+	w := mustOpen(t, "/d", opts)
+	rng := rand.New(rand.NewPCG(9, 10))
+	var all []testEntry
+	for round := 0; round < 200; round++ {
+		all = churn(t, w, rng, all, round, 60, 20, 40)
+		waitSealedSums(t, w)
+	}
+	crashed := fsys.Crash(rng)
+	w.Close()
+	opts.FS = crashed
+	w = mustOpen(t, "/d", opts)
+	defer w.Close()
+	if n := countNames(t, crashed, sumsPrefix, ".tmp") + countNames(t, crashed, "", keptSumsSuffix); n != 0 {
+		t.Fatalf("%d checksum files after a crash and Open", n)
+	}
+	all = all[:w.LastIndex()]
 	for round := 0; w.SegmentsRecycled() < 3; round++ {
 		if round > 1000 {
-			t.Fatal("nothing recycled after the reopen")
+			t.Fatal("nothing recycled after the crash")
 		}
 		all = churn(t, w, rng, all, round, 60, 20, 40)
 	}
 	if w.SegmentsReadBack() == 0 {
-		t.Fatal("after a reopen, segments sealed before it were recycled without reading them back")
+		t.Fatal("after a crash, segments sealed before it were recycled without reading them back")
 	}
+}
+
+// TestKeptSumsMatchAcrossRestarts: whatever sequence of clean closes and
+// crashes a log goes through, every checksum cache a WAL holds after Open
+// is that of its segment's bytes, and the log reads back whole.
+func TestKeptSumsMatchAcrossRestarts(t *testing.T) {
+	for seed := uint64(1); seed <= 6; seed++ {
+		fsys := NewMemFS()
+		opts := memOpts(fsys, 4096)
+		rng := rand.New(rand.NewPCG(seed, 99))
+		var all []testEntry
+		adopted := 0
+		for life := 0; life < 8; life++ {
+			w := mustOpen(t, "/d", opts)
+			adopted += checkCachedSumsMatch(t, w)
+			if err := sameEntries(readAll(t, w), all[w.FirstIndex()-1:]); err != nil {
+				t.Fatalf("seed %d life %d: %v", seed, life, err)
+			}
+			for round := 0; round < 40+rng.IntN(80); round++ {
+				all = churn(t, w, rng, all, round, 60, 10, 30)
+				if rng.IntN(4) == 0 {
+					time.Sleep(time.Millisecond) // let the summer catch up, sometimes
+				}
+				if rng.IntN(25) == 0 && w.LastIndex() > w.FirstIndex()+5 {
+					from := w.LastIndex() - uint64(rng.IntN(5))
+					if err := w.TruncateSuffix(from); err != nil {
+						t.Fatal(err)
+					}
+					all = all[:from-1]
+				}
+			}
+			if rng.IntN(2) == 0 {
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if rng.IntN(2) == 0 {
+					// Power lost after a clean close: what Close kept
+					// must be durable, with the bytes it describes.
+					fsys = fsys.Crash(rng)
+					opts.FS = fsys
+				}
+				continue
+			}
+			crashed := fsys.Crash(rng)
+			w.Close()
+			fsys = crashed
+			opts.FS = fsys
+			// What the crash kept: the durable prefix at least.
+			w2 := mustOpen(t, "/d", opts)
+			all = all[:w2.LastIndex()]
+			w2.Close()
+		}
+		if adopted == 0 {
+			t.Fatalf("seed %d: no Open took back kept checksums", seed)
+		}
+	}
+}
+
+// TestKeptSumsOfANewestSegmentAreDropped: when Open finds the newest
+// segment cut to nothing and removes it, the segment before it becomes the
+// newest, which appends will change: the checksums Close kept for it while
+// it was sealed are not taken back.
+func TestKeptSumsOfANewestSegmentAreDropped(t *testing.T) {
+	fsys, w := sealedWAL(t, 100) // segments from 1, 41, 81
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := "/d/" + segmentName(41)
+	if _, ok := fsys.ReadFile(second + keptSumsSuffix); !ok {
+		t.Fatal("Close kept no checksums for the second segment")
+	}
+	if !fsys.Truncate("/d/"+segmentName(81), 0) {
+		t.Fatal("no third segment")
+	}
+	opts := memOpts(fsys, 4096)
+	w = mustOpen(t, "/d", opts)
+	defer w.Close()
+	if got := w.LastIndex(); got != 80 {
+		t.Fatalf("last index %d after the third segment was cut to nothing, want 80", got)
+	}
+	if got := cachedFor(t, w, liveSegment(w, 1)); got != nil {
+		t.Fatal("the newest segment took back checksums kept while it was sealed")
+	}
+	if got := cachedFor(t, w, liveSegment(w, 0)); got == nil {
+		t.Fatal("the first segment did not take back its kept checksums")
+	}
+	if _, ok := fsys.ReadFile(second + keptSumsSuffix); ok {
+		t.Fatal("Open left the newest segment's kept checksums")
+	}
+}
+
+// checkCachedSumsMatch fails unless every cached checksum file of w's
+// segments, live and pooled, holds the checksums of its segment's bytes;
+// it returns how many there are.
+func checkCachedSumsMatch(t *testing.T, w *WAL) int {
+	t.Helper()
+	w.mu.RLock()
+	segs := slices.Clone(w.segs)
+	w.mu.RUnlock()
+	w.prepMu.Lock()
+	segs = append(segs, w.pool...)
+	w.prepMu.Unlock()
+	n := 0
+	for _, s := range segs {
+		got := cachedFor(t, w, s)
+		if got == nil {
+			continue
+		}
+		n++
+		if !slices.Equal(got, sectorSums(s.m)) {
+			t.Fatalf("cached checksums of %s are not those of its bytes", s.path)
+		}
+	}
+	return n
+}
+
+// countNames counts the files in /d whose names have prefix and suffix.
+func countNames(t *testing.T, fsys FS, prefix, suffix string) int {
+	t.Helper()
+	n := 0
+	for _, name := range listDir(t, fsys, "/d") {
+		if strings.HasPrefix(name, prefix) && strings.HasSuffix(name, suffix) {
+			n++
+		}
+	}
+	return n
 }
 
 // fixedEntries builds n entries of records of exactly size bytes.

@@ -245,7 +245,11 @@ func (w *WAL) recover(d *dirScan, discard bool) error {
 		}
 		w.recovery.RemovedFiles = append(w.recovery.RemovedFiles, t)
 	}
-	if len(w.recovery.RemovedFiles) > 0 {
+	adopted, err := w.adoptKeptSums(d.keptSums)
+	if err != nil {
+		return err
+	}
+	if adopted || len(w.recovery.RemovedFiles) > 0 {
 		if err := w.fsys.SyncDir(w.dir); err != nil {
 			return &FatalError{Op: "directory fsync", Err: err}
 		}
@@ -1003,18 +1007,36 @@ func (w *WAL) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	err := w.fatal
-	for _, s := range w.segs {
+	kept := false
+	for i, s := range w.segs {
+		// A sealed segment's checksums go to the next Open (sums.go); the
+		// newest one has none.
+		if i < len(w.segs)-1 && err == nil && w.keepSums(s) {
+			kept = true
+		}
 		w.discardSums(s)
 		if cerr := s.close(); err == nil && cerr != nil {
 			err = errorf("close: %w", cerr)
 		}
 	}
 	for _, r := range w.retired {
+		// A recycle-* file stays for the next Open, with its checksums.
+		if r.seg.recycle && err == nil && w.keepSums(r.seg) {
+			kept = true
+		}
 		w.discardSums(r.seg)
-		_ = r.seg.close() // a recycle-* file stays for the next Open
+		_ = r.seg.close()
 	}
 	w.segs, w.retired = nil, nil
+	if w.keepPoolSums(err == nil) {
+		kept = true
+	}
 	w.closePool()
+	if kept {
+		if serr := w.fsys.SyncDir(w.dir); serr != nil {
+			w.log.Debug("kraft/wal: directory fsync after keeping checksums", "err", serr)
+		}
+	}
 	w.dropQueued()
 	w.prepMu.Lock()
 	if p := w.prepared; p != nil {
