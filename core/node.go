@@ -302,6 +302,7 @@ func (n *Node) recover() (InitialState, error) {
 		for _, b := range pieces {
 			st.Entries = append(st.Entries, b...)
 		}
+		n.wal.ReleaseMapped() // the copy is all the core reads from here
 	}
 	// The commit index rides along with term and vote and need not be
 	// durable: it may name entries a power loss took (committed by the

@@ -165,10 +165,17 @@
 //     writer goroutine between its rounds, releases retired segments) or
 //     Close. Bytes that TruncateSuffix cut from a segment it keeps are
 //     zeroed at once.
-//   - Bounded queues: the writer's, preparer's and dropper's wake-ups are
-//     capacity-1 channels; the drop queue holds released segments only,
-//     each of them once; the Durable channel has capacity 1 and
-//     coalesces; there is never more than one prepared segment waiting.
+//   - Pages that reads mapped (the scan at Open, views) stay mapped until
+//     released (release.go): ReleaseMapped releases every segment's (a node
+//     calls it after copying its log at recovery), the releaser goroutine
+//     the sealed segments' after each roll, and the preparer a pooled
+//     segment's before its next life. The pages stay cached; views stay
+//     valid.
+//   - Bounded queues: the writer's, preparer's, dropper's, summer's and
+//     releaser's wake-ups are capacity-1 channels; the drop queue holds
+//     released segments only, each of them once; the Durable channel has
+//     capacity 1 and coalesces; there is never more than one prepared
+//     segment waiting.
 //
 // # Fsync modes
 //

@@ -151,6 +151,21 @@ type priorPadder interface{ padOverPrior() }
 
 func (o *osFile) padOverPrior() { o.overPrior = true }
 
+// mappingReleaser is implemented by files whose mapped view can give back
+// the pages reading through it mapped (osFile). The view stays valid: the
+// next access maps the page again, from the page cache or the disk.
+type mappingReleaser interface{ releaseMapping() error }
+
+// releaseMapping unmaps the view's pages without unmapping the view
+// (MADV_DONTNEED, which for a shared file mapping drops only the page
+// table entries). Its caller excludes Close.
+func (o *osFile) releaseMapping() error {
+	if o.m == nil {
+		return nil
+	}
+	return unix.Madvise(o.m, unix.MADV_DONTNEED)
+}
+
 func (o *osFile) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
 func (o *osFile) WriteAt(p []byte, off int64) (int, error) {
 	if !o.padToPage || len(p) == 0 {

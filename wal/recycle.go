@@ -202,6 +202,7 @@ func (w *WAL) prepareRecycled(seq uint64, s *segment) (*preparedSegment, error) 
 		}
 		w.sumsRead.Add(1)
 	}
+	s.releaseMapped() // what its last life's reads mapped
 	if err := w.fsys.Rename(s.path, name); err != nil {
 		return fail(err)
 	}

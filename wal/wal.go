@@ -83,12 +83,13 @@ type WAL struct {
 	// mu), sized like the current one so that a roll does not regrow it.
 	spareOffsets []uint32
 
-	writerKick chan struct{} // capacity 1
-	prepKick   chan struct{} // capacity 1
-	dropKick   chan struct{} // capacity 1: drops queued (dropLoop)
-	sumKick    chan struct{} // capacity 1: segments sealed (sumLoop)
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	writerKick  chan struct{} // capacity 1
+	prepKick    chan struct{} // capacity 1
+	dropKick    chan struct{} // capacity 1: drops queued (dropLoop)
+	sumKick     chan struct{} // capacity 1: segments sealed (sumLoop)
+	releaseKick chan struct{} // capacity 1: a roll sealed a segment (releaseLoop)
+	stop        chan struct{}
+	wg          sync.WaitGroup
 
 	recovery Recovery
 }
@@ -135,18 +136,19 @@ func Open(dir string, opts Options) (*WAL, error) {
 		return nil, &CorruptionError{File: p.File, Offset: p.Offset, Detail: p.Detail}
 	}
 	w := &WAL{
-		dir:        dir,
-		fsys:       fsys,
-		opts:       opts,
-		log:        opts.Logger,
-		durableCh:  make(chan struct{}, 1),
-		writerKick: make(chan struct{}, 1),
-		prepKick:   make(chan struct{}, 1),
-		dropKick:   make(chan struct{}, 1),
-		sumKick:    make(chan struct{}, 1),
-		prepHurry:  make(chan struct{}, 1),
-		stop:       make(chan struct{}),
-		truncFloor: ^uint64(0),
+		dir:         dir,
+		fsys:        fsys,
+		opts:        opts,
+		log:         opts.Logger,
+		durableCh:   make(chan struct{}, 1),
+		writerKick:  make(chan struct{}, 1),
+		prepKick:    make(chan struct{}, 1),
+		dropKick:    make(chan struct{}, 1),
+		sumKick:     make(chan struct{}, 1),
+		releaseKick: make(chan struct{}, 1),
+		prepHurry:   make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		truncFloor:  ^uint64(0),
 	}
 	w.durableCnd = sync.NewCond(&w.mu)
 	w.prepCnd = sync.NewCond(&w.prepMu)
@@ -158,11 +160,12 @@ func Open(dir string, opts Options) (*WAL, error) {
 		}
 		return nil, err
 	}
-	w.wg.Add(4)
+	w.wg.Add(5)
 	go w.syncLoop()
 	go w.prepareLoop()
 	go w.dropLoop()
 	go w.sumLoop()
+	go w.releaseLoop()
 	w.mu.Lock()
 	w.askPrepareLocked()
 	w.mu.Unlock()
@@ -520,6 +523,7 @@ func (w *WAL) rollLocked(nextRecordBytes int) error {
 			return w.setFatal(&FatalError{Op: "fdatasync", Err: err})
 		}
 		w.queueSumsLocked(w.segs[n-1])
+		kick(w.releaseKick)
 	}
 	p := w.takeReserved()
 	first := w.lastIndexWritten() + 1
