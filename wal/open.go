@@ -34,6 +34,9 @@ type segment struct {
 	sumMu    sync.Mutex
 	sumGen   uint64
 	sumsFile string
+	// sumsKept: sumsFile came from an earlier run's Close (sums.go), so
+	// a sample of it is checked against the segment before it is used.
+	sumsKept bool
 }
 
 // padSector writes zeros from the end of the data to the end of its

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Checksums of sealed segments, taken while their pages are cached.
@@ -119,12 +121,19 @@ func (w *WAL) sumSealed(j sumJob) {
 // takeSums makes s's cached checksums stale and returns their file, which
 // the caller now owns ("" if none).
 func (s *segment) takeSums() string {
+	name, _ := s.takeSumsKept()
+	return name
+}
+
+// takeSumsKept is takeSums that also reports whether the checksums came
+// from an earlier run's Close.
+func (s *segment) takeSumsKept() (string, bool) {
 	s.sumMu.Lock()
 	defer s.sumMu.Unlock()
 	s.sumGen++
-	name := s.sumsFile
-	s.sumsFile = ""
-	return name
+	name, kept := s.sumsFile, s.sumsKept
+	s.sumsFile, s.sumsKept = "", false
+	return name, kept
 }
 
 // discardSums makes s's cached checksums stale and removes their file.
@@ -138,7 +147,7 @@ func (w *WAL) discardSums(s *segment) {
 // file cannot be read back whole) and removes their file. The preparer
 // calls it for the pooled segment it took.
 func (w *WAL) cachedSums(s *segment) ([]uint64, bool) {
-	name := s.takeSums()
+	name, kept := s.takeSumsKept()
 	if name == "" {
 		return nil, false
 	}
@@ -148,7 +157,42 @@ func (w *WAL) cachedSums(s *segment) ([]uint64, bool) {
 		w.log.Warn("kraft/wal: cached checksums unreadable; reading the segment instead", "file", name, "err", err)
 		return nil, false
 	}
+	if kept {
+		if k, err := sampleMismatch(s.f, sums, int64(len(s.m))); err != nil || k >= 0 {
+			w.log.Warn("kraft/wal: checksums kept by the last shutdown do not match the segment; reading it instead",
+				"segment", s.path, "sector", k, "err", err)
+			return nil, false
+		}
+	}
 	return sums, true
+}
+
+// sumSamples is how many sectors of a segment sampleMismatch reads: a few
+// KiB, against the whole segment that a read-back reads.
+const sumSamples = 16
+
+// sampleMismatch checks sumSamples sectors of f (size bytes), spread from
+// its first to its last, against sums, and returns the first that differs
+// (-1 if none). Checksums an earlier run kept are the segment's own unless
+// something outside kraftd changed the directory (a file copied in from
+// another node's, say). Trusted wrongly, they would go into the segment's
+// prior-content file at its next life, and recovery could then take its
+// old bytes past the new data for damage; so they are sampled.
+func sampleMismatch(f File, sums []uint64, size int64) (int, error) {
+	var b [sectorBytes]byte
+	n := len(sums)
+	for i := range sumSamples {
+		k := i * (n - 1) / (sumSamples - 1)
+		off := int64(k) * sectorBytes
+		sb := b[:min(sectorBytes, size-off)]
+		if _, err := f.ReadAt(sb, off); err != nil {
+			return k, err
+		}
+		if xxhash.Sum64(sb) != sums[k] {
+			return k, nil
+		}
+	}
+	return -1, nil
 }
 
 // keepSums hands s's cached checksums on to the next Open (Close): the
@@ -212,7 +256,7 @@ func (w *WAL) adoptKeptSums(kept map[string]string) (bool, error) {
 		if err := w.fsys.Rename(from, to); err != nil {
 			return errorf("rename %s: %w", from, err)
 		}
-		s.sumsFile = to
+		s.sumsFile, s.sumsKept = to, true
 		return nil
 	}
 	for _, s := range w.segs[:max(len(w.segs)-1, 0)] {

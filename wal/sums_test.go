@@ -252,6 +252,71 @@ func TestKeptSumsOfANewestSegmentAreDropped(t *testing.T) {
 	}
 }
 
+// TestKeptSumsFromElsewhereAreNotTrusted: checksum files that an earlier
+// Close did not write for these segments (another node's, copied in) are
+// caught by the sample check and the segments read back instead; the log
+// then survives a crash and reopens whole, which it would not if a
+// recycled segment's prior-content file held the wrong checksums. A .sums
+// file without its segment is removed.
+func TestKeptSumsFromElsewhereAreNotTrusted(t *testing.T) {
+	fsys := NewMemFS()
+	opts := memOpts(fsys, 4096)
+	w := mustOpen(t, "/d", opts)
+	rng := rand.New(rand.NewPCG(21, 22))
+	var all []testEntry
+	for round := 0; round < 300; round++ {
+		all = churn(t, w, rng, all, round, 60, 20, 40)
+		waitSealedSums(t, w)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wrong := 0
+	for _, name := range listDir(t, fsys, "/d") {
+		if !strings.HasSuffix(name, keptSumsSuffix) {
+			continue
+		}
+		sums := make([]uint64, 4096/sectorBytes)
+		for k := range sums {
+			sums[k] = rng.Uint64()
+		}
+		if err := fsys.Remove("/d/" + name); err != nil {
+			t.Fatal(err)
+		}
+		if err := writePrior(fsys, "/d/"+name, sums, true); err != nil {
+			t.Fatal(err)
+		}
+		wrong++
+	}
+	if wrong == 0 {
+		t.Fatal("Close kept no checksums")
+	}
+	orphan := "/d/" + segmentName(999999) + keptSumsSuffix
+	if err := writePrior(fsys, orphan, make([]uint64, 8), true); err != nil {
+		t.Fatal(err)
+	}
+
+	w = mustOpen(t, "/d", opts)
+	if _, ok := fsys.ReadFile(orphan); ok {
+		t.Fatal("Open left a .sums file whose segment does not exist")
+	}
+	for round := 0; w.SegmentsReadBack() < uint64(wrong)/2; round++ {
+		if round > 2000 {
+			t.Fatalf("%d segments read back, %d recycled: the wrong checksums were used", w.SegmentsReadBack(), w.SegmentsRecycled())
+		}
+		all = churn(t, w, rng, all, round, 60, 20, 40)
+	}
+	first := w.FirstIndex()
+	crashed := fsys.Crash(nil)
+	w.Close()
+	opts.FS = crashed
+	w = mustOpen(t, "/d", opts)
+	defer w.Close()
+	if err := sameEntries(readAll(t, w), all[first-1:w.LastIndex()]); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // checkCachedSumsMatch fails unless every cached checksum file of w's
 // segments, live and pooled, holds the checksums of its segment's bytes;
 // it returns how many there are.
