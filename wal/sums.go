@@ -154,7 +154,15 @@ func (w *WAL) cachedSums(s *segment) ([]uint64, bool) {
 	defer func() { _ = w.fsys.Remove(name) }()
 	sums, err := readPrior(w.fsys, name, int64(len(s.m)))
 	if err != nil {
-		w.log.Warn("kraft/wal: cached checksums unreadable; reading the segment instead", "file", name, "err", err)
+		// Not the log's damage: the advice a CorruptionError carries
+		// (verify-data, data recovery) does not apply to a cache.
+		detail := err.Error()
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			detail = ce.Detail
+		}
+		w.log.Warn("kraft/wal: cached checksums unreadable, reading the segment instead (a cache: nothing to repair)",
+			"file", name, "segment", s.path, "detail", detail)
 		return nil, false
 	}
 	if kept {
