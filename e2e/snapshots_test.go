@@ -176,16 +176,30 @@ func TestSnapshotKnobsOnRealProcesses(t *testing.T) {
 func TestRetiredSegmentsRecycledWithFsyncNone(t *testing.T) {
 	c := newCluster(t, 3, "--fsync-mode", "none", "--snapshot-threshold", "400", "--snapshot-min-interval", "0",
 		"--segment-size", "1MiB", "--max-entry-size", "64KiB")
-	cl := c.client()
-	value := []byte(strings.Repeat("r", 1024))
+	putLog(t, c.client(), "none-") // ~10 snapshots and compactions
+	var recycled float64
+	for id := range c.procs {
+		recycled += c.metric(id, "kraft_wal_segments_recycled_total")
+	}
+	if recycled == 0 {
+		t.Fatal("no node recycled a WAL segment with --fsync-mode none (kraft_wal_segments_recycled_total)")
+	}
+}
+
+// putLog writes ~4 MiB of log through cl: 16 writers put 250 values of
+// 1 KiB each, over 500 keys named with prefix. It stops the test on an
+// error.
+func putLog(t *testing.T, cl *client.Client, prefix string) {
+	t.Helper()
+	value := []byte(strings.Repeat("v", 1024))
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := 0; i < 250; i++ { // ~4 MiB of log: ~10 snapshots and compactions
+			for i := 0; i < 250; i++ {
 				ctx, cancel := ctxTimeout(20 * time.Second)
-				_, err := cl.Put(ctx, []byte(fmt.Sprint("none-", (w*250+i)%500)), value)
+				_, err := cl.Put(ctx, []byte(fmt.Sprint(prefix, (w*250+i)%500)), value)
 				cancel()
 				if err != nil {
 					t.Error(err)
@@ -196,14 +210,7 @@ func TestRetiredSegmentsRecycledWithFsyncNone(t *testing.T) {
 	}
 	wg.Wait()
 	if t.Failed() {
-		return
-	}
-	var recycled float64
-	for id := range c.procs {
-		recycled += c.metric(id, "kraft_wal_segments_recycled_total")
-	}
-	if recycled == 0 {
-		t.Fatal("no node recycled a WAL segment with --fsync-mode none (kraft_wal_segments_recycled_total)")
+		t.FailNow()
 	}
 }
 
@@ -214,30 +221,7 @@ func TestRetiredSegmentsRecycledWithFsyncNone(t *testing.T) {
 func TestCleanRestartRecyclesWithoutReadingBack(t *testing.T) {
 	c := newCluster(t, 3, "--snapshot-threshold", "800", "--snapshot-min-interval", "0",
 		"--segment-size", "1MiB", "--max-entry-size", "64KiB")
-	value := []byte(strings.Repeat("k", 1024))
-	load := func(cl *client.Client, phase string) {
-		var wg sync.WaitGroup
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func(w int) {
-				defer wg.Done()
-				for i := 0; i < 250; i++ { // ~4 MiB of log: ~5 snapshots and compactions
-					ctx, cancel := ctxTimeout(20 * time.Second)
-					_, err := cl.Put(ctx, []byte(fmt.Sprint(phase, (w*250+i)%500)), value)
-					cancel()
-					if err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}(w)
-		}
-		wg.Wait()
-		if t.Failed() {
-			t.FailNow()
-		}
-	}
-	load(c.client(), "before-")
+	putLog(t, c.client(), "before-") // ~5 snapshots and compactions
 	for id, p := range c.procs {
 		c.signal(id, syscall.SIGTERM)
 		ents, _ := os.ReadDir(p.dataDir)
@@ -255,7 +239,7 @@ func TestCleanRestartRecyclesWithoutReadingBack(t *testing.T) {
 		c.start(id)
 	}
 	c.waitLeader(15 * time.Second)
-	load(c.client(), "after-")
+	putLog(t, c.client(), "after-")
 	var recycled, readBack float64
 	for id := range c.procs {
 		recycled += c.metric(id, "kraft_wal_segments_recycled_total")

@@ -74,22 +74,30 @@ func liveSegment(w *WAL, i int) *segment {
 	return w.segs[i]
 }
 
+// churnedWAL opens a WAL of 4 KiB segments on a MemFS and churns it for
+// rounds (appends, compactions, recycling), waiting after each round until
+// the sealed segments' checksums are cached: a segment recycled before the
+// summer got to it is read back, which some tests rule out.
+func churnedWAL(t *testing.T, seed uint64, rounds int) (*MemFS, Options, *WAL, *rand.Rand, []testEntry) {
+	t.Helper()
+	fsys := NewMemFS()
+	opts := memOpts(fsys, 4096)
+	w := mustOpen(t, "/d", opts)
+	rng := rand.New(rand.NewPCG(seed, seed+1))
+	var all []testEntry
+	for round := range rounds {
+		all = churn(t, w, rng, all, round, 60, 20, 40)
+		waitSealedSums(t, w)
+	}
+	return fsys, opts, w, rng, all
+}
+
 // TestRecycledFromCachedSums: segments sealed in this run are recycled
 // from the checksums the summer cached, without reading them back; Close
 // keeps them as <segment>.sums, and after a reopen segments sealed before
 // it are recycled from those, still without reading them back.
 func TestRecycledFromCachedSums(t *testing.T) {
-	fsys := NewMemFS()
-	opts := memOpts(fsys, 4096)
-	w := mustOpen(t, "/d", opts)
-	rng := rand.New(rand.NewPCG(7, 8))
-	var all []testEntry
-	for round := 0; round < 300; round++ {
-		all = churn(t, w, rng, all, round, 60, 20, 40)
-		// Let the summer keep up: a segment recycled before it was
-		// summed is read back, which is what this test rules out.
-		waitSealedSums(t, w)
-	}
+	fsys, opts, w, rng, all := churnedWAL(t, 7, 300)
 	if got := w.SegmentsRecycled(); got < 10 {
 		t.Fatalf("only %d segments recycled", got)
 	}
@@ -134,15 +142,7 @@ func TestRecycledFromCachedSums(t *testing.T) {
 // checksums: its cache files are removed at the next Open, and segments
 // sealed before it are read back to be recycled.
 func TestCachedSumsAfterACrash(t *testing.T) {
-	fsys := NewMemFS()
-	opts := memOpts(fsys, 4096)
-	w := mustOpen(t, "/d", opts)
-	rng := rand.New(rand.NewPCG(9, 10))
-	var all []testEntry
-	for round := 0; round < 200; round++ {
-		all = churn(t, w, rng, all, round, 60, 20, 40)
-		waitSealedSums(t, w)
-	}
+	fsys, opts, w, rng, all := churnedWAL(t, 9, 200)
 	crashed := fsys.Crash(rng)
 	w.Close()
 	opts.FS = crashed
@@ -255,19 +255,10 @@ func TestKeptSumsOfANewestSegmentAreDropped(t *testing.T) {
 // TestKeptSumsFromElsewhereAreNotTrusted: checksum files that an earlier
 // Close did not write for these segments (another node's, copied in) are
 // caught by the sample check and the segments read back instead; the log
-// then survives a crash and reopens whole, which it would not if a
-// recycled segment's prior-content file held the wrong checksums. A .sums
-// file without its segment is removed.
+// then survives a crash and reopens whole. A .sums file without its
+// segment is removed.
 func TestKeptSumsFromElsewhereAreNotTrusted(t *testing.T) {
-	fsys := NewMemFS()
-	opts := memOpts(fsys, 4096)
-	w := mustOpen(t, "/d", opts)
-	rng := rand.New(rand.NewPCG(21, 22))
-	var all []testEntry
-	for round := 0; round < 300; round++ {
-		all = churn(t, w, rng, all, round, 60, 20, 40)
-		waitSealedSums(t, w)
-	}
+	fsys, opts, w, rng, all := churnedWAL(t, 21, 300)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
