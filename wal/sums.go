@@ -166,7 +166,7 @@ func (w *WAL) cachedSums(s *segment) ([]uint64, bool) {
 		return nil, false
 	}
 	if kept {
-		if k, err := sampleMismatch(s.f, sums, int64(len(s.m))); err != nil || k >= 0 {
+		if k, err := sampleMismatch(s.f, sums, int64(len(s.m)), s.end); err != nil || k >= 0 {
 			w.log.Warn("kraft/wal: checksums kept by the last shutdown do not match the segment; reading it instead",
 				"segment", s.path, "sector", k, "err", err)
 			return nil, false
@@ -180,17 +180,29 @@ func (w *WAL) cachedSums(s *segment) ([]uint64, bool) {
 const sumSamples = 16
 
 // sampleMismatch checks sumSamples sectors of f (size bytes), spread from
-// its first to its last, against sums, and returns the first that differs
-// (-1 if none). Checksums an earlier run kept are the segment's own unless
-// something outside kraftd changed the directory (a file copied in from
-// another node's, say). Trusted wrongly, they would go into the segment's
-// prior-content file at its next life, and recovery could then take its
-// old bytes past the new data for damage; so they are sampled.
-func sampleMismatch(f File, sums []uint64, size int64) (int, error) {
+// its first to its last, and the two on either side of end (where its data
+// ends, if known: 0 if not), against sums, and returns the first that
+// differs (-1 if none). Checksums an earlier run kept are the segment's
+// own unless something outside kraftd changed the directory: a file
+// copied in from another node's, or an older kraftd that ignores .sums
+// files run in between and changed the segment (cut or rewrote its tail:
+// the sectors around its end). Trusted wrongly, they would go into the
+// segment's prior-content file at its next life, and recovery could then
+// take its old bytes past the new data for damage; so they are sampled.
+func sampleMismatch(f File, sums []uint64, size, end int64) (int, error) {
 	var b [sectorBytes]byte
 	n := len(sums)
+	ks := make([]int, 0, sumSamples+2)
 	for i := range sumSamples {
-		k := i * (n - 1) / (sumSamples - 1)
+		ks = append(ks, i*(n-1)/(sumSamples-1))
+	}
+	if end > 0 {
+		ks = append(ks, int((end-1)/sectorBytes), int(end/sectorBytes))
+	}
+	for _, k := range ks {
+		if k >= n {
+			continue
+		}
 		off := int64(k) * sectorBytes
 		sb := b[:min(sectorBytes, size-off)]
 		if _, err := f.ReadAt(sb, off); err != nil {

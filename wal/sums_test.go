@@ -478,3 +478,48 @@ func TestDamagedCachedSumsAreNotUsed(t *testing.T) {
 		t.Fatalf("prior-content file %s: %v; not the sums of the segment's old bytes", prior, err)
 	}
 }
+
+// TestSampleMismatchSeesTheEnd: a change near a segment's data end (an
+// older kraftd that ignores .sums files cut or rewrote its tail) falls
+// between the spread samples, and the samples on either side of the end
+// catch it.
+func TestSampleMismatchSeesTheEnd(t *testing.T) {
+	fsys := NewMemFS()
+	f, err := fsys.Create("/seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := make([]byte, 1<<20)
+	end := int64(700_000) // data up to here, zeros after
+	for i := range m[:end] {
+		m[i] = byte(i*13 + 1)
+	}
+	if _, err := f.WriteAt(m, 0); err != nil {
+		t.Fatal(err)
+	}
+	sums := sectorSums(m)
+	if k, err := sampleMismatch(f, sums, int64(len(m)), end); k != -1 || err != nil {
+		t.Fatalf("unchanged segment: mismatch at sector %d, %v", k, err)
+	}
+	// Cut back by 300 bytes: the last data sector is zeroed from there.
+	cut := end - 300
+	if _, err := f.WriteAt(make([]byte, 300), cut); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := sampleMismatch(f, sums, int64(len(m)), 0); k != -1 {
+		t.Fatalf("the spread samples alone hit sector %d; the test needs a change between them", k)
+	}
+	if k, err := sampleMismatch(f, sums, int64(len(m)), cut); k < 0 || err != nil {
+		t.Fatalf("a cut tail was not seen (sector %d, %v)", k, err)
+	}
+	// Rewritten past the old end: new bytes where the zeros were.
+	if _, err := f.WriteAt(m[cut:end], cut); err != nil { // the old tail back
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("new record bytes"), end); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := sampleMismatch(f, sums, int64(len(m)), end+16); k < 0 || err != nil {
+		t.Fatalf("bytes written past the old end were not seen (sector %d, %v)", k, err)
+	}
+}
