@@ -439,18 +439,25 @@ func (fc *faultCluster) nemesis(rng *rand.Rand, stop <-chan struct{}, faults *at
 			victim = l // the leader is the interesting target half the time
 		}
 		var kind string
-		choice := rng.IntN(5)
+		choice := rng.IntN(6)
 		if fc.spare != 0 && rng.IntN(6) == 0 {
-			choice = 5
+			choice = 6
 		}
 		switch choice {
-		case 5:
+		case 6:
 			if kind = fc.toggleSpare(); kind == "" {
 				continue
 			}
 		case 0:
 			kind = "kill -9 and restart"
 			fc.signal(victim, syscall.SIGKILL)
+			sleep(200, 700)
+			fc.start(victim)
+		case 5:
+			// What an operator's rolling restart does: the WAL closes
+			// cleanly and keeps its checksums for the next start.
+			kind = "SIGTERM and restart"
+			fc.signal(victim, syscall.SIGTERM)
 			sleep(200, 700)
 			fc.start(victim)
 		case 1:
@@ -500,10 +507,11 @@ func envInt(name string, def int) int {
 }
 
 // TestLinearizableUnderFaults runs concurrent clients against real kraftd
-// processes while kill -9, pauses, partitions (also one-way) and leadership
-// transfers hit the cluster; then it heals everything and checks the whole
-// history for linearizability with porcupine, that the nodes converge, and
-// the counts the issue asks of the short run (10,000 operations, 10 faults).
+// processes while kill -9, clean restarts (SIGTERM), pauses, partitions
+// (also one-way) and leadership transfers hit the cluster; then it heals
+// everything and checks the whole history for linearizability with
+// porcupine, that the nodes converge, and the counts the issue asks of the
+// short run (10,000 operations, 10 faults).
 // make jepsen DURATION=30m NODES=5 runs it long (KRAFT_FAULTS_DURATION,
 // KRAFT_FAULTS_NODES; KRAFT_FAULTS_SEED replays a fault schedule).
 func TestLinearizableUnderFaults(t *testing.T) {
