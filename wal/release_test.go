@@ -33,16 +33,26 @@ func realWAL(t *testing.T, n int) (string, *WAL) {
 	return dir, w
 }
 
-// TestReleaseMappedKeepsViews: the pages a reopened WAL's scan and a full
-// read mapped are all given back by ReleaseMapped, and a view taken before
-// it still reads the same bytes.
-func TestReleaseMappedKeepsViews(t *testing.T) {
-	dir, w := realWAL(t, 300) // ~5 segments
+// settledWAL is realWAL closed and opened again: the rolls that appending
+// made kicked the releaser, which may run at any time after them, so a
+// test that maps pages and then expects them mapped starts from a WAL
+// that has not rolled yet.
+func settledWAL(t *testing.T, n int) (string, *WAL) {
+	t.Helper()
+	dir, w := realWAL(t, n)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	w = mustOpen(t, dir, Options{SegmentSizeBytes: 64 << 10})
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
+	return dir, w
+}
+
+// TestReleaseMappedKeepsViews: the pages a reopened WAL's scan and a full
+// read mapped are all given back by ReleaseMapped, and a view taken before
+// it still reads the same bytes.
+func TestReleaseMappedKeepsViews(t *testing.T) {
+	dir, w := settledWAL(t, 300) // ~5 segments
 	want := readAll(t, w)
 	view, err := w.Entries(1, 301, 1<<30)
 	if err != nil {
@@ -92,7 +102,7 @@ func segCount(w *WAL) int {
 // TestRollReleasesSealedSegments: after a roll the releaser gives back
 // what reads mapped of every sealed segment.
 func TestRollReleasesSealedSegments(t *testing.T) {
-	_, w := realWAL(t, 200)
+	_, w := settledWAL(t, 200)
 	readAll(t, w) // maps every segment
 	if got := sealedResident(t, w); got < 150<<10 {
 		t.Fatalf("only %d bytes mapped after reading ~200 KB through the mapping", got)
@@ -114,7 +124,7 @@ func TestRollReleasesSealedSegments(t *testing.T) {
 // segment's last life are given back when the preparer takes it, though
 // no roll released them since.
 func TestRecycledSegmentStartsUnmapped(t *testing.T) {
-	_, w := realWAL(t, 200)
+	_, w := settledWAL(t, 200)
 	readAll(t, w) // no roll after this, so no release before the compaction
 	// The second compaction lets the first one's segments into the pool
 	// (the view lifetime rule).
