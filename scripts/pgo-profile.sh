@@ -101,6 +101,6 @@ profile writes1
 profile writes2
 profile reads --read-ratio 1
 profile mixed --read-ratio 0.5
-go tool pprof -proto "$work"/*/node*.pprof > "$work/merged.pgo" 2> /dev/null
+go tool pprof -proto "$work"/*/node*.pprof > "$work/merged.pgo"
 mv "$work/merged.pgo" "$OUT"
 echo "wrote $OUT ($(wc -c < "$OUT") bytes) from $(ls "$work"/*/node*.pprof | wc -l) profiles of ${SECS}s"
