@@ -37,7 +37,7 @@ stop_nodes() {
 }
 trap 'stop_nodes; rm -rf "$work"' EXIT
 
-# Ports away from `make run`'s 7001-7023 and the e2e tests' random ones.
+# Ports away from `make run`'s 7001-7023, so that both can run on one host.
 base=27101
 peers=""
 for i in 1 2 3; do peers+="${peers:+,}$i=127.0.0.1:$((base + 10 * (i - 1)))"; done
